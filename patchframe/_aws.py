@@ -1,0 +1,129 @@
+"""The one place that makes boto3 clients.
+
+Every client patchframe uses comes from :func:`make_client`, so credentials,
+profiles, regions and ``AWS_ENDPOINT_URL`` all follow boto3's standard
+configuration, and every client gets the same retry policy. It is also the one
+seam tests need: point ``AWS_ENDPOINT_URL`` at the emulator, or pass a client.
+
+Fast patch pages
+----------------
+botocore parses every response member by member and turns each timestamp into
+a local-zone datetime, which costs far more CPU than the JSON itself. For
+DescribeInstancePatches, whose pages are most of the traffic, patchframe hooks
+botocore's public ``before-parse`` event: it decodes the JSON body once, hands
+the page through untouched, and leaves botocore an empty body to parse. Retries,
+signing, credentials and error parsing stay botocore's. The hook acts only
+inside :func:`fast_patch_pages`, so a user's own calls on the same client are
+parsed as usual.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
+
+__all__ = ["PAGE_KEY", "RETRY_CONFIG", "fast_patch_pages", "make_client", "make_sts_client"]
+
+#: Retry policy for throttling: botocore's standard mode (exponential backoff
+#: with full jitter, throttling and 5xx errors retried) with a larger budget.
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 10},
+    connect_timeout=10,
+    read_timeout=60,
+    user_agent_extra="patchframe",
+)
+
+#: Key under which the fast path hands the decoded page to the caller.
+PAGE_KEY = "_patchframe_page"
+
+_HOOK_ID = "patchframe-fast-patch-pages"
+_fast_pages: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "patchframe_fast_pages", default=False
+)
+
+
+def make_client(
+    *,
+    boto3_session: boto3.Session | None = None,
+    region: str | None = None,
+    max_pool_connections: int = 10,
+) -> SSMClient:
+    """An SSM client with patchframe's retry policy.
+
+    Parameters
+    ----------
+    boto3_session
+        Session to take credentials, profile and default region from; boto3's
+        default session when None.
+    region
+        Region name; the session's default when None.
+    max_pool_connections
+        HTTP connections kept open; size it to the number of threads sharing the client.
+
+    Examples
+    --------
+    >>> client = make_client(region="eu-west-1")
+    >>> client.meta.region_name
+    'eu-west-1'
+    """
+    session = boto3_session or boto3.Session()
+    config = RETRY_CONFIG.merge(Config(max_pool_connections=max_pool_connections))
+    return session.client("ssm", region_name=region, config=config)
+
+
+def make_sts_client(
+    *, boto3_session: boto3.Session | None = None, region: str | None = None
+) -> STSClient:
+    """An STS client with patchframe's retry policy, for the caller's account id.
+
+    Examples
+    --------
+    >>> make_sts_client(region="eu-west-1").meta.service_model.service_name
+    'sts'
+    """
+    session = boto3_session or boto3.Session()
+    return session.client("sts", region_name=region, config=RETRY_CONFIG)
+
+
+def _hand_page_through(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    if not _fast_pages.get() or response_dict.get("status_code") != 200:
+        return
+    customized_response_dict[PAGE_KEY] = json.loads(response_dict["body"])
+    response_dict["body"] = b"{}"
+
+
+@contextmanager
+def fast_patch_pages(client: SSMClient) -> Iterator[None]:
+    """Within the block, DescribeInstancePatches answers carry the decoded page.
+
+    The page, as the wire sent it, is under :data:`PAGE_KEY` of the response;
+    ``Patches`` and ``NextToken`` are then absent. Clients that never reach HTTP
+    (botocore's Stubber) answer as usual, so callers handle both.
+
+    Examples
+    --------
+    >>> client = make_client(region="eu-west-1")
+    >>> with fast_patch_pages(client):
+    ...     pass
+    """
+    # unique_id makes registering on the same client twice a no-op.
+    client.meta.events.register(
+        "before-parse.ssm.DescribeInstancePatches", _hand_page_through, unique_id=_HOOK_ID
+    )
+    token = _fast_pages.set(True)
+    try:
+        yield
+    finally:
+        _fast_pages.reset(token)

@@ -1,0 +1,322 @@
+"""Loading one managed node's patches: argument checks, paging, error mapping."""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from ._aws import PAGE_KEY, fast_patch_pages, make_client
+from ._schema import STATES, NodeKey, PatchColumns, build_patches, normalise_state
+from .exceptions import AWSRequestError, NodeNotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_ssm.type_defs import PatchOrchestratorFilterTypeDef
+
+__all__ = [
+    "PatchFilters",
+    "aws_error",
+    "fetch_node_patches",
+    "load_instance_patches",
+    "validate_instance_id",
+    "validate_page_size",
+    "validate_patch_filters",
+]
+
+#: What ``filters`` accepts: ``{"State": ["Missing"]}`` or the API's own list.
+PatchFilters = Mapping[str, Sequence[str]] | Sequence[Mapping[str, Any]]
+
+_INSTANCE_ID = re.compile(r"(i-(\w{8}|\w{17})|mi-\w{17})")
+_FILTER_KEYS = ("Classification", "KBId", "Severity", "State")
+_MAX_FILTERS = 5
+_PAGE_SIZES = range(10, 101)
+_LARGEST_PAGE, _FALLBACK_PAGE = 100, 50
+# Clients whose service refused pages of 100: ask them for 50 from then on.
+_refuses_largest_page: weakref.WeakSet[Any] = weakref.WeakSet()
+_CAMEL_STATE = {s: "".join(w.capitalize() for w in s.split("_")) for s in STATES}
+
+
+def validate_instance_id(instance_id: object) -> str:
+    """Check a node id against the API's pattern.
+
+    Examples
+    --------
+    >>> validate_instance_id("i-0123456789abcdef0")
+    'i-0123456789abcdef0'
+    >>> validate_instance_id("web-1")
+    Traceback (most recent call last):
+    ...
+    patchframe.exceptions.ValidationError: instance_id 'web-1' is not a managed node id: ...
+    """
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+        raise ValidationError(
+            f"instance_id {instance_id!r} is not a managed node id: expected 'i-' and 8 "
+            "or 17 letters or digits (EC2), or 'mi-' and 17 (hybrid)"
+        )
+    return instance_id
+
+
+def validate_page_size(page_size: object) -> int | None:
+    """Check a DescribeInstancePatches page size (10-100, or None for the largest).
+
+    Examples
+    --------
+    >>> validate_page_size(5)
+    Traceback (most recent call last):
+    ...
+    patchframe.exceptions.ValidationError: page_size 5 is outside 10-100, ...
+    """
+    if page_size is None:
+        return None
+    if (
+        isinstance(page_size, bool)
+        or not isinstance(page_size, int)
+        or page_size not in _PAGE_SIZES
+    ):
+        raise ValidationError(
+            f"page_size {page_size!r} is outside 10-100, the page sizes "
+            "DescribeInstancePatches accepts"
+        )
+    return page_size
+
+
+def validate_patch_filters(
+    filters: PatchFilters | None,
+) -> list[PatchOrchestratorFilterTypeDef]:
+    """Check patch filters and return them in the API's own shape.
+
+    State values may be spelled as the model does (``MISSING``) or as filters
+    want them (``Missing``); they are sent as the latter.
+
+    Examples
+    --------
+    >>> validate_patch_filters({"State": ["MISSING", "Failed"]})
+    [{'Key': 'State', 'Values': ['Missing', 'Failed']}]
+    >>> validate_patch_filters({"Product": ["WindowsServer2022"]})
+    Traceback (most recent call last):
+    ...
+    patchframe.exceptions.ValidationError: filter key 'Product' is not one ... accepts: ...
+    """
+    if filters is None:
+        return []
+    if isinstance(filters, Mapping):
+        pairs = list(filters.items())
+    elif isinstance(filters, Sequence) and not isinstance(filters, str):
+        pairs = []
+        for f in filters:
+            if not isinstance(f, Mapping) or set(f) != {"Key", "Values"}:
+                raise ValidationError(
+                    f"filter {f!r} is not a {{'Key': ..., 'Values': [...]}} mapping"
+                )
+            pairs.append((f["Key"], f["Values"]))
+    else:
+        raise ValidationError(
+            f"filters {filters!r}: expected a dict such as {{'State': ['Missing']}} "
+            "or a list of {'Key': ..., 'Values': [...]}"
+        )
+    if len(pairs) > _MAX_FILTERS:
+        raise ValidationError(
+            f"{len(pairs)} filters given; DescribeInstancePatches takes at most {_MAX_FILTERS}"
+        )
+    checked: list[PatchOrchestratorFilterTypeDef] = []
+    for key, values in pairs:
+        if key not in _FILTER_KEYS:
+            raise ValidationError(
+                f"filter key {key!r} is not one DescribeInstancePatches accepts: "
+                + ", ".join(_FILTER_KEYS)
+            )
+        if (
+            isinstance(values, str)
+            or not isinstance(values, Sequence)
+            or not values
+            or not all(isinstance(v, str) and v for v in values)
+        ):
+            raise ValidationError(
+                f"filter {key!r} values {values!r}: expected a non-empty list of non-empty strings"
+            )
+        if key == "State":
+            values = [_state_filter_value(v) for v in values]
+        checked.append({"Key": key, "Values": list(values)})
+    return checked
+
+
+def _state_filter_value(value: str) -> str:
+    state = normalise_state(value)
+    if state not in _CAMEL_STATE:
+        raise ValidationError(
+            f"filter 'State' value {value!r} is not a patch state: expected one of "
+            + ", ".join(_CAMEL_STATE.values())
+        )
+    return _CAMEL_STATE[state]
+
+
+def aws_error(
+    err: ClientError | BotoCoreError, *, operation: str, instance_id: str | None = None
+) -> AWSRequestError:
+    """Turn a botocore error into a patchframe error naming the node.
+
+    Examples
+    --------
+    >>> from botocore.exceptions import ClientError
+    >>> err = ClientError({"Error": {"Code": "InvalidFilter", "Message": "bad key"}},
+    ...                   "DescribeInstancePatches")
+    >>> print(aws_error(err, operation="DescribeInstancePatches", instance_id="i-12345678"))
+    DescribeInstancePatches for node i-12345678 failed: InvalidFilter: bad key
+    """
+    where = f" for node {instance_id}" if instance_id else ""
+    if isinstance(err, ClientError):
+        code = str(err.response.get("Error", {}).get("Code", "Unknown"))
+        message = str(err.response.get("Error", {}).get("Message", ""))
+    else:
+        code, message = type(err).__name__, str(err)
+    text = f"{operation}{where} failed: {code}: {message}"
+    if isinstance(err, NoCredentialsError):
+        text += (
+            " (configure a profile or AWS_* variables, or try the sample fleet "
+            "with patchframe.sample_client())"
+        )
+    cls = NodeNotFoundError if code == "InvalidInstanceId" else AWSRequestError
+    return cls(text, code=code, operation=operation, instance_id=instance_id, aws_message=message)
+
+
+def fetch_node_patches(
+    client: SSMClient,
+    instance_id: str,
+    *,
+    filters: Sequence[PatchOrchestratorFilterTypeDef] = (),
+    page_size: int | None = None,
+) -> PatchColumns:
+    """Page DescribeInstancePatches for one node to the last page.
+
+    Arguments must already be checked. Raises :class:`AWSRequestError` once
+    botocore's retries are spent. An expired NextToken restarts the node's
+    paging once, from the first page, so no page is counted twice.
+    """
+    for restart in (False, True):
+        try:
+            return _page_through(client, instance_id, filters, page_size)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code != "InvalidNextToken" or restart:
+                raise aws_error(
+                    err, operation="DescribeInstancePatches", instance_id=instance_id
+                ) from err
+        except BotoCoreError as err:
+            raise aws_error(
+                err, operation="DescribeInstancePatches", instance_id=instance_id
+            ) from err
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _page_through(
+    client: SSMClient,
+    instance_id: str,
+    filters: Sequence[PatchOrchestratorFilterTypeDef],
+    page_size: int | None,
+) -> PatchColumns:
+    columns = PatchColumns()
+    request: dict[str, Any] = {"InstanceId": instance_id, "Filters": list(filters)}
+    token: str | None = None
+    with fast_patch_pages(client):
+        while True:
+            if token:
+                request["NextToken"] = token
+            size = page_size or (
+                _FALLBACK_PAGE if client in _refuses_largest_page else _LARGEST_PAGE
+            )
+            try:
+                response: Mapping[str, Any] = client.describe_instance_patches(
+                    **request, MaxResults=size
+                )
+            except ClientError as err:
+                if page_size is None and size == _LARGEST_PAGE and _refused_page_size(err):
+                    _refuses_largest_page.add(client)
+                    continue
+                raise
+            page = response.get(PAGE_KEY, response)
+            columns.extend(page.get("Patches", ()))
+            token = page.get("NextToken")
+            if not token:
+                return columns
+
+
+def _refused_page_size(err: ClientError) -> bool:
+    error = err.response.get("Error", {})
+    return (
+        error.get("Code") == "ValidationException"
+        and "maxresults" in str(error.get("Message", "")).lower()
+    )
+
+
+def load_instance_patches(
+    instance_id: str,
+    *,
+    filters: PatchFilters | None = None,
+    page_size: int | None = None,
+    client: SSMClient | None = None,
+    boto3_session: boto3.Session | None = None,
+    region: str | None = None,
+) -> pd.DataFrame:
+    """Load one managed node's patches into a typed DataFrame.
+
+    Pages DescribeInstancePatches to the last page. Every argument is checked
+    before any call.
+
+    Parameters
+    ----------
+    instance_id
+        An EC2 (``i-...``) or hybrid (``mi-...``) managed node id.
+    filters
+        ``{"State": ["Missing", "Failed"], "Severity": ["Critical"]}``, or the
+        API's own list of ``{"Key": ..., "Values": [...]}``; at most 5, keys
+        Classification, KBId, Severity, State.
+    page_size
+        Patches per request, 10-100. By default the largest the service accepts:
+        100, or 50 where the service refuses 100.
+    client
+        A boto3 SSM client to use; made from ``boto3_session`` and ``region`` when None.
+    boto3_session, region
+        Where credentials and region come from when no client is given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patch, with the columns and dtypes of the data contract.
+        ``account_id`` is NA: one node's call does not say which account it is in.
+
+    Raises
+    ------
+    ValidationError
+        A bad argument, before any call.
+    NodeNotFoundError
+        The node does not exist in that account and region.
+    AWSRequestError
+        Any other failure, once retries are spent; the botocore error is ``__cause__``.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> client = pf.sample_client()
+    >>> node = client.describe_instance_information()["InstanceInformationList"][0]
+    >>> patches = pf.load_instance_patches(node["InstanceId"], client=client)
+    >>> patches["state"].dtype.name, patches["instance_id"].nunique()
+    ('category', 1)
+    >>> missing = pf.load_instance_patches(node["InstanceId"], client=client,
+    ...                                     filters={"State": ["Missing"]})
+    >>> set(missing["state"].unique())  <= {"MISSING"}
+    True
+    """
+    validate_instance_id(instance_id)
+    checked = validate_patch_filters(filters)
+    size = validate_page_size(page_size)
+    if client is None:
+        client = make_client(boto3_session=boto3_session, region=region)
+    columns = fetch_node_patches(client, instance_id, filters=checked, page_size=size)
+    key = NodeKey(instance_id, region=client.meta.region_name)
+    return build_patches([(key, columns)])

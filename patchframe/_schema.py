@@ -1,0 +1,528 @@
+"""The data contract: raw API records in, typed patches frames out.
+
+This is the only module that knows the shapes the API sends. Everything after it
+sees frames with the columns and dtypes of :data:`PATCH_DTYPES`.
+
+Severity levels
+---------------
+Each vendor grades patches in its own words. ``severity`` keeps the word as sent;
+``severity_level`` puts it on one ordered scale, Critical > High > Medium > Low >
+Unspecified, by this table (matched without regard to case):
+
+==========================  ===============================================
+severity_level              vendor words
+==========================  ===============================================
+Critical                    Critical; Required (Ubuntu/Debian priority)
+High                        Important; High
+Medium                      Moderate; Medium; Standard (Ubuntu/Debian)
+Low                         Low; Optional, Extra (Ubuntu/Debian); Informational
+Unspecified                 Unspecified, an empty value, any other word
+==========================  ===============================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "COMPLIANT_STATES",
+    "COUNT_COLUMNS",
+    "ERROR_DTYPES",
+    "NODE_COLUMNS",
+    "NODE_PATCH_COLUMNS",
+    "NON_COMPLIANT_STATES",
+    "PATCH_COLUMNS",
+    "PATCH_DTYPES",
+    "SEVERITY_LEVELS",
+    "STATES",
+    "NodeKey",
+    "PatchColumns",
+    "UnknownStateWarning",
+    "build_errors",
+    "build_nodes",
+    "build_patches",
+    "concat_patches",
+    "empty_patches",
+    "normalise_state",
+    "severity_level_of",
+    "to_utc",
+]
+
+#: Patch states of the API model, in the model's order.
+STATES: tuple[str, ...] = (
+    "INSTALLED",
+    "INSTALLED_OTHER",
+    "INSTALLED_PENDING_REBOOT",
+    "INSTALLED_REJECTED",
+    "MISSING",
+    "NOT_APPLICABLE",
+    "FAILED",
+    "AVAILABLE_SECURITY_UPDATE",
+)
+
+#: States AWS counts as compliant.
+COMPLIANT_STATES: frozenset[str] = frozenset({"INSTALLED", "INSTALLED_OTHER"})
+
+#: States AWS counts as non-compliant. AVAILABLE_SECURITY_UPDATE is set per
+#: baseline; it is counted here as the baseline default, NON_COMPLIANT.
+NON_COMPLIANT_STATES: frozenset[str] = frozenset(
+    {
+        "MISSING",
+        "FAILED",
+        "INSTALLED_PENDING_REBOOT",
+        "INSTALLED_REJECTED",
+        "AVAILABLE_SECURITY_UPDATE",
+    }
+)
+
+#: The one severity scale, lowest first (the order of the ordered category).
+SEVERITY_LEVELS: tuple[str, ...] = ("Unspecified", "Low", "Medium", "High", "Critical")
+
+_LEVEL_OF_WORD: dict[str, str] = {
+    "critical": "Critical",
+    "required": "Critical",
+    "important": "High",
+    "high": "High",
+    "moderate": "Medium",
+    "medium": "Medium",
+    "standard": "Medium",
+    "low": "Low",
+    "optional": "Low",
+    "extra": "Low",
+    "informational": "Low",
+}
+
+#: Columns of the patches frame and their dtypes, in order.
+PATCH_DTYPES: dict[str, Any] = {
+    "account_id": "category",
+    "region": "category",
+    "instance_id": "category",
+    "kb_id": "category",
+    "title": "category",
+    "classification": "category",
+    "severity": "category",
+    "severity_level": pd.CategoricalDtype(list(SEVERITY_LEVELS), ordered=True),
+    "state": pd.CategoricalDtype(list(STATES), ordered=True),
+    "installed_time": pd.DatetimeTZDtype("ns", "UTC"),
+    "cve_ids": "category",
+}
+PATCH_COLUMNS: tuple[str, ...] = tuple(PATCH_DTYPES)
+
+# InstalledTime values that mean "never": the Unix epoch and .NET's DateTime.MinValue.
+_SENTINEL_SECONDS = (0.0, -62135596800.0)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class UnknownStateWarning(UserWarning):
+    """A patch state that patchframe does not know yet; it is kept as its own category."""
+
+
+def normalise_state(value: str) -> str:
+    """Spell a patch state the way the API model does.
+
+    Real responses say ``InstalledOther``; the model says ``INSTALLED_OTHER``.
+    Both, and any mix of case, give the model's spelling.
+
+    Examples
+    --------
+    >>> normalise_state("InstalledPendingReboot")
+    'INSTALLED_PENDING_REBOOT'
+    >>> normalise_state("NOT_APPLICABLE")
+    'NOT_APPLICABLE'
+    """
+    if "_" in value or value.isupper():
+        return value.upper()
+    snake = "".join("_" + c if c.isupper() and i else c for i, c in enumerate(value))
+    return snake.upper()
+
+
+def severity_level_of(severity: str | None) -> str:
+    """Put a vendor's severity word on patchframe's one scale.
+
+    Examples
+    --------
+    >>> severity_level_of("Important")
+    'High'
+    >>> severity_level_of("")
+    'Unspecified'
+    """
+    if not severity:
+        return "Unspecified"
+    return _LEVEL_OF_WORD.get(severity.lower(), "Unspecified")
+
+
+def to_utc(value: object) -> float:
+    """Seconds since the epoch of an API timestamp, NaN for the "never" sentinels.
+
+    Accepts what the wire sends (epoch seconds as int or float), what botocore's
+    parser makes of it (an aware datetime in any zone), and ISO text.
+
+    Examples
+    --------
+    >>> to_utc(1706745600)
+    1706745600.0
+    >>> import datetime as dt
+    >>> to_utc(dt.datetime(2024, 2, 1, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))))
+    1706745600.0
+    >>> to_utc(-62135596800)
+    nan
+    """
+    if value is None:
+        return float("nan")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, dt.datetime):
+        if value.year == 1:  # DateTime.MinValue; .timestamp() may overflow near it
+            return float("nan")
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        seconds = (aware - _EPOCH).total_seconds()
+    elif isinstance(value, str):
+        return to_utc(pd.Timestamp(value).to_pydatetime()) if value else float("nan")
+    else:
+        raise TypeError(f"InstalledTime {value!r}: expected epoch seconds or a datetime")
+    return float("nan") if seconds in _SENTINEL_SECONDS else seconds
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKey:
+    """Where a node's patches came from."""
+
+    instance_id: str
+    account_id: str | None = None
+    region: str | None = None
+
+
+@dataclass(slots=True)
+class PatchColumns:
+    """One node's raw patch fields, column by column, as pages arrive.
+
+    Examples
+    --------
+    >>> cols = PatchColumns()
+    >>> cols.extend([{"KBId": "KB1", "State": "Missing", "InstalledTime": 0}])
+    >>> len(cols)
+    1
+    """
+
+    kb_id: list[str] = field(default_factory=list)
+    title: list[str] = field(default_factory=list)
+    classification: list[str] = field(default_factory=list)
+    severity: list[str] = field(default_factory=list)
+    state: list[str] = field(default_factory=list)
+    installed_time: list[object] = field(default_factory=list)
+    cve_ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.kb_id)
+
+    def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append API patch records (wire JSON or botocore-parsed dicts)."""
+        for r in records:
+            self.kb_id.append(r.get("KBId", ""))
+            self.title.append(r.get("Title", ""))
+            self.classification.append(r.get("Classification", ""))
+            self.severity.append(r.get("Severity", ""))
+            self.state.append(r.get("State", ""))
+            self.installed_time.append(r.get("InstalledTime"))
+            self.cve_ids.append(r.get("CVEIds", ""))
+
+
+def _text_category(values: Sequence[object]) -> pd.Categorical[Any]:
+    """Categorical of strings with ``""`` and None as NA."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    keep = np.array([bool(u) for u in uniques], dtype=bool)
+    if keep.all():
+        return pd.Categorical.from_codes(codes, dtype=_str_dtype(uniques))
+    remap = np.where(keep, np.cumsum(keep) - 1, -1).astype(codes.dtype)
+    remap = np.append(remap, -1)  # factorize's NA code -1 indexes the last slot
+    return pd.Categorical.from_codes(remap[codes], dtype=_str_dtype(uniques[keep]))
+
+
+def _str_dtype(categories: Iterable[object]) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(pd.Index(list(categories), dtype="str"))
+
+
+def _state_category(values: Sequence[str]) -> pd.Categorical[Any]:
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    names = [normalise_state(str(u)) for u in uniques]
+    unknown = sorted({n for n in names if n not in STATES})
+    if unknown:
+        warnings.warn(
+            f"unknown patch state(s) {unknown}: kept as their own categories; "
+            f"known states are {list(STATES)}",
+            UnknownStateWarning,
+            stacklevel=3,
+        )
+    categories = [*STATES, *unknown]
+    position = {name: i for i, name in enumerate(categories)}
+    remap = np.array([position[n] for n in names] + [-1], dtype=np.int16)
+    return pd.Categorical.from_codes(
+        remap[codes], dtype=pd.CategoricalDtype(categories, ordered=True)
+    )
+
+
+def _severity_level_category(severity: pd.Categorical) -> pd.Categorical[Any]:
+    levels = [SEVERITY_LEVELS.index(severity_level_of(str(c))) for c in severity.categories]
+    remap = np.array([*levels, 0], dtype=np.int8)  # NA severity -> Unspecified
+    return pd.Categorical.from_codes(remap[severity.codes], dtype=PATCH_DTYPES["severity_level"])
+
+
+def _times(values: Sequence[object]) -> pd.DatetimeIndex:
+    try:
+        seconds = np.asarray(values, dtype=np.float64)
+        seconds[np.isin(seconds, _SENTINEL_SECONDS)] = np.nan
+    except (TypeError, ValueError):  # datetimes or text, as botocore's parser gives them
+        seconds = np.fromiter((to_utc(v) for v in values), np.float64, len(values))
+    # Whole microseconds: float seconds carry binary noise below that.
+    micros = np.round(seconds * 1e6)
+    return pd.DatetimeIndex(pd.to_datetime(micros, unit="us", utc=True)).as_unit("ns")
+
+
+def _repeated(labels: Sequence[str | None], counts: Sequence[int]) -> pd.Categorical[Any]:
+    """A categorical column holding ``labels[i]`` ``counts[i]`` times, built from codes."""
+    codes, uniques = pd.factorize(np.asarray(labels, dtype=object), use_na_sentinel=True)
+    return pd.Categorical.from_codes(np.repeat(codes, counts), dtype=_str_dtype(uniques))
+
+
+def build_patches(parts: Sequence[tuple[NodeKey, PatchColumns]]) -> pd.DataFrame:
+    """Build one typed patches frame from the raw columns of one or more nodes.
+
+    Examples
+    --------
+    >>> cols = PatchColumns()
+    >>> cols.extend([{"KBId": "KB5034439", "Title": "", "Classification": "",
+    ...               "Severity": "", "State": "InstalledOther", "InstalledTime": 0}])
+    >>> frame = build_patches([(NodeKey("i-0123456789abcdef0"), cols)])
+    >>> frame.loc[0, "state"], frame.loc[0, "title"], frame.loc[0, "installed_time"]
+    ('INSTALLED_OTHER', nan, NaT)
+    """
+    counts = [len(cols) for _, cols in parts]
+
+    def joined(name: str) -> list[Any]:
+        if len(parts) == 1:
+            return list(getattr(parts[0][1], name))
+        out: list[Any] = []
+        for _, cols in parts:
+            out.extend(getattr(cols, name))
+        return out
+
+    severity = _text_category(joined("severity"))
+    data: dict[str, Any] = {
+        "account_id": _repeated([k.account_id for k, _ in parts], counts),
+        "region": _repeated([k.region for k, _ in parts], counts),
+        "instance_id": _repeated([k.instance_id for k, _ in parts], counts),
+        "kb_id": _text_category(joined("kb_id")),
+        "title": _text_category(joined("title")),
+        "classification": _text_category(joined("classification")),
+        "severity": severity,
+        "severity_level": _severity_level_category(severity),
+        "state": _state_category(joined("state")),
+        "installed_time": _times(joined("installed_time")),
+        "cve_ids": _text_category(joined("cve_ids")),
+    }
+    return pd.DataFrame(data, columns=list(PATCH_COLUMNS))
+
+
+def empty_patches() -> pd.DataFrame:
+    """A patches frame with every column and dtype and no rows.
+
+    Examples
+    --------
+    >>> empty = empty_patches()
+    >>> len(empty), empty["installed_time"].dtype
+    (0, datetime64[ns, UTC])
+    """
+    return build_patches([])
+
+
+def concat_patches(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Stack patches frames, keeping every categorical column categorical.
+
+    ``pandas.concat`` turns categoricals whose categories differ into plain
+    text; this unions the categories instead.
+
+    Examples
+    --------
+    >>> a, b = PatchColumns(), PatchColumns()
+    >>> a.extend([{"KBId": "KB1", "State": "Missing"}])
+    >>> b.extend([{"KBId": "KB2", "State": "Installed"}])
+    >>> both = concat_patches([build_patches([(NodeKey("i-00000001"), a)]),
+    ...                        build_patches([(NodeKey("i-00000002"), b)])])
+    >>> list(both["kb_id"].cat.categories), str(both["kb_id"].dtype)
+    (['KB1', 'KB2'], 'category')
+    """
+    if not frames:
+        return empty_patches()
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    columns: dict[str, Any] = {}
+    for name in frames[0].columns:
+        pieces = [f[name] for f in frames]
+        if isinstance(pieces[0].dtype, pd.CategoricalDtype):
+            categories: list[Any] = []
+            seen: set[Any] = set()
+            for p in pieces:
+                for c in p.cat.categories:
+                    if c not in seen:
+                        seen.add(c)
+                        categories.append(c)
+            first = pieces[0].dtype
+            if first.ordered:
+                # Keep the scale's order; states nobody knew yet go last.
+                base = list(first.categories)
+                categories = base + [c for c in categories if c not in set(base)]
+                dtype = pd.CategoricalDtype(categories, ordered=True)
+            else:
+                dtype = _str_dtype(categories)
+            pieces = [p.cat.set_categories(dtype.categories).astype(dtype) for p in pieces]
+        columns[name] = pd.concat(pieces, ignore_index=True)
+    return pd.DataFrame(columns)
+
+
+# --- nodes: one row per managed node ---------------------------------------
+
+#: Instance information fields, as named in the nodes frame.
+_NODE_FIELDS: dict[str, str] = {
+    "InstanceId": "instance_id",
+    "ComputerName": "computer_name",
+    "Name": "name",
+    "IPAddress": "ip_address",
+    "PlatformType": "platform_type",
+    "PlatformName": "platform_name",
+    "PlatformVersion": "platform_version",
+    "ResourceType": "resource_type",
+    "PingStatus": "ping_status",
+    "AgentVersion": "agent_version",
+}
+_STATE_FIELDS: dict[str, str] = {"PatchGroup": "patch_group", "BaselineId": "baseline_id"}
+#: Patch-state counts, as named in the nodes frame (the states in lower case).
+_COUNT_FIELDS: dict[str, str] = {
+    "InstalledCount": "installed",
+    "InstalledOtherCount": "installed_other",
+    "InstalledPendingRebootCount": "installed_pending_reboot",
+    "InstalledRejectedCount": "installed_rejected",
+    "MissingCount": "missing",
+    "NotApplicableCount": "not_applicable",
+    "FailedCount": "failed",
+    "AvailableSecurityUpdateCount": "available_security_update",
+    "CriticalNonCompliantCount": "critical_non_compliant",
+    "SecurityNonCompliantCount": "security_non_compliant",
+    "OtherNonCompliantCount": "other_non_compliant",
+}
+COUNT_COLUMNS: tuple[str, ...] = tuple(_COUNT_FIELDS.values())
+
+#: Node columns that the fleet's patches frame carries beside the contract's.
+NODE_PATCH_COLUMNS: tuple[str, ...] = (
+    "computer_name",
+    "platform_type",
+    "platform_name",
+    "platform_version",
+    "patch_group",
+    "baseline_id",
+)
+NODE_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "region",
+    *_NODE_FIELDS.values(),
+    "last_ping_time",
+    *_STATE_FIELDS.values(),
+    "operation",
+    "operation_end_time",
+    *COUNT_COLUMNS,
+    "compliance",
+    "patch_rows",
+)
+_COMPLIANCE = pd.CategoricalDtype(["NON_COMPLIANT", "COMPLIANT", "NOT_SCANNED"])
+_NON_COMPLIANT_COUNTS = [
+    _COUNT_FIELDS[f"{''.join(w.capitalize() for w in s.split('_'))}Count"]
+    for s in sorted(NON_COMPLIANT_STATES)
+]
+
+
+def build_nodes(
+    keys: Sequence[NodeKey],
+    infos: Mapping[NodeKey, Mapping[str, Any]],
+    states: Mapping[NodeKey, Mapping[str, Any]],
+    patch_rows: Mapping[NodeKey, int],
+) -> pd.DataFrame:
+    """One row per node: instance information, patch-state counts, compliance.
+
+    ``compliance`` follows AWS's rules: NON_COMPLIANT when any patch is missing,
+    failed, installed pending reboot, installed rejected or an available security
+    update; COMPLIANT otherwise; NOT_SCANNED when the node has no patch state.
+    ``patch_rows`` is the number of patch rows loaded, NA for a node that failed.
+
+    Examples
+    --------
+    >>> key = NodeKey("i-0123456789abcdef0", "123456789012", "eu-west-1")
+    >>> nodes = build_nodes([key], {key: {"PlatformName": "Ubuntu"}},
+    ...                     {key: {"MissingCount": 2, "InstalledCount": 5}}, {key: 7})
+    >>> nodes.loc[0, ["platform_name", "missing", "compliance", "patch_rows"]].astype(str).tolist()
+    ['Ubuntu', '2', 'NON_COMPLIANT', '7']
+    """
+    data: dict[str, Any] = {
+        "account_id": [k.account_id for k in keys],
+        "region": [k.region for k in keys],
+    }
+    for field_name, column in _NODE_FIELDS.items():
+        data[column] = [infos.get(k, {}).get(field_name) or None for k in keys]
+    data["instance_id"] = [k.instance_id for k in keys]
+    data["last_ping_time"] = [infos.get(k, {}).get("LastPingDateTime") for k in keys]
+    for field_name, column in _STATE_FIELDS.items():
+        data[column] = [states.get(k, {}).get(field_name) or None for k in keys]
+    data["operation"] = [states.get(k, {}).get("Operation") for k in keys]
+    data["operation_end_time"] = [states.get(k, {}).get("OperationEndTime") for k in keys]
+    for field_name, column in _COUNT_FIELDS.items():
+        data[column] = pd.array(
+            [states[k].get(field_name, 0) if k in states else None for k in keys],
+            dtype="Int64",
+        )
+    frame = pd.DataFrame(data, columns=[c for c in NODE_COLUMNS if c in data])
+    for column in ("account_id", "region", *_NODE_FIELDS.values(), *_STATE_FIELDS.values()):
+        if column in ("name", "ip_address"):
+            frame[column] = frame[column].astype("str")
+        else:
+            frame[column] = _text_category(list(frame[column]))
+    frame["operation"] = _text_category(list(frame["operation"]))
+    for column in ("last_ping_time", "operation_end_time"):
+        frame[column] = _times(list(frame[column]))
+    scanned = np.array([k in states for k in keys], dtype=bool)
+    non_compliant = frame[_NON_COMPLIANT_COUNTS].fillna(0).sum(axis=1).to_numpy() > 0
+    frame["compliance"] = pd.Categorical(
+        np.where(~scanned, "NOT_SCANNED", np.where(non_compliant, "NON_COMPLIANT", "COMPLIANT")),
+        dtype=_COMPLIANCE,
+    )
+    frame["patch_rows"] = pd.array([patch_rows.get(k) for k in keys], dtype="Int64")
+    return frame[list(NODE_COLUMNS)]
+
+
+# --- errors: one row per failed node or call --------------------------------
+
+ERROR_DTYPES: dict[str, Any] = {
+    "account_id": "str",
+    "region": "str",
+    "instance_id": "str",
+    "operation": "str",
+    "error_code": "str",
+    "message": "str",
+    "attempts": "Int64",
+}
+
+
+def build_errors(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The errors frame: account, region, node, operation, code, message, attempts.
+
+    Examples
+    --------
+    >>> build_errors([]).columns.tolist()
+    ['account_id', 'region', 'instance_id', 'operation', 'error_code', 'message', 'attempts']
+    """
+    frame = pd.DataFrame(list(rows), columns=list(ERROR_DTYPES))
+    return frame.astype(ERROR_DTYPES)

@@ -1,0 +1,87 @@
+"""The exceptions patchframe raises.
+
+Every exception derives from :class:`PatchframeError`, so one ``except`` clause
+catches them all::
+
+    PatchframeError
+    ├── ValidationError          bad input, raised before any AWS call (also a ValueError)
+    │   └── ColumnsError         a frame lacks the columns a function needs
+    ├── AWSRequestError          an AWS call failed after its retries
+    │   └── NodeNotFoundError    the node does not exist (InvalidInstanceId)
+    └── StoreError               a snapshot store holds something unreadable
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AWSRequestError",
+    "ColumnsError",
+    "NodeNotFoundError",
+    "PatchframeError",
+    "StoreError",
+    "ValidationError",
+]
+
+
+class PatchframeError(Exception):
+    """Base class of every error patchframe raises."""
+
+
+class ValidationError(PatchframeError, ValueError):
+    """An argument is not what the API or the function allows.
+
+    Raised before any AWS call; the message names the bad value and what is allowed.
+    """
+
+
+class ColumnsError(ValidationError):
+    """A DataFrame lacks columns that the function needs."""
+
+
+class AWSRequestError(PatchframeError):
+    """An AWS call failed after botocore's retries.
+
+    Parameters
+    ----------
+    message
+        A sentence naming the node (if any) and AWS's own message.
+    code
+        AWS's error code, e.g. ``"InvalidFilter"``, or the botocore exception's
+        name for errors that never reached AWS.
+    operation
+        The API operation, e.g. ``"DescribeInstancePatches"``.
+    instance_id
+        The node the call was about, if any.
+    aws_message
+        The message AWS sent, unchanged.
+
+    Examples
+    --------
+    >>> err = AWSRequestError("boom", code="InternalServerError",
+    ...                       operation="DescribeInstancePatches")
+    >>> err.code
+    'InternalServerError'
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        operation: str,
+        instance_id: str | None = None,
+        aws_message: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.operation = operation
+        self.instance_id = instance_id
+        self.aws_message = aws_message
+
+
+class NodeNotFoundError(AWSRequestError):
+    """The managed node does not exist, or no longer does (InvalidInstanceId)."""
+
+
+class StoreError(PatchframeError):
+    """A snapshot store holds a file that is damaged or not a patchframe snapshot."""
