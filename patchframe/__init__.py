@@ -17,6 +17,7 @@ from ._schema import (
     UnknownStateWarning,
     empty_patches,
 )
+
 # from .emulator import Emulator, sample_client  (restored when the emulator lands)
 from .exceptions import (
     AWSRequestError,

@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
-__all__ = ["PAGE_KEY", "RETRY_CONFIG", "fast_patch_pages", "make_client", "make_sts_client"]
+__all__ = [
+    "PAGE_KEY",
+    "RETRY_CONFIG",
+    "caller_account",
+    "fast_patch_pages",
+    "make_client",
+    "make_sts_client",
+]
 
 #: Retry policy for throttling: botocore's standard mode (exponential backoff
 #: with full jitter, throttling and 5xx errors retried) with a larger budget.
@@ -93,6 +101,35 @@ def make_sts_client(
     """
     session = boto3_session or boto3.Session()
     return session.client("sts", region_name=region, config=RETRY_CONFIG)
+
+
+def caller_account(client: SSMClient) -> str:
+    """The account id behind an SSM client, from STS GetCallerIdentity.
+
+    STS is asked with the client's own credentials and region. A client bound
+    to an endpoint outside AWS (the emulator, LocalStack and the like serve
+    every service at one address) sends STS to that same endpoint.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> caller_account(pf.sample_client())
+    '123456789012'
+    """
+    # botocore has no public accessor for a client's credentials.
+    credentials = client._get_credentials()  # type: ignore[attr-defined]
+    frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    session = boto3.Session(
+        aws_access_key_id=frozen.access_key if frozen else None,
+        aws_secret_access_key=frozen.secret_key if frozen else None,
+        aws_session_token=frozen.token if frozen else None,
+        region_name=client.meta.region_name,
+    )
+    endpoint = client.meta.endpoint_url
+    host = urlsplit(endpoint).hostname or ""
+    custom = not (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
+    sts = session.client("sts", endpoint_url=endpoint if custom else None, config=RETRY_CONFIG)
+    return sts.get_caller_identity()["Account"]
 
 
 def _hand_page_through(

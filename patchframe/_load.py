@@ -170,9 +170,12 @@ def aws_error(
     DescribeInstancePatches for node i-12345678 failed: InvalidFilter: bad key
     """
     where = f" for node {instance_id}" if instance_id else ""
+    attempts: int | None = None
     if isinstance(err, ClientError):
         code = str(err.response.get("Error", {}).get("Code", "Unknown"))
         message = str(err.response.get("Error", {}).get("Message", ""))
+        retries = err.response.get("ResponseMetadata", {}).get("RetryAttempts")
+        attempts = None if retries is None else retries + 1
     else:
         code, message = type(err).__name__, str(err)
     text = f"{operation}{where} failed: {code}: {message}"
@@ -182,7 +185,14 @@ def aws_error(
             "with patchframe.sample_client())"
         )
     cls = NodeNotFoundError if code == "InvalidInstanceId" else AWSRequestError
-    return cls(text, code=code, operation=operation, instance_id=instance_id, aws_message=message)
+    return cls(
+        text,
+        code=code,
+        operation=operation,
+        instance_id=instance_id,
+        aws_message=message,
+        attempts=attempts,
+    )
 
 
 def fetch_node_patches(

@@ -291,8 +291,15 @@ def _repeated(labels: Sequence[str | None], counts: Sequence[int]) -> pd.Categor
     return pd.Categorical.from_codes(np.repeat(codes, counts), dtype=_str_dtype(uniques))
 
 
-def build_patches(parts: Sequence[tuple[NodeKey, PatchColumns]]) -> pd.DataFrame:
+def build_patches(
+    parts: Sequence[tuple[NodeKey, PatchColumns]],
+    *,
+    node_columns: Mapping[str, Sequence[str | None]] | None = None,
+) -> pd.DataFrame:
     """Build one typed patches frame from the raw columns of one or more nodes.
+
+    ``node_columns`` adds per-node categorical columns after the contract's:
+    each maps a column name to one value per part.
 
     Examples
     --------
@@ -327,7 +334,9 @@ def build_patches(parts: Sequence[tuple[NodeKey, PatchColumns]]) -> pd.DataFrame
         "installed_time": _times(joined("installed_time")),
         "cve_ids": _text_category(joined("cve_ids")),
     }
-    return pd.DataFrame(data, columns=list(PATCH_COLUMNS))
+    for name, labels in (node_columns or {}).items():
+        data[name] = _repeated(labels, counts)
+    return pd.DataFrame(data)
 
 
 def empty_patches() -> pd.DataFrame:

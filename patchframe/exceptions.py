@@ -54,6 +54,8 @@ class AWSRequestError(PatchframeError):
         The node the call was about, if any.
     aws_message
         The message AWS sent, unchanged.
+    attempts
+        How many times the call was sent, retries included, where known.
 
     Examples
     --------
@@ -71,12 +73,14 @@ class AWSRequestError(PatchframeError):
         operation: str,
         instance_id: str | None = None,
         aws_message: str = "",
+        attempts: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.operation = operation
         self.instance_id = instance_id
         self.aws_message = aws_message
+        self.attempts = attempts
 
 
 class NodeNotFoundError(AWSRequestError):

@@ -1,0 +1,495 @@
+"""Loading a whole fleet: every node in every account and region, concurrently.
+
+The load runs in two phases on one thread pool. First, for every account and
+region: the account id (STS), the nodes (DescribeInstanceInformation) and their
+patch-state counts (DescribeInstancePatchStates, 50 ids a call). Then every
+node's patches (DescribeInstancePatches), all nodes of all targets at once.
+Each account and region has one shared client and one shared pacer, so a
+throttling storm slows every worker down rather than failing nodes.
+
+Every node ends up either with all its rows or in the errors frame; the result
+is assembled in discovery order, so it does not depend on which worker finished
+first, nor on whether some nodes came from the checkpoint cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+from tqdm.auto import tqdm
+
+from ._aws import caller_account, make_client, make_sts_client
+from ._cache import NodeCache
+from ._fleet import Fleet
+from ._load import (
+    PatchFilters,
+    aws_error,
+    fetch_node_patches,
+    validate_instance_id,
+    validate_patch_filters,
+)
+from ._ratelimit import AdaptiveRateLimiter
+from ._schema import (
+    NodeKey,
+    PatchColumns,
+    build_errors,
+    build_nodes,
+    build_patches,
+)
+from .exceptions import AWSRequestError, NodeNotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_ssm.type_defs import InstanceInformationStringFilterTypeDef
+
+__all__ = ["load_fleet"]
+
+NodeFilters = Mapping[str, Sequence[str]] | Sequence[Mapping[str, Any]]
+
+_NODE_FILTER_KEYS = (
+    "ActivationIds",
+    "AgentVersion",
+    "AssociationStatus",
+    "IamRole",
+    "InstanceIds",
+    "PingStatus",
+    "PlatformTypes",
+    "ResourceType",
+    "SourceIds",
+    "SourceTypes",
+    "tag-key",
+)
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_BATCH = 50  # ids per DescribeInstancePatchStates call, and per InstanceIds filter
+
+
+@dataclass
+class _Target:
+    """One account and region: its shared client and pacer."""
+
+    region: str
+    client: SSMClient
+    session: boto3.Session | None = None
+    account_id: str | None = None
+    limiter: AdaptiveRateLimiter = field(default_factory=AdaptiveRateLimiter)
+
+    def key(self, instance_id: str | None) -> NodeKey:
+        return NodeKey(instance_id or "", self.account_id, self.region)
+
+
+class _Failures:
+    """Error rows, collected from every worker; or the first one raised."""
+
+    def __init__(self, *, raise_first: bool) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._raise_first = raise_first
+        self._lock = threading.Lock()
+
+    def add(self, target: _Target, err: AWSRequestError) -> None:
+        if self._raise_first:
+            raise err
+        with self._lock:
+            self.rows.append(
+                {
+                    "account_id": target.account_id,
+                    "region": target.region,
+                    "instance_id": err.instance_id,
+                    "operation": err.operation,
+                    "error_code": err.code,
+                    "message": str(err),
+                    "attempts": err.attempts,
+                }
+            )
+
+
+def validate_node_filters(
+    filters: NodeFilters | None,
+) -> list[InstanceInformationStringFilterTypeDef]:
+    """Check DescribeInstanceInformation filters and return the API's shape.
+
+    Examples
+    --------
+    >>> validate_node_filters({"PingStatus": ["Online"], "tag:Env": ["prod"]})
+    [{'Key': 'PingStatus', 'Values': ['Online']}, {'Key': 'tag:Env', 'Values': ['prod']}]
+    """
+    if filters is None:
+        return []
+    if isinstance(filters, Mapping):
+        pairs = list(filters.items())
+    elif isinstance(filters, Sequence) and not isinstance(filters, str):
+        pairs = [(f.get("Key"), f.get("Values")) for f in filters if isinstance(f, Mapping)]
+        if len(pairs) != len(filters):
+            raise ValidationError(
+                f"node_filters {filters!r}: expected {{'Key': ..., 'Values': [...]}}"
+            )
+    else:
+        raise ValidationError(
+            f"node_filters {filters!r}: expected a dict such as {{'PingStatus': ['Online']}}"
+        )
+    checked: list[InstanceInformationStringFilterTypeDef] = []
+    for key, values in pairs:
+        if not isinstance(key, str) or not (key in _NODE_FILTER_KEYS or key.startswith("tag:")):
+            raise ValidationError(
+                f"node filter key {key!r} is not one DescribeInstanceInformation accepts: "
+                + ", ".join(_NODE_FILTER_KEYS)
+                + ", or tag:<name>"
+            )
+        if (
+            isinstance(values, str)
+            or not isinstance(values, Sequence)
+            or not values
+            or not all(isinstance(v, str) for v in values)
+        ):
+            raise ValidationError(
+                f"node filter {key!r} values {values!r}: expected a non-empty list of strings"
+            )
+        checked.append({"Key": key, "Values": list(values)})
+    return checked
+
+
+def _sessions(
+    profiles: Sequence[str] | None, boto3_sessions: Sequence[boto3.Session] | None
+) -> list[boto3.Session]:
+    if profiles is not None and boto3_sessions is not None:
+        raise ValidationError("give profiles or boto3_sessions, not both")
+    if boto3_sessions is not None:
+        if not boto3_sessions or not all(isinstance(s, boto3.Session) for s in boto3_sessions):
+            raise ValidationError(
+                f"boto3_sessions {boto3_sessions!r}: expected a non-empty list of boto3.Session"
+            )
+        return list(boto3_sessions)
+    if profiles is None:
+        return [boto3.Session()]
+    if isinstance(profiles, str) or not profiles:
+        raise ValidationError(f"profiles {profiles!r}: expected a non-empty list of profile names")
+    sessions = []
+    for profile in profiles:
+        try:
+            sessions.append(boto3.Session(profile_name=profile))
+        except ProfileNotFound:
+            known = ", ".join(boto3.Session().available_profiles) or "none"
+            raise ValidationError(
+                f"profile {profile!r} is not in the AWS configuration; known profiles: {known}"
+            ) from None
+    return sessions
+
+
+def _targets(
+    sessions: list[boto3.Session], regions: Sequence[str] | None, pool_size: int
+) -> list[_Target]:
+    if regions is not None:
+        if isinstance(regions, str) or not regions:
+            raise ValidationError(
+                f"regions {regions!r}: expected a non-empty list of region names"
+            )
+        for region in regions:
+            if not isinstance(region, str) or not _REGION.fullmatch(region):
+                raise ValidationError(
+                    f"region {region!r} is not a region name such as 'eu-west-1'"
+                )
+    targets = []
+    for session in sessions:
+        names = list(regions) if regions is not None else [session.region_name]
+        for region in names:
+            if region is None:
+                raise ValidationError(
+                    "no region: pass regions=[...] or configure a default region "
+                    f"(profile {session.profile_name!r} has none)"
+                )
+            client = make_client(
+                boto3_session=session, region=region, max_pool_connections=pool_size
+            )
+            targets.append(_Target(region, client, session))
+    return targets
+
+
+def _describe_nodes(
+    target: _Target, filters: list[InstanceInformationStringFilterTypeDef]
+) -> list[dict[str, Any]]:
+    paginator = target.client.get_paginator("describe_instance_information")
+    for restart in (False, True):
+        try:
+            nodes: list[dict[str, Any]] = []
+            pages = paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 50})
+            for page in pages:
+                nodes.extend(dict(n) for n in page["InstanceInformationList"])
+            return nodes
+        except ClientError as err:
+            if restart or err.response.get("Error", {}).get("Code") != "InvalidNextToken":
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _describe_patch_states(target: _Target, ids: list[str]) -> list[dict[str, Any]]:
+    paginator = target.client.get_paginator("describe_instance_patch_states")
+    states: list[dict[str, Any]] = []
+    for page in paginator.paginate(InstanceIds=ids, PaginationConfig={"PageSize": 50}):
+        states.extend(dict(s) for s in page["InstancePatchStates"])
+    return states
+
+
+@dataclass
+class _Discovered:
+    nodes: list[tuple[_Target, dict[str, Any]]] = field(default_factory=list)
+    states: dict[NodeKey, dict[str, Any]] = field(default_factory=dict)
+
+
+def _discover(
+    target: _Target,
+    *,
+    node_filters: list[InstanceInformationStringFilterTypeDef],
+    instance_ids: list[str] | None,
+    failures: _Failures,
+    found: _Discovered,
+    lock: threading.Lock,
+) -> None:
+    """Account, nodes and patch states of one account and region."""
+
+    def attempt(operation: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as err:
+            failures.add(target, aws_error(err, operation=operation))
+            return None
+
+    if target.account_id is None:
+        target.account_id = attempt("GetCallerIdentity", lambda: caller_account(target.client))
+    if instance_ids is None:
+        infos = attempt(
+            "DescribeInstanceInformation", lambda: _describe_nodes(target, node_filters)
+        )
+    else:
+        infos = []
+        for i in range(0, len(instance_ids), _BATCH):
+            wanted = [{"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}]
+            batch = attempt(
+                "DescribeInstanceInformation",
+                lambda w=wanted: _describe_nodes(target, [*node_filters, *w]),  # type: ignore[misc]
+            )
+            infos.extend(batch or [])
+    ids = [info["InstanceId"] for info in infos or []]
+    states: list[dict[str, Any]] = []
+    for i in range(0, len(ids), _BATCH):
+        batch = ids[i : i + _BATCH]
+        states.extend(
+            attempt(
+                "DescribeInstancePatchStates", lambda b=batch: _describe_patch_states(target, b)
+            )  # type: ignore[misc]
+            or []
+        )
+    with lock:
+        found.nodes.extend((target, info) for info in infos or [])
+        found.states.update({target.key(s["InstanceId"]): s for s in states})
+
+
+def load_fleet(
+    instance_ids: Sequence[str] | None = None,
+    *,
+    regions: Sequence[str] | None = None,
+    profiles: Sequence[str] | None = None,
+    boto3_sessions: Sequence[boto3.Session] | None = None,
+    node_filters: NodeFilters | None = None,
+    patch_filters: PatchFilters | None = None,
+    max_workers: int = 16,
+    progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    client: SSMClient | None = None,
+    errors: Literal["collect", "raise"] = "collect",
+) -> Fleet:
+    """Load every node's patches in every account and region into a :class:`Fleet`.
+
+    Parameters
+    ----------
+    instance_ids
+        The nodes to load; by default every managed node that
+        DescribeInstanceInformation lists (EC2 and hybrid ``mi-`` nodes).
+    regions
+        Regions to load; the session's default region when None.
+    profiles, boto3_sessions
+        One profile name or one ready boto3 session per account; boto3's default
+        session when both are None. Every pair of account and region is loaded.
+    node_filters
+        DescribeInstanceInformation filters, e.g. ``{"PingStatus": ["Online"]}``,
+        ``{"PlatformTypes": ["Linux"]}`` or ``{"tag:Env": ["prod"]}``.
+    patch_filters
+        DescribeInstancePatches filters, as for :func:`load_instance_patches`.
+    max_workers
+        Threads loading nodes at once; also the connection pool size of each client.
+    progress
+        Show a progress bar (tqdm.auto: a widget in Jupyter, text in a terminal).
+    cache_dir
+        Folder where each finished node's rows are written as it completes; a
+        rerun after an interruption loads only the nodes that are missing.
+    client
+        A ready SSM client: loads its one account and region, instead of
+        ``regions``/``profiles``/``boto3_sessions``.
+    errors
+        ``"collect"`` (default) reports failed nodes and calls in
+        ``Fleet.errors``; ``"raise"`` raises the first failure instead.
+
+    Returns
+    -------
+    Fleet
+        ``patches``, ``nodes`` and ``errors`` frames. Every node is either in
+        ``patches`` with all its rows, or in ``errors``.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> fleet.nodes["compliance"].value_counts().to_dict()
+    {'NON_COMPLIANT': ..., 'COMPLIANT': ..., 'NOT_SCANNED': ...}
+    >>> len(fleet.errors)
+    0
+    """
+    ids = None
+    if instance_ids is not None:
+        if isinstance(instance_ids, str):
+            raise ValidationError(
+                f"instance_ids {instance_ids!r}: expected a list of node ids, not one string"
+            )
+        ids = list(dict.fromkeys(validate_instance_id(i) for i in instance_ids))
+    checked_patch_filters = validate_patch_filters(patch_filters)
+    checked_node_filters = validate_node_filters(node_filters)
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ValidationError(f"max_workers {max_workers!r}: expected a whole number >= 1")
+    if errors not in ("collect", "raise"):
+        raise ValidationError(f"errors {errors!r}: expected 'collect' or 'raise'")
+    if client is not None:
+        if regions is not None or profiles is not None or boto3_sessions is not None:
+            raise ValidationError(
+                "client= loads that client's one account and region: leave regions, "
+                "profiles and boto3_sessions unset, or drop client="
+            )
+        targets = [_Target(client.meta.region_name, client)]
+    else:
+        targets = _targets(_sessions(profiles, boto3_sessions), regions, max_workers)
+    cache = None if cache_dir is None else NodeCache(cache_dir, filters=checked_patch_filters)
+
+    failures = _Failures(raise_first=errors == "raise")
+    found = _Discovered()
+    lock = threading.Lock()
+    columns: dict[NodeKey, PatchColumns] = {}
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
+        _share_accounts(targets)
+        for target in targets:
+            target.limiter.attach(target.client)
+        _wait_all(
+            pool.submit(
+                _discover,
+                target,
+                node_filters=checked_node_filters,
+                instance_ids=ids,
+                failures=failures,
+                found=found,
+                lock=lock,
+            )
+            for target in targets
+        )
+        if ids is not None:
+            _report_unknown(ids, found, targets[0], failures)
+
+        def load_node(target: _Target, instance_id: str) -> tuple[NodeKey, PatchColumns | None]:
+            key = target.key(instance_id)
+            cached = cache.get(key) if cache is not None else None
+            if cached is not None:
+                return key, cached
+            try:
+                cols = fetch_node_patches(
+                    target.client, instance_id, filters=checked_patch_filters
+                )
+            except AWSRequestError as err:
+                failures.add(target, err)
+                return key, None
+            if cache is not None:
+                cache.put(key, cols)
+            return key, cols
+
+        futures = [pool.submit(load_node, t, info["InstanceId"]) for t, info in found.nodes]
+        with tqdm(total=len(futures), unit="node", desc="patches", disable=not progress) as bar:
+            rows = 0
+            for future in _completed(futures):
+                key, cols = future.result()
+                if cols is not None:
+                    columns[key] = cols
+                    rows += len(cols)
+                throttles = sum(t.limiter.throttles for t in targets)
+                bar.set_postfix(rows=rows, errors=len(failures.rows), throttles=throttles)
+                bar.update()
+    return _assemble(found, columns, failures)
+
+
+def _share_accounts(targets: list[_Target]) -> None:
+    """Ask STS once per session, not once per region."""
+    by_session: dict[int, str | None] = {}
+    for target in targets:
+        if target.session is None:
+            continue
+        if id(target.session) not in by_session:
+            try:
+                sts = make_sts_client(boto3_session=target.session, region=target.region)
+                by_session[id(target.session)] = sts.get_caller_identity()["Account"]
+            except (ClientError, BotoCoreError):
+                by_session[id(target.session)] = None  # reported by the target's discovery
+        target.account_id = by_session[id(target.session)]
+
+
+def _report_unknown(
+    ids: list[str], found: _Discovered, target: _Target, failures: _Failures
+) -> None:
+    seen = {info["InstanceId"] for _, info in found.nodes}
+    for instance_id in ids:
+        if instance_id not in seen:
+            failures.add(
+                target,
+                NodeNotFoundError(
+                    f"node {instance_id} is not a managed node in any account and region loaded",
+                    code="InvalidInstanceId",
+                    operation="DescribeInstanceInformation",
+                    instance_id=instance_id,
+                ),
+            )
+
+
+def _wait_all(futures: Iterator[Future[None]]) -> None:
+    for future in list(futures):
+        future.result()
+
+
+def _completed(futures: list[Future[Any]]) -> Iterator[Future[Any]]:
+    try:
+        yield from as_completed(futures)
+    finally:
+        for future in futures:  # after errors="raise" or Ctrl-C: start nothing new
+            future.cancel()
+
+
+def _assemble(
+    found: _Discovered, columns: dict[NodeKey, PatchColumns], failures: _Failures
+) -> Fleet:
+    keys = [target.key(info["InstanceId"]) for target, info in found.nodes]
+    infos = {target.key(info["InstanceId"]): info for target, info in found.nodes}
+    loaded = [k for k in keys if k in columns]
+    # The node columns of the patches frame (_schema.NODE_PATCH_COLUMNS), per node.
+    node_fields = {
+        "computer_name": "ComputerName",
+        "platform_type": "PlatformType",
+        "platform_name": "PlatformName",
+        "platform_version": "PlatformVersion",
+    }
+    node_columns: dict[str, list[str | None]] = {
+        name: [infos[k].get(field) or None for k in loaded] for name, field in node_fields.items()
+    }
+    node_columns["patch_group"] = [found.states.get(k, {}).get("PatchGroup") for k in loaded]
+    node_columns["baseline_id"] = [found.states.get(k, {}).get("BaselineId") for k in loaded]
+    patches = build_patches([(k, columns[k]) for k in loaded], node_columns=node_columns)
+    nodes = build_nodes(keys, infos, found.states, {k: len(columns[k]) for k in loaded})
+    return Fleet(patches=patches, nodes=nodes, errors=build_errors(failures.rows))

@@ -1,0 +1,302 @@
+"""The data contract: every quirk of real responses, pinned."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+import warnings
+from typing import Any
+
+import pandas as pd
+import pytest
+from dateutil import tz
+
+from patchframe._schema import (
+    PATCH_COLUMNS,
+    PATCH_DTYPES,
+    SEVERITY_LEVELS,
+    STATES,
+    NodeKey,
+    PatchColumns,
+    UnknownStateWarning,
+    build_errors,
+    build_nodes,
+    build_patches,
+    concat_patches,
+    empty_patches,
+)
+
+NODE = NodeKey("i-0123456789abcdef0", "123456789012", "eu-west-1")
+
+
+def frame(*records: dict[str, Any], key: NodeKey = NODE) -> pd.DataFrame:
+    cols = PatchColumns()
+    cols.extend(records)
+    return build_patches([(key, cols)])
+
+
+def patch(**fields: Any) -> dict[str, Any]:
+    base = {
+        "KBId": "KB5034439",
+        "Title": "2024-01 Security Update",
+        "Classification": "SecurityUpdates",
+        "Severity": "Critical",
+        "State": "Installed",
+        "InstalledTime": 1706745600,
+    }
+    return {**base, **fields}
+
+
+def assert_contract(df: pd.DataFrame) -> None:
+    assert tuple(df.columns[: len(PATCH_COLUMNS)]) == PATCH_COLUMNS
+    for name, dtype in PATCH_DTYPES.items():
+        if isinstance(dtype, str):
+            assert isinstance(df[name].dtype, pd.CategoricalDtype), name
+            assert not df[name].dtype.ordered, name
+        elif isinstance(dtype, pd.CategoricalDtype):  # states nobody knew yet extend it
+            assert df[name].dtype.ordered, name
+            known = list(df[name].cat.categories[: len(dtype.categories)])
+            assert known == list(dtype.categories), name
+        else:
+            assert df[name].dtype == dtype, name
+
+
+CAMEL = [
+    "Installed",
+    "InstalledOther",
+    "InstalledPendingReboot",
+    "InstalledRejected",
+    "Missing",
+    "NotApplicable",
+    "Failed",
+    "AvailableSecurityUpdate",
+]
+
+
+@pytest.mark.parametrize(("camel", "model"), list(zip(CAMEL, STATES, strict=True)))
+def test_both_state_spellings_give_the_model_enum(camel: str, model: str) -> None:
+    df = frame(patch(State=camel), patch(State=model, KBId="KB2"))
+    assert df["state"].tolist() == [model, model]
+    assert list(df["state"].cat.categories) == list(STATES)
+    assert df["state"].dtype.ordered
+
+
+def test_unknown_state_is_kept_with_a_warning_never_nan() -> None:
+    with pytest.warns(UnknownStateWarning, match="INSTALLED_SUPERSEDED"):
+        df = frame(patch(State="InstalledSuperseded"), patch(State="Missing", KBId="KB2"))
+    assert df["state"].tolist() == ["INSTALLED_SUPERSEDED", "MISSING"]
+    assert df["state"].notna().all()
+    assert list(df["state"].cat.categories) == [*STATES, "INSTALLED_SUPERSEDED"]
+
+
+def test_known_states_raise_no_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame(*[patch(State=s, KBId=s) for s in CAMEL])
+
+
+@pytest.mark.parametrize("state", ["InstalledOther", "NotApplicable"])
+def test_empty_text_becomes_na(state: str) -> None:
+    df = frame(patch(State=state, Title="", Classification="", Severity=""))
+    assert df[["title", "classification", "severity"]].isna().all(axis=None)
+    assert df.loc[0, "severity_level"] == "Unspecified"
+    assert "" not in df["title"].cat.categories
+
+
+def test_cve_ids_kept_as_sent_and_empty_is_na() -> None:
+    df = frame(
+        patch(CVEIds="CVE-2024-1086,CVE-2023-6817"),
+        patch(KBId="KB2", CVEIds=""),
+        patch(KBId="KB3"),
+    )
+    assert df["cve_ids"].iloc[0] == "CVE-2024-1086,CVE-2023-6817"
+    assert df["cve_ids"].iloc[1:].isna().all()
+
+
+UTC_VALUE = pd.Timestamp("2024-02-01T00:00:00.25Z")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1706745600.25,
+        dt.datetime(2024, 2, 1, 0, 0, 0, 250000, tzinfo=dt.UTC),
+        dt.datetime(
+            2024, 2, 1, 5, 45, 0, 250000, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=45))
+        ),
+        dt.datetime(2024, 1, 31, 16, 0, 0, 250000, tzinfo=tz.gettz("America/Los_Angeles")),
+        "2024-02-01T00:00:00.250Z",
+    ],
+)
+def test_installed_time_in_any_form_gives_the_same_utc_value(value: object) -> None:
+    df = frame(patch(InstalledTime=value))
+    assert df.loc[0, "installed_time"] == UTC_VALUE
+    assert str(df["installed_time"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_int_and_float_epoch_seconds_agree() -> None:
+    df = frame(patch(InstalledTime=1706745600), patch(KBId="KB2", InstalledTime=1706745600.0))
+    assert df["installed_time"].nunique() == 1
+
+
+@pytest.mark.parametrize(
+    "sentinel",
+    [
+        0,
+        0.0,
+        -62135596800,
+        dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        None,
+    ],
+)
+def test_sentinels_become_nat(sentinel: object) -> None:
+    df = frame(patch(InstalledTime=sentinel), patch(KBId="KB2"))
+    assert pd.isna(df.loc[0, "installed_time"])
+    assert df.loc[1, "installed_time"] == pd.Timestamp("2024-02-01", tz="UTC")
+
+
+def test_year_one_in_local_zone_becomes_nat() -> None:
+    local_min = dt.datetime(1, 1, 1, tzinfo=tz.tzlocal())
+    assert pd.isna(frame(patch(InstalledTime=local_min)).loc[0, "installed_time"])
+
+
+@pytest.mark.parametrize(
+    ("word", "level"),
+    [
+        ("Critical", "Critical"),
+        ("Important", "High"),
+        ("High", "High"),
+        ("Moderate", "Medium"),
+        ("Medium", "Medium"),
+        ("Low", "Low"),
+        ("Unspecified", "Unspecified"),
+        ("Required", "Critical"),
+        ("Standard", "Medium"),
+        ("Optional", "Low"),
+        ("Extra", "Low"),
+        ("critical", "Critical"),
+        ("Whatever", "Unspecified"),
+        ("", "Unspecified"),
+    ],
+)
+def test_severity_level_maps_every_vendor_word(word: str, level: str) -> None:
+    df = frame(patch(Severity=word))
+    assert df.loc[0, "severity_level"] == level
+    assert df.loc[0, "severity"] == (word or None) or pd.isna(df.loc[0, "severity"])
+    assert list(df["severity_level"].cat.categories) == list(SEVERITY_LEVELS)
+    assert df["severity_level"].dtype.ordered
+
+
+def test_severity_level_orders_critical_highest() -> None:
+    df = frame(patch(Severity="Low"), patch(KBId="KB2", Severity="Critical"))
+    assert df["severity_level"].max() == "Critical"
+    assert (df["severity_level"] >= "High").tolist() == [False, True]
+
+
+def test_empty_result_has_every_column_and_dtype() -> None:
+    empty = empty_patches()
+    assert len(empty) == 0
+    assert_contract(empty)
+    assert_contract(frame())
+
+
+def test_instance_account_region_filled_in() -> None:
+    df = frame(patch(), patch(KBId="KB2"))
+    assert df["instance_id"].tolist() == [NODE.instance_id] * 2
+    assert df["account_id"].tolist() == ["123456789012"] * 2
+    assert df["region"].tolist() == ["eu-west-1"] * 2
+    assert_contract(df)
+
+
+def test_unknown_account_is_na() -> None:
+    df = frame(patch(), key=NodeKey("i-12345678"))
+    assert df["account_id"].isna().all()
+    assert_contract(df)
+
+
+def test_concat_keeps_categories_and_unions_them() -> None:
+    a = frame(patch(KBId="KB1"))
+    with pytest.warns(UnknownStateWarning):
+        b = frame(patch(KBId="KB2", State="Superseded"), key=NodeKey("i-87654321"))
+    both = concat_patches([a, b])
+    assert_contract(both)
+    assert both["kb_id"].tolist() == ["KB1", "KB2"]
+    assert both["state"].tolist() == ["INSTALLED", "SUPERSEDED"]
+    assert both["instance_id"].tolist() == [NODE.instance_id, "i-87654321"]
+    assert concat_patches([]).shape == (0, len(PATCH_COLUMNS))
+
+
+def test_many_nodes_build_in_one_pass() -> None:
+    parts = []
+    for i in range(3):
+        cols = PatchColumns()
+        cols.extend([patch(KBId=f"KB{j}") for j in range(i + 1)])
+        parts.append((NodeKey(f"i-0000000{i}"), cols))
+    df = build_patches(parts, node_columns={"platform_name": ["Ubuntu", None, "Ubuntu"]})
+    assert df["instance_id"].value_counts().sort_index().tolist() == [1, 2, 3]
+    assert df["platform_name"].isna().sum() == 2
+    assert isinstance(df["platform_name"].dtype, pd.CategoricalDtype)
+
+
+def test_nodes_compliance_follows_aws_rules() -> None:
+    keys = [NodeKey(f"i-0000000{i}") for i in range(4)]
+    states = {
+        keys[0]: {"InstalledCount": 3},
+        keys[1]: {"InstalledCount": 3, "InstalledPendingRebootCount": 1},
+        keys[2]: {"NotApplicableCount": 3, "InstalledOtherCount": 1},
+    }
+    nodes = build_nodes(keys, {}, states, {keys[0]: 3})
+    assert nodes["compliance"].tolist() == [
+        "COMPLIANT",
+        "NON_COMPLIANT",
+        "COMPLIANT",
+        "NOT_SCANNED",
+    ]
+    assert nodes["installed"].tolist()[:3] == [3, 3, 0]
+    assert pd.isna(nodes.loc[3, "installed"])
+    assert nodes["patch_rows"].isna().tolist() == [False, True, True, True]
+
+
+def test_errors_frame_has_its_columns_even_when_empty() -> None:
+    assert build_errors([]).dtypes["attempts"] == "Int64"
+    row = {
+        "account_id": "1",
+        "region": "r",
+        "instance_id": None,
+        "operation": "Op",
+        "error_code": "E",
+        "message": "m",
+        "attempts": 3,
+    }
+    assert build_errors([row]).loc[0, "attempts"] == 3
+
+
+def test_frame_is_identical_under_any_local_time_zone() -> None:
+    """boto3 parses timestamps into the machine's zone; the frame must not care."""
+    script = (
+        "import datetime as dt, pickle, sys\n"
+        "from dateutil import tz\n"
+        "from patchframe._schema import NodeKey, PatchColumns, build_patches\n"
+        "c = PatchColumns()\n"
+        "c.extend([{'KBId': 'a', 'State': 'Installed', 'InstalledTime': 1706745600.5},\n"
+        "          {'KBId': 'b', 'State': 'Installed',\n"
+        "           'InstalledTime': dt.datetime.fromtimestamp(1706745600.5, tz.tzlocal())},\n"
+        "          {'KBId': 'c', 'State': 'Missing',\n"
+        "           'InstalledTime': dt.datetime.fromtimestamp(0, tz.tzlocal())}])\n"
+        "sys.stdout.buffer.write(pickle.dumps(build_patches([(NodeKey('i-12345678'), c)])))\n"
+    )
+    outputs = []
+    for zone in ("UTC", "Asia/Kathmandu", "America/St_Johns"):
+        env = {**os.environ, "TZ": zone}
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, check=True
+        )
+        outputs.append(pd.read_pickle(io.BytesIO(done.stdout)))
+    for other in outputs[1:]:
+        pd.testing.assert_frame_equal(outputs[0], other)
+    assert outputs[0]["installed_time"].iloc[:2].nunique() == 1
+    assert pd.isna(outputs[0]["installed_time"].iloc[2])
