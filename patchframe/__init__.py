@@ -2,11 +2,17 @@
 
 Load one node with :func:`load_instance_patches` or a whole fleet with
 :func:`load_fleet`; try it with no AWS account on the bundled sample fleet with
-:func:`sample_client`.
+:func:`sample_client`. Filters, summaries and plots live in the modules
+:mod:`patchframe.filters`, :mod:`patchframe.summary` and :mod:`patchframe.plots`,
+and on every patches frame as the ``.pf`` accessor.
 """
 
 from __future__ import annotations
 
+from . import accessor as accessor  # registers the DataFrame accessor ``.pf``
+from . import filters, plots, summary
+from ._fanout import load_fleet
+from ._fleet import Fleet
 from ._load import load_instance_patches
 from ._schema import (
     COMPLIANT_STATES,
@@ -15,10 +21,11 @@ from ._schema import (
     SEVERITY_LEVELS,
     STATES,
     UnknownStateWarning,
+    concat_patches,
     empty_patches,
 )
-
-# from .emulator import Emulator, sample_client  (restored when the emulator lands)
+from .emulator import Emulator, sample_client
+from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
 from .exceptions import (
     AWSRequestError,
     ColumnsError,
@@ -27,7 +34,7 @@ from .exceptions import (
     StoreError,
     ValidationError,
 )
-# from .sample import sample_fleet, synthetic_fleet
+from .sample import sample_fleet, synthetic_fleet
 
 __version__ = "0.1.0"
 
@@ -39,12 +46,26 @@ __all__ = [
     "STATES",
     "AWSRequestError",
     "ColumnsError",
+    "Emulator",
+    "Fleet",
     "NodeNotFoundError",
     "PatchframeError",
     "StoreError",
     "UnknownStateWarning",
     "ValidationError",
     "__version__",
+    "concat_patches",
     "empty_patches",
+    "filters",
+    "load_fleet",
     "load_instance_patches",
+    "plots",
+    "read_parquet",
+    "sample_client",
+    "sample_fleet",
+    "summary",
+    "synthetic_fleet",
+    "to_compliance_csv",
+    "to_excel",
+    "to_parquet",
 ]

@@ -122,6 +122,7 @@ def validate_node_filters(
     """
     if filters is None:
         return []
+    pairs: list[tuple[Any, Any]]
     if isinstance(filters, Mapping):
         pairs = list(filters.items())
     elif isinstance(filters, Sequence) and not isinstance(filters, str):
@@ -253,37 +254,31 @@ def _discover(
 ) -> None:
     """Account, nodes and patch states of one account and region."""
 
-    def attempt(operation: str, call: Callable[[], Any]) -> Any:
+    def attempt(operation: str, call: Callable[..., Any], *args: Any) -> Any:
         try:
-            return call()
+            return call(*args)
         except (ClientError, BotoCoreError) as err:
             failures.add(target, aws_error(err, operation=operation))
             return None
 
     if target.account_id is None:
-        target.account_id = attempt("GetCallerIdentity", lambda: caller_account(target.client))
+        target.account_id = attempt("GetCallerIdentity", caller_account, target.client)
     if instance_ids is None:
-        infos = attempt(
-            "DescribeInstanceInformation", lambda: _describe_nodes(target, node_filters)
-        )
+        infos = attempt("DescribeInstanceInformation", _describe_nodes, target, node_filters)
     else:
         infos = []
         for i in range(0, len(instance_ids), _BATCH):
-            wanted = [{"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}]
-            batch = attempt(
-                "DescribeInstanceInformation",
-                lambda w=wanted: _describe_nodes(target, [*node_filters, *w]),  # type: ignore[misc]
+            wanted = {"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}
+            filters = [*node_filters, wanted]
+            infos.extend(
+                attempt("DescribeInstanceInformation", _describe_nodes, target, filters) or []
             )
-            infos.extend(batch or [])
     ids = [info["InstanceId"] for info in infos or []]
     states: list[dict[str, Any]] = []
     for i in range(0, len(ids), _BATCH):
         batch = ids[i : i + _BATCH]
         states.extend(
-            attempt(
-                "DescribeInstancePatchStates", lambda b=batch: _describe_patch_states(target, b)
-            )  # type: ignore[misc]
-            or []
+            attempt("DescribeInstancePatchStates", _describe_patch_states, target, batch) or []
         )
     with lock:
         found.nodes.extend((target, info) for info in infos or [])
@@ -370,6 +365,8 @@ def load_fleet(
                 "profiles and boto3_sessions unset, or drop client="
             )
         targets = [_Target(client.meta.region_name, client)]
+        # More threads than the client has connections only queue for them.
+        max_workers = min(max_workers, client.meta.config.max_pool_connections or 10)  # type: ignore[attr-defined]
     else:
         targets = _targets(_sessions(profiles, boto3_sessions), regions, max_workers)
     cache = None if cache_dir is None else NodeCache(cache_dir, filters=checked_patch_filters)

@@ -57,6 +57,7 @@ class AdaptiveRateLimiter:
         self._rate: float | None = None  # None: no throttle seen yet
         self._next_slot = 0.0
         self._last_change = 0.0
+        self._started: float | None = None
         self._accepted: deque[float] = deque()  # answer times of the last second
         self.throttles = 0
 
@@ -69,6 +70,8 @@ class AdaptiveRateLimiter:
         """Wait for the next free slot."""
         with self._lock:
             now = time.monotonic()
+            if self._started is None:
+                self._started = now
             if self._rate is None:
                 return
             if now - self._last_change >= 1.0:
@@ -88,7 +91,9 @@ class AdaptiveRateLimiter:
                 return  # one storm, one step: answers to the same burst arrive together
             while self._accepted and self._accepted[0] < now - 1.0:
                 self._accepted.popleft()
-            seen = float(max(len(self._accepted), 1))
+            # The rate accepted over the last second, or since the start if sooner.
+            window = min(1.0, max(now - (self._started or now), 0.05))
+            seen = max(len(self._accepted), 1) / window
             current = self._rate if self._rate is not None else seen
             self._rate = max(self._min_rate, min(current, seen) * self._backoff)
             self._last_change = now

@@ -46,8 +46,9 @@ Mask = npt.NDArray[np.bool_]
 #: What the installed_* filters accept for a point in time.
 TimeLike = str | dt.date | np.datetime64
 
-_CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}", re.IGNORECASE)
+_CVE_ID = re.compile(r"CVE-\d{4}-\d+", re.IGNORECASE)
 _PLATFORM_COLUMNS = ("platform_name", "platform_type")
+_NAT = int(np.iinfo(np.int64).min)  # NaT as an int64
 
 
 # Helpers shared with patchframe.summary and patchframe.plots.
@@ -63,11 +64,15 @@ def _require(df: pd.DataFrame, columns: Iterable[str], *, needed_by: str) -> Non
         )
 
 
-def _codes(series: pd.Series[Any]) -> tuple[npt.NDArray[np.signedinteger[Any]], pd.Index]:
-    """Category codes (-1 for NA) and categories of a column, categorical or not."""
+def _codes(
+    series: pd.Series[Any], rows: npt.NDArray[np.intp] | None = None
+) -> tuple[npt.NDArray[np.intp], pd.Index]:
+    """Category codes (-1 for NA), of ``rows`` only if given, and the categories of a
+    column, categorical or not."""
     if not isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype("category")
-    return series.cat.codes.to_numpy(), series.cat.categories
+    codes = series.cat.codes.to_numpy()
+    return (codes if rows is None else codes[rows]).astype(np.intp), series.cat.categories
 
 
 def _pick(series: pd.Series[Any], keep: Callable[[Any], bool]) -> Mask:
@@ -77,15 +82,19 @@ def _pick(series: pd.Series[Any], keep: Callable[[Any], bool]) -> Mask:
     return np.append(table, False)[codes]  # code -1 (NA) picks the appended False
 
 
-def _state_names(series: pd.Series[Any]) -> tuple[npt.NDArray[np.signedinteger[Any]], list[str]]:
+def _state_names(
+    series: pd.Series[Any], rows: npt.NDArray[np.intp] | None = None
+) -> tuple[npt.NDArray[np.intp], list[str]]:
     """Codes of the state column and the model's spelling of each of its categories."""
-    codes, categories = _codes(series)
+    codes, categories = _codes(series, rows)
     return codes, [normalise_state(str(c)) for c in categories]
 
 
-def _level_codes(series: pd.Series[Any]) -> npt.NDArray[np.intp]:
+def _level_codes(
+    series: pd.Series[Any], rows: npt.NDArray[np.intp] | None = None
+) -> npt.NDArray[np.intp]:
     """Each row's position on SEVERITY_LEVELS (0 Unspecified ... 4 Critical), -1 for NA."""
-    codes, categories = _codes(series)
+    codes, categories = _codes(series, rows)
     position = [_level_index(str(c)) for c in categories]
     return np.array([*position, -1], dtype=np.intp)[codes]
 
@@ -123,12 +132,16 @@ def _utc_timestamp(value: object, *, name: str) -> pd.Timestamp:
             f"{name} {value!r} is not a date or time: expected ISO text such as "
             "'2024-05-01' or '2024-05-01T12:00:00Z'"
         ) from err
-    if stamp is pd.NaT:
+    if pd.isna(stamp):
         raise ValidationError(f"{name} {value!r} is not a point in time: NaT is not allowed")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _texts(values: tuple[object, ...], *, what: str, example: str) -> list[str]:
+def _nanoseconds(stamp: pd.Timestamp) -> int:
+    return int(stamp.as_unit("ns").value)
+
+
+def _arguments(values: tuple[object, ...], *, what: str, example: str) -> list[str]:
     if not values:
         raise ValidationError(f"no {what} given: pass at least one, e.g. {example}")
     for value in values:
@@ -174,12 +187,13 @@ def by_state(df: pd.DataFrame, *states: str) -> pd.DataFrame:
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import by_state
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> by_state(patches, "Missing", "FAILED")["state"].value_counts().to_dict()
-    {}
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
+    >>> gaps = by_state(patches, "Missing", "FAILED")
+    >>> len(gaps), sorted(gaps["state"].unique())
+    (27, ['FAILED', 'MISSING'])
     """
     _require(df, ["state"], needed_by="by_state")
-    names = _texts(states, what="state", example="by_state(df, 'Missing', 'Failed')")
+    names = _arguments(states, what="state", example="by_state(df, 'Missing', 'Failed')")
     _, in_frame = _state_names(df["state"])
     known = [*STATES, *(s for s in in_frame if s not in STATES)]
     wanted = {_patch_state(s, known) for s in names}
@@ -197,9 +211,10 @@ def non_compliant(df: pd.DataFrame) -> pd.DataFrame:
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import non_compliant
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> len(non_compliant(patches))
-    0
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
+    >>> bad = non_compliant(patches)
+    >>> len(bad), set(bad["state"].unique()) <= pf.NON_COMPLIANT_STATES
+    (34, True)
     """
     _require(df, ["state"], needed_by="non_compliant")
     return df[_state_mask(df, NON_COMPLIANT_STATES)]
@@ -220,9 +235,10 @@ def severity_at_least(df: pd.DataFrame, level: str) -> pd.DataFrame:
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import severity_at_least
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> sorted(severity_at_least(patches, "high")["severity_level"].unique())
-    []
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
+    >>> serious = severity_at_least(patches, "high")
+    >>> len(serious), sorted(serious["severity_level"].unique())
+    (28, ['Critical', 'High'])
     """
     _require(df, ["severity_level"], needed_by="severity_at_least")
     levels = {name.lower(): i for i, name in enumerate(SEVERITY_LEVELS)}
@@ -248,12 +264,12 @@ def by_classification(df: pd.DataFrame, *classifications: str) -> pd.DataFrame:
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import by_classification
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> len(by_classification(patches, "securityupdates"))
-    0
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
+    >>> len(by_classification(patches, "security")), len(by_classification(patches, "Bugfix"))
+    (64, 31)
     """
     _require(df, ["classification"], needed_by="by_classification")
-    names = _texts(
+    names = _arguments(
         classifications,
         what="classification",
         example="by_classification(df, 'SecurityUpdates')",
@@ -276,9 +292,12 @@ def by_cve(df: pd.DataFrame, cve_id: str) -> pd.DataFrame:
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import by_cve
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> len(by_cve(patches, "CVE-2024-3094"))
-    0
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
+    >>> hit = by_cve(patches, "CVE-2024-1085")
+    >>> hit["kb_id"].tolist(), hit["cve_ids"].tolist()
+    (['kernel-modules-4.18.0-513.14.1.el8_9.x86_64'], ['CVE-2024-1085,CVE-2023-6817'])
+    >>> by_cve(patches, "CVE-2024-108").empty
+    True
     """
     _require(df, ["cve_ids"], needed_by="by_cve")
     if not isinstance(cve_id, str) or not _CVE_ID.fullmatch(cve_id.strip()):
@@ -309,14 +328,15 @@ def installed_before(df: pd.DataFrame, when: TimeLike) -> pd.DataFrame:
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import installed_before
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
     >>> len(installed_before(patches, "2024-01-01"))
-    0
+    62
     """
     _require(df, ["installed_time"], needed_by="installed_before")
-    end = _utc_timestamp(when, name="when").as_unit("ns")._value
+    end = _nanoseconds(_utc_timestamp(when, name="when"))
     times = _utc_nanoseconds(df["installed_time"])
-    return df[(times < end) & (times != np.iinfo(np.int64).min)]
+    mask: Mask = (times < end) & (times != _NAT)
+    return df[mask]
 
 
 def installed_after(df: pd.DataFrame, when: TimeLike) -> pd.DataFrame:
@@ -327,14 +347,18 @@ def installed_after(df: pd.DataFrame, when: TimeLike) -> pd.DataFrame:
 
     Examples
     --------
+    >>> import datetime as dt
     >>> import patchframe as pf
-    >>> from patchframe.filters import installed_after
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> len(installed_after(patches, "2024-01-01T00:00:00+01:00"))
-    0
+    >>> from patchframe.filters import installed_after, installed_before
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
+    >>> new_year = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    >>> after = len(installed_after(patches, new_year))
+    >>> before = len(installed_before(patches, new_year))
+    >>> after, before, after + before == int(patches["installed_time"].count())
+    (39, 62, True)
     """
     _require(df, ["installed_time"], needed_by="installed_after")
-    start = _utc_timestamp(when, name="when").as_unit("ns")._value
+    start = _nanoseconds(_utc_timestamp(when, name="when"))
     return df[_utc_nanoseconds(df["installed_time"]) >= start]
 
 
@@ -352,9 +376,9 @@ def installed_between(df: pd.DataFrame, start: TimeLike, end: TimeLike) -> pd.Da
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import installed_between
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> len(installed_between(patches, "2024-01-01", "2024-02-01"))
-    0
+    >>> patches = pf.load_instance_patches("mi-0a1b2c3d4e5f67890", client=pf.sample_client())
+    >>> len(installed_between(patches, "2024-03-01", "2024-05-01"))
+    21
     """
     _require(df, ["installed_time"], needed_by="installed_between")
     first = _utc_timestamp(start, name="start")
@@ -362,7 +386,7 @@ def installed_between(df: pd.DataFrame, start: TimeLike, end: TimeLike) -> pd.Da
     if last < first:
         raise ValidationError(f"end {end!r} is earlier than start {start!r}")
     times = _utc_nanoseconds(df["installed_time"])
-    return df[(times >= first.as_unit("ns")._value) & (times < last.as_unit("ns")._value)]
+    return df[(times >= _nanoseconds(first)) & (times < _nanoseconds(last))]
 
 
 def by_platform(df: pd.DataFrame, *platforms: str) -> pd.DataFrame:
@@ -381,13 +405,13 @@ def by_platform(df: pd.DataFrame, *platforms: str) -> pd.DataFrame:
 
     Examples
     --------
-    >>> import pandas as pd
+    >>> import patchframe as pf
     >>> from patchframe.filters import by_platform
-    >>> nodes = pd.DataFrame({"platform_type": ["Windows", "Linux", "Linux"],
-    ...                       "platform_name": ["Microsoft Windows Server 2022 Datacenter",
-    ...                                         "Ubuntu", "Amazon Linux"]}, dtype="category")
-    >>> by_platform(nodes, "ubuntu", "Windows").index.tolist()
-    [0, 1]
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> by_platform(fleet.patches, "Ubuntu", "SLES")["instance_id"].nunique()
+    3
+    >>> by_platform(fleet.patches, "windows")["instance_id"].nunique()
+    4
     """
     present = [c for c in _PLATFORM_COLUMNS if c in df.columns]
     if not present:
@@ -395,9 +419,9 @@ def by_platform(df: pd.DataFrame, *platforms: str) -> pd.DataFrame:
             "by_platform needs the node column 'platform_name' or 'platform_type': "
             "Fleet.patches has them; a frame from load_instance_patches does not"
         )
-    names = _texts(platforms, what="platform", example="by_platform(df, 'Windows')")
+    names = _arguments(platforms, what="platform", example="by_platform(df, 'Windows')")
     wanted = {n.lower() for n in names}
-    mask = np.zeros(len(df), dtype=np.bool_)
+    mask: Mask = np.zeros(len(df), dtype=np.bool_)
     for column in present:
         mask |= _pick(df[column], lambda c: str(c).lower() in wanted)
     return df[mask]
@@ -415,11 +439,14 @@ def by_node(df: pd.DataFrame, *instance_ids: str) -> pd.DataFrame:
     --------
     >>> import patchframe as pf
     >>> from patchframe.filters import by_node
-    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
-    >>> len(by_node(patches, "i-0e1f2a3b4c5d6e7f8")) == len(patches)
-    True
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> two = by_node(fleet.patches, "i-0e1f2a3b4c5d6e7f8", "mi-0a1b2c3d4e5f67890")
+    >>> sorted(two["instance_id"].unique())
+    ['i-0e1f2a3b4c5d6e7f8', 'mi-0a1b2c3d4e5f67890']
     """
     _require(df, ["instance_id"], needed_by="by_node")
-    ids = _texts(instance_ids, what="instance_id", example="by_node(df, 'i-0123456789abcdef0')")
+    ids = _arguments(
+        instance_ids, what="instance_id", example="by_node(df, 'i-0123456789abcdef0')"
+    )
     wanted = {validate_instance_id(i) for i in ids}
     return df[_pick(df["instance_id"], lambda c: c in wanted)]

@@ -1,0 +1,169 @@
+"""The ``.pf`` DataFrame accessor: every filter, summary and chart, one chain away.
+
+Importing patchframe registers it. On any patches frame, ``df.pf.<name>(...)``
+calls the function of that name in :mod:`patchframe.filters`,
+:mod:`patchframe.summary` or :mod:`patchframe.plots` with ``df`` first::
+
+    fleet.patches.pf.non_compliant().pf.severity_at_least("High").pf.top_missing(10)
+    fleet.patches.pf.missing().pf.states_by_node(top=15)
+
+The accessor holds nothing but the frame. On a frame without the contract's
+core columns (``instance_id``, ``kb_id``, ``state``) it raises AttributeError,
+so ``hasattr(df, "pf")`` says whether a frame is a patches frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from . import filters, summary
+from .filters import TimeLike
+from .summary import Freq
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["CORE_COLUMNS", "PatchesAccessor"]
+
+#: Columns a frame needs for ``df.pf`` to exist.
+CORE_COLUMNS: tuple[str, ...] = ("instance_id", "kb_id", "state")
+
+
+@pd.api.extensions.register_dataframe_accessor("pf")
+class PatchesAccessor:
+    """Patchframe's functions as methods of a patches frame: ``df.pf.<function>(...)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import patchframe as pf
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> gaps = fleet.patches.pf.non_compliant().pf.severity_at_least("Critical")
+    >>> gaps.pf.top_missing(3)[["kb_id", "nodes"]]
+                                       kb_id  nodes
+    0                              KB5037129      2
+    1                              KB5039129      2
+    2  glibc-common-2.28-236.el8_9.21.x86_64      2
+    >>> hasattr(fleet.nodes, "pf"), hasattr(pd.DataFrame({"x": [1]}), "pf")
+    (False, False)
+    """
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        lacking = [c for c in CORE_COLUMNS if c not in df.columns]
+        if lacking:
+            raise AttributeError(
+                f"'.pf' works on patchframe patches frames; this frame lacks "
+                f"{', '.join(map(repr, lacking))}"
+            )
+        self._df = df
+
+    # Filters: patchframe.filters.
+
+    def by_state(self, *states: str) -> pd.DataFrame:
+        """Rows in any of ``states``: :func:`patchframe.filters.by_state`."""
+        return filters.by_state(self._df, *states)
+
+    def missing(self) -> pd.DataFrame:
+        """MISSING rows: ``by_state("MISSING")``."""
+        return filters.by_state(self._df, "MISSING")
+
+    def non_compliant(self) -> pd.DataFrame:
+        """Non-compliant rows: :func:`patchframe.filters.non_compliant`."""
+        return filters.non_compliant(self._df)
+
+    def severity_at_least(self, level: str) -> pd.DataFrame:
+        """Rows at ``level`` or worse: :func:`patchframe.filters.severity_at_least`."""
+        return filters.severity_at_least(self._df, level)
+
+    def by_classification(self, *classifications: str) -> pd.DataFrame:
+        """Rows by classification: :func:`patchframe.filters.by_classification`."""
+        return filters.by_classification(self._df, *classifications)
+
+    def by_cve(self, cve_id: str) -> pd.DataFrame:
+        """Rows listing ``cve_id``: :func:`patchframe.filters.by_cve`."""
+        return filters.by_cve(self._df, cve_id)
+
+    def installed_before(self, when: TimeLike) -> pd.DataFrame:
+        """Rows installed before ``when``: :func:`patchframe.filters.installed_before`."""
+        return filters.installed_before(self._df, when)
+
+    def installed_after(self, when: TimeLike) -> pd.DataFrame:
+        """Rows installed at or after ``when``: :func:`patchframe.filters.installed_after`."""
+        return filters.installed_after(self._df, when)
+
+    def installed_between(self, start: TimeLike, end: TimeLike) -> pd.DataFrame:
+        """Rows installed in [start, end): :func:`patchframe.filters.installed_between`."""
+        return filters.installed_between(self._df, start, end)
+
+    def by_platform(self, *platforms: str) -> pd.DataFrame:
+        """Rows of nodes on ``platforms``: :func:`patchframe.filters.by_platform`."""
+        return filters.by_platform(self._df, *platforms)
+
+    def by_node(self, *instance_ids: str) -> pd.DataFrame:
+        """Rows of the nodes ``instance_ids``: :func:`patchframe.filters.by_node`."""
+        return filters.by_node(self._df, *instance_ids)
+
+    # Summaries: patchframe.summary.
+
+    def node_compliance(self, *, now: TimeLike | None = None) -> pd.DataFrame:
+        """One row per node: :func:`patchframe.summary.node_compliance`."""
+        return summary.node_compliance(self._df, now=now)
+
+    def state_by_severity(self, *, totals: bool = True) -> pd.DataFrame:
+        """State x severity counts: :func:`patchframe.summary.state_by_severity`."""
+        return summary.state_by_severity(self._df, totals=totals)
+
+    def top_missing(self, n: int | None = 10) -> pd.DataFrame:
+        """Patches open on the most nodes: :func:`patchframe.summary.top_missing`."""
+        return summary.top_missing(self._df, n)
+
+    def cve_exposure(self) -> pd.DataFrame:
+        """One row per open CVE: :func:`patchframe.summary.cve_exposure`."""
+        return summary.cve_exposure(self._df)
+
+    def install_activity(self, *, freq: Freq = "D") -> pd.DataFrame:
+        """Installs per period: :func:`patchframe.summary.install_activity`."""
+        return summary.install_activity(self._df, freq=freq)
+
+    def pending_reboot(self, *, now: TimeLike | None = None) -> pd.DataFrame:
+        """Nodes waiting for a reboot: :func:`patchframe.summary.pending_reboot`."""
+        return summary.pending_reboot(self._df, now=now)
+
+    # Charts: patchframe.plots, imported on first use so that importing patchframe
+    # does not import matplotlib.
+
+    def states_by_node(
+        self, *, ax: Axes | None = None, top: int = 20, states: list[str] | None = None
+    ) -> Axes:
+        """Stacked state bars per node: :func:`patchframe.plots.states_by_node`."""
+        from . import plots
+
+        return plots.states_by_node(self._df, ax=ax, top=top, states=states)
+
+    def severity_state_heatmap(self, *, ax: Axes | None = None) -> Axes:
+        """State x severity heatmap: :func:`patchframe.plots.severity_state_heatmap`."""
+        from . import plots
+
+        return plots.severity_state_heatmap(self._df, ax=ax)
+
+    def install_timeline(self, *, ax: Axes | None = None, freq: Freq = "W") -> Axes:
+        """Installs over time: :func:`patchframe.plots.install_timeline`."""
+        from . import plots
+
+        return plots.install_timeline(self._df, ax=ax, freq=freq)
+
+    def top_cves(self, *, ax: Axes | None = None, n: int = 15) -> Axes:
+        """CVEs open on the most nodes: :func:`patchframe.plots.top_cves`."""
+        from . import plots
+
+        return plots.top_cves(self._df, ax=ax, n=n)
+
+    def compliance_by_platform(
+        self, *, ax: Axes | None = None, by: str = "platform_name", top: int = 15
+    ) -> Axes:
+        """Compliance per platform: :func:`patchframe.plots.compliance_by_platform`."""
+        from . import plots
+
+        return plots.compliance_by_platform(self._df, ax=ax, by=by, top=top)

@@ -1,0 +1,343 @@
+"""The ``patchframe`` command: ``patchframe report`` and ``patchframe serve``.
+
+``patchframe report`` loads a fleet (the bundled sample with ``--sample``, or
+every node of the given profiles and regions), prints a short summary and
+writes a report folder: the Excel workbook, the AWS-style compliance summary
+CSV and PNG charts. ``patchframe serve`` runs the local Systems Manager emulator.
+
+Exit codes: 0 when the report was written (nodes that failed to load are listed
+in the workbook's Errors sheet and counted on the terminal); 1 when nothing
+could be loaded or written (an AWS error, a file that cannot be created); 2 for
+a bad option or argument. Errors end with one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._fanout import load_fleet
+from ._fleet import Fleet
+from .exceptions import PatchframeError, ValidationError
+
+__all__ = ["main"]
+
+_PROG = "patchframe"
+WORKBOOK = "patch-compliance.xlsx"
+SUMMARY_CSV = "compliance-summary.csv"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog=_PROG,
+        description="AWS Systems Manager patch compliance as typed pandas DataFrames.",
+        epilog="Try it with no AWS account: patchframe report --sample",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+
+    report = commands.add_parser(
+        "report",
+        help="load a fleet, print a summary, write the workbook, CSV and charts",
+        description=(
+            "Load every managed node's patches, print a short summary (nodes, "
+            "non-compliant nodes, errors, the most widespread missing patches) and "
+            f"write a report folder: {WORKBOOK} (Summary, Patches, Missing and "
+            f"Failed, CVEs, Nodes, Errors), {SUMMARY_CSV} (the columns of the AWS "
+            "console's patch compliance report) and PNG charts."
+        ),
+        epilog=(
+            "Exit codes: 0 report written (failed nodes are listed in the Errors "
+            "sheet), 1 nothing loaded or written, 2 bad option."
+        ),
+    )
+    source = report.add_argument_group("what to load (--sample, or profiles and regions)")
+    source.add_argument(
+        "--sample",
+        action="store_true",
+        help="the bundled sample fleet, served by the local emulator: no AWS account needed",
+    )
+    source.add_argument(
+        "--profile",
+        dest="profiles",
+        action="append",
+        metavar="P",
+        help="an AWS profile (one account); repeat for more; default: the default credentials",
+    )
+    source.add_argument(
+        "--region",
+        dest="regions",
+        action="append",
+        metavar="R",
+        help="a region such as eu-west-1; repeat for more; default: the profile's region",
+    )
+    output = report.add_argument_group("output")
+    output.add_argument(
+        "--out",
+        type=Path,
+        default=Path("patchframe-report"),
+        metavar="DIR",
+        help="folder to write the report into, made if needed (default: ./patchframe-report)",
+    )
+    output.add_argument(
+        "--top",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help="how many of the most widespread missing patches to list (default: 10)",
+    )
+    output.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar while loading (there is none when stderr is not a terminal)",
+    )
+    # Hook for snapshots: once patchframe.history has save_snapshot(), add
+    # --snapshot-store DIR here and call it in _report() after loading.
+    report.set_defaults(run=_report, parser=report)
+
+    from .emulator import add_serve_arguments, serve
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the local Systems Manager emulator (the sample or a synthetic fleet)",
+        description=(
+            "Serve a local Systems Manager endpoint on 127.0.0.1 until Ctrl-C. Point "
+            "boto3 or the AWS CLI at the printed URL (AWS_ENDPOINT_URL or --endpoint-url)."
+        ),
+    )
+    add_serve_arguments(serve_parser)
+    serve_parser.set_defaults(run=serve, parser=serve_parser)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return version("patchframe")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``patchframe`` command; return its exit code.
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:  # doctest: +ELLIPSIS
+    ...     main(["report", "--sample", "--no-progress", "--top", "3", "--out", folder])
+    Sample fleet: 13 nodes in 1 account and 1 region, 2,020 patch rows
+    ...
+    0
+    """
+    parser = _parser()
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if args.command is None:
+            parser.error("choose a command: report or serve")
+        if unknown:  # named by the command's own parser, whose --help lists its options
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as done:  # --help, --version, or a usage error already printed
+        return done.code if isinstance(done.code, int) else 2
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except (PatchframeError, BotoCoreError, ClientError, OSError) as err:
+        _fail(_one_line(err))
+        return 1
+
+
+def _fail(message: str) -> None:
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+# --- patchframe report -----------------------------------------------------------
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Load, summarise, write. AWS and patchframe errors not handled here, main() reports."""
+    if args.sample and (args.profiles or args.regions):
+        prog = args.parser.prog
+        message = "--sample loads the bundled sample fleet: leave out --profile and --region"
+        print(f"{prog}: error: {message} (see '{prog} --help')", file=sys.stderr)
+        return 2
+    try:
+        fleet = _load(args)
+    except ValidationError as err:  # raised before any AWS call: a bad argument
+        # The loader speaks Python; the command's user passes options.
+        _fail(_one_line(err).replace("pass regions=[...]", "pass --region R"))
+        return 2
+    if not fleet.errors.empty and not fleet.nodes["patch_rows"].notna().any():
+        _fail(_first_error(fleet))  # nothing loaded: no credentials, no access, ...
+        return 1
+    _print_summary(fleet, sample=args.sample, top=args.top)
+    try:
+        written = _write_report(fleet, args.out)
+    except OSError as err:
+        _fail(f"cannot write the report into {args.out}: {err.strerror or _one_line(err)}")
+        return 1
+    _print_written(args.out, written)
+    if not fleet.errors.empty:
+        print(
+            f"{_PROG}: warning: {len(fleet.errors):,} error(s) while loading, listed in the "
+            f"Errors sheet; first: {_first_error(fleet)}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Fleet:
+    # A bar redrawn with carriage returns only clutters a log or a pipe.
+    progress = args.progress and sys.stderr.isatty()
+    if args.sample:
+        from .emulator import sample_client
+
+        return load_fleet(client=sample_client(), progress=progress)
+    return load_fleet(profiles=args.profiles, regions=args.regions, progress=progress)
+
+
+def _first_error(fleet: Fleet) -> str:
+    first = fleet.errors.iloc[0]
+    message = " ".join(str(first["message"]).split())
+    if first["error_code"] == "NoCredentialsError":
+        message += "; or try: patchframe report --sample"
+    return message
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+def _print_summary(fleet: Fleet, *, sample: bool, top: int) -> None:
+    from .summary import top_missing
+
+    figures = fleet.summary()
+    where = (
+        f"{_plural(figures['accounts'], 'account')} and {_plural(figures['regions'], 'region')}"
+    )
+    source = "Sample fleet" if sample else "Fleet"
+    print(
+        f"{source}: {_plural(figures['nodes'], 'node')} in {where}, "
+        f"{figures['patches']:,} patch rows"
+    )
+    compliance = fleet.nodes["compliance"].astype("str")
+    rows = [
+        ("non-compliant nodes", figures["non_compliant_nodes"]),
+        ("compliant nodes", int((compliance == "COMPLIANT").sum())),
+        ("never scanned", int((compliance == "NOT_SCANNED").sum())),
+        ("failed to load", figures["failed_nodes"]),
+        ("errors", figures["errors"]),
+    ]
+    for label, value in rows:
+        print(f"  {label:<20} {value:>7,}")
+    missing = top_missing(fleet.patches, top)
+    if missing.empty:
+        print("\nNo patch is missing or failed on any node.")
+        return
+    print(f"\nTop {len(missing)} missing patches (MISSING or FAILED), by nodes affected:")
+    print(_table(missing))
+
+
+def _table(missing: pd.DataFrame) -> str:
+    """The top-missing frame as a small fixed-width table fitted to the terminal."""
+    ids = missing["kb_id"].astype("str").tolist()
+    levels = missing["severity_level"].astype("str").fillna("").tolist()
+    titles = missing["title"].astype("str").fillna("").tolist()
+    id_width = max(len("patch"), *(len(i) for i in ids))
+    head = f"  {'patch':<{id_width}}  {'nodes':>5}  {'severity':<11}  "
+    room = max(40, shutil.get_terminal_size((100, 24)).columns - len(head) - 1)
+    lines = [head + "title"]
+    for kb, nodes, level, title in zip(ids, missing["nodes"], levels, titles, strict=True):
+        if len(title) > room:
+            title = title[: room - 1] + "…"
+        lines.append(f"  {kb:<{id_width}}  {nodes:>5,}  {level:<11}  {title}")
+    return "\n".join(lines)
+
+
+_CHARTS: dict[str, tuple[str, str]] = {
+    # file name: (plots function, the Fleet frame it draws)
+    "states-by-node.png": ("states_by_node", "patches"),
+    "severity-by-state.png": ("severity_state_heatmap", "patches"),
+    "top-cves.png": ("top_cves", "patches"),
+    "compliance-by-platform.png": ("compliance_by_platform", "nodes"),
+    "install-timeline.png": ("install_timeline", "patches"),
+}
+
+
+def _write_report(fleet: Fleet, out: Path) -> list[tuple[str, str]]:
+    """Write the report files into ``out``; return (file name, what it is) pairs."""
+    from .export import EXCEL_SHEETS, to_compliance_csv, to_excel
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    to_excel(fleet, out / WORKBOOK)
+    written.append((WORKBOOK, "workbook: " + ", ".join(EXCEL_SHEETS)))
+    to_compliance_csv(fleet, out / SUMMARY_CSV)
+    written.append((SUMMARY_CSV, "one row per node, in the AWS console's report columns"))
+    for name in _write_charts(fleet, out):
+        written.append((name, "chart"))
+    return written
+
+
+def _write_charts(fleet: Fleet, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display is needed, no window opens
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    names = []
+    for name, (function, frame) in _CHARTS.items():
+        draw: Callable[..., Any] = getattr(plots, function)
+        ax = draw(getattr(fleet, frame))
+        try:
+            ax.figure.savefig(out / name, dpi=110)
+        finally:
+            plt.close(ax.figure)
+        names.append(name)
+    return names
+
+
+def _print_written(out: Path, written: list[tuple[str, str]]) -> None:
+    print(f"\nWrote {len(written)} files to {out.resolve()}:")
+    width = max(len(name) for name, _ in written)
+    for name, what in written:
+        print(f"  {name:<{width}}  {what}")

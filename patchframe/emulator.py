@@ -1,0 +1,1017 @@
+"""A local Systems Manager endpoint: the SSM JSON 1.1 protocol over HTTP on 127.0.0.1.
+
+:class:`Emulator` serves :class:`~patchframe.sample.WireFleet` objects to real boto3
+clients (and to ``aws ... --endpoint-url``) the way the service does: the operations
+``DescribeInstanceInformation``, ``DescribeInstancePatchStates`` and
+``DescribeInstancePatches`` with the service's paging, filters, validation and
+error shapes, plus STS ``GetCallerIdentity``. Timestamps go out as epoch seconds.
+
+Accounts and regions
+    Each fleet is one (account, region). The region comes from the request's SigV4
+    credential scope. The account comes from the access key id: a key whose last
+    twelve characters are digits speaks for that account (:meth:`Emulator.credentials`
+    makes such keys, ``AKIAEMUL`` + account id); any other key, or an unsigned
+    request, speaks for the first fleet's account. A pair with no fleet answers like
+    a region with no nodes.
+
+Faults
+    ``latency`` delays every request. ``rate_limit`` is a token bucket of ``burst``
+    requests per account and region, shared by all connections; a request beyond it
+    gets ``ThrottlingException``. ``error_rate`` answers a share of requests with
+    ``InternalServerError`` (HTTP 500), ``drop_rate`` closes the connection of a share
+    without answering, and ``expire_rate`` makes a share of NextTokens expired when
+    used (``InvalidNextToken``). Faults other than latency hit SSM requests only,
+    not STS. Draws come from one generator seeded by ``seed``, in the order requests
+    arrive. Faults never change the data: a retried request, or a restarted
+    pagination, can succeed.
+
+Run one from a shell with ``python -m patchframe.emulator`` (or ``patchframe serve``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import random
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, overload
+from urllib.parse import parse_qs
+
+import boto3
+from botocore.config import Config
+
+from ._aws import RETRY_CONFIG
+from .sample import PATCH_STATES, WireFleet, canonical_state, sample_fleet, synthetic_fleet
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
+
+__all__ = [
+    "Emulator",
+    "EmulatorStats",
+    "add_serve_arguments",
+    "main",
+    "sample_client",
+    "serve",
+]
+
+_INSTANCE_ID_PATTERN = r"(^mi-[0-9a-f]{17}$)|(^i-(\w{8}|\w{17})$)"
+_INSTANCE_ID = re.compile(_INSTANCE_ID_PATTERN, re.ASCII)
+_JSON = "application/x-amz-json-1.1"
+_TARGET_PREFIX = "AmazonSSM."
+_SCOPE = re.compile(r"Credential=([^/\s,]+)/\d{8}/([^/\s,]+)/")
+_DUMMY_SECRET = "patchframe-emulator-dummy-secret"
+_PATCH_FILTER_KEYS = ("Classification", "KBId", "Severity", "State")
+
+# Instance information filter keys and the entry field each one matches.
+_INFO_FIELDS = {
+    "InstanceIds": "InstanceId",
+    "AgentVersion": "AgentVersion",
+    "PingStatus": "PingStatus",
+    "PlatformTypes": "PlatformType",
+    "ActivationIds": "ActivationId",
+    "IamRole": "IamRole",
+    "ResourceType": "ResourceType",
+    "AssociationStatus": "AssociationStatus",
+}
+_INFO_ENUMS = {
+    "PingStatus": ("Online", "ConnectionLost", "Inactive"),
+    "PlatformTypes": ("Windows", "Linux", "MacOS"),
+    "ResourceType": ("ManagedInstance", "EC2Instance"),
+}
+
+
+@dataclass(frozen=True)
+class EmulatorStats:
+    """A snapshot of an emulator's counters.
+
+    Attributes
+    ----------
+    requests
+        Requests received per operation, faulted ones included.
+    throttled, errors, dropped, expired
+        Requests answered ThrottlingException, answered InternalServerError, dropped
+        without an answer, and refused for an expired NextToken.
+    pages
+        ``DescribeInstancePatches`` pages answered per instance id.
+
+    Examples
+    --------
+    >>> with Emulator() as emulator:
+    ...     _ = emulator.client().describe_instance_information()
+    ...     emulator.stats.requests
+    {'DescribeInstanceInformation': 1}
+    """
+
+    requests: dict[str, int]
+    throttled: int
+    errors: int
+    dropped: int
+    expired: int
+    pages: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """All requests received."""
+        return sum(self.requests.values())
+
+
+class _ApiError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+class _Reply(NamedTuple):
+    status: int
+    content_type: str
+    body: bytes
+    request_id: str = ""
+
+
+def _listed(values: Sequence[object]) -> str:
+    # The service prints lists the way Java does.
+    return "[" + ", ".join(str(v) for v in values) + "]"
+
+
+class _Validation:
+    """Collects constraint violations and reports them the way the service does."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, value: object, member: str, rule: str) -> None:
+        shown = "null" if value is None else f"'{value}'"
+        self.problems.append(f"Value {shown} at '{member}' failed to satisfy constraint: {rule}")
+
+    def max_results(self, value: object, low: int, high: int, default: int) -> int:
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _ApiError("SerializationException", "MaxResults must be a number")
+        if value < low:
+            self.add(value, "maxResults", f"Member must have value greater than or equal to {low}")
+        elif value > high:
+            self.add(value, "maxResults", f"Member must have value less than or equal to {high}")
+        return value
+
+    def check(self) -> None:
+        if self.problems:
+            n = len(self.problems)
+            message = f"{n} validation error{'s' * (n > 1)} detected: " + "; ".join(self.problems)
+            raise _ApiError("ValidationException", message)
+
+
+class _Tokens:
+    """Opaque NextTokens bound to the request that earned them.
+
+    A token carries an offset, a digest of the request's scope (account, region,
+    operation, filters) and a serial number; a MAC makes it tamper-proof. Whether
+    a token has expired is a pure function of the seed and its serial number.
+    """
+
+    def __init__(self, seed: int, expire_rate: float) -> None:
+        self._key = hashlib.sha256(f"patchframe emulator {seed}".encode()).digest()
+        self._serials = itertools.count(1)
+        self._expire_rate = expire_rate
+
+    def _digest(self, scope: str) -> str:
+        return hashlib.blake2b(scope.encode(), key=self._key, digest_size=8).hexdigest()
+
+    def issue(self, scope: str, offset: int) -> str:
+        body = json.dumps([self._digest(scope), offset, next(self._serials)]).encode()
+        mac = hmac.new(self._key, body, "sha256").digest()[:16]
+        return base64.b64encode(mac + body).decode()
+
+    def offset(self, token: object, scope: str) -> int:
+        """Return where ``token`` resumes; raise InvalidNextToken if it can't."""
+        if token is None or token == "":
+            return 0
+        invalid = _ApiError("InvalidNextToken", "The specified token isn't valid.")
+        try:
+            raw = base64.b64decode(str(token), validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid from None
+        mac, body = raw[:16], raw[16:]
+        if not hmac.compare_digest(mac, hmac.new(self._key, body, "sha256").digest()[:16]):
+            raise invalid
+        digest, offset, serial = json.loads(body)
+        if digest != self._digest(scope):
+            raise invalid
+        draw = hashlib.blake2b(str(serial).encode(), key=self._key, digest_size=8).digest()
+        if int.from_bytes(draw, "big") / 2**64 < self._expire_rate:
+            raise _Expired("InvalidNextToken", "The specified token has expired.")
+        return int(offset)
+
+
+class _Expired(_ApiError):
+    pass
+
+
+class _Region:
+    """One fleet, indexed for serving; patch rows are serialised once, when first asked."""
+
+    def __init__(self, fleet: WireFleet) -> None:
+        self.fleet = fleet
+        self.states = {state["InstanceId"]: state for state in fleet.patch_states}
+        self.known = set(fleet.instance_ids) | set(fleet.patches)
+        self._encoded: dict[str, list[str]] = {}
+
+    def encoded(self, instance_id: str) -> list[str]:
+        rows = self._encoded.get(instance_id)
+        if rows is None:
+            rows = [json.dumps(row) for row in self.fleet.patches.get(instance_id, [])]
+            self._encoded[instance_id] = rows
+        return rows
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.capacity = rate, float(burst)
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def _text_values(values: object) -> list[str] | None:
+    if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+        return values
+    return None
+
+
+def _instance_filter(
+    key: object, values: object, tags: dict[str, dict[str, str]]
+) -> Callable[[dict[str, Any]], bool]:
+    """Build the predicate of one DescribeInstanceInformation filter."""
+    if not isinstance(key, str) or not key:
+        raise _ApiError("InvalidFilterKey", f"The filter key {key!r} is not valid.")
+    # The older filter list spells its keys in camelCase; both lists accept either.
+    name = key if key.startswith("tag") else key[0].upper() + key[1:]
+    wanted = _text_values(values)
+    if wanted is None:
+        raise _ApiError(
+            "InvalidInstanceInformationFilterValue",
+            f"The filter {key} needs a list of one or more string values.",
+        )
+    if name == "tag-key":
+        return lambda node: any(k in tags.get(node["InstanceId"], {}) for k in wanted)
+    if name.startswith("tag:") and len(name) > 4:
+        tag = name[4:]
+        return lambda node: tags.get(node["InstanceId"], {}).get(tag) in wanted
+    if name not in _INFO_FIELDS:
+        allowed = ", ".join([*_INFO_FIELDS, "tag:<key>", "tag-key"])
+        raise _ApiError(
+            "InvalidFilterKey", f"The filter key {key} is not valid: use one of {allowed}."
+        )
+    allowed_values = _INFO_ENUMS.get(name)
+    for value in wanted:
+        if allowed_values is not None and value not in allowed_values:
+            raise _ApiError(
+                "InvalidInstanceInformationFilterValue",
+                f"{value} is not a valid value for {name}: use one of "
+                f"{', '.join(allowed_values)}.",
+            )
+        if name == "InstanceIds" and not _INSTANCE_ID.match(value):
+            raise _ApiError(
+                "InvalidInstanceInformationFilterValue", f"{value} is not a valid instance id."
+            )
+    field, accepted = _INFO_FIELDS[name], set(wanted)
+    return lambda node: node.get(field) in accepted
+
+
+def _patch_filter(item: object) -> Callable[[dict[str, Any]], bool]:
+    """Build the predicate of one DescribeInstancePatches filter."""
+    key = item.get("Key") if isinstance(item, dict) else None
+    values = item.get("Values") if isinstance(item, dict) else None
+    if key not in _PATCH_FILTER_KEYS:
+        raise _ApiError(
+            "InvalidFilter",
+            f"The filter key {key} is not valid: use one of {', '.join(_PATCH_FILTER_KEYS)}.",
+        )
+    wanted = _text_values(values)
+    if wanted is None:
+        raise _ApiError("InvalidFilter", f"The filter {key} needs a list of one or more values.")
+    if key == "State":
+        states = {canonical_state(value) for value in wanted}
+        unknown = sorted(states - set(PATCH_STATES))
+        if unknown:
+            raise _ApiError(
+                "InvalidFilter", f"The filter value {unknown[0]} is not a valid patch state."
+            )
+        # Rows may spell their state either way; compare in the model's spelling.
+        return lambda row: canonical_state(row["State"]) in states
+    accepted = set(wanted)
+    return lambda row: row.get(key) in accepted
+
+
+class Emulator:
+    """A local SSM endpoint serving one or more fleets over real HTTP.
+
+    Parameters
+    ----------
+    fleets
+        One fleet or several (one per account and region); None serves the sample.
+    latency
+        Seconds added to every request.
+    rate_limit, burst
+        Requests per second per account and region, and the bucket's capacity;
+        None for no limit.
+    error_rate, drop_rate, expire_rate
+        Shares of requests answered InternalServerError, of requests dropped without
+        an answer, and of NextTokens that have expired when used.
+    max_patch_results
+        The largest MaxResults DescribeInstancePatches accepts: 100 as the model
+        says, or 50 as the service has been seen to.
+    seed
+        Seeds the fault draws.
+    host, port
+        Where to listen; port 0 picks a free port.
+
+    Examples
+    --------
+    >>> with Emulator() as emulator:
+    ...     ssm = emulator.client()
+    ...     page = ssm.describe_instance_patches(InstanceId="i-0e1f2a3b4c5d6e7f8", MaxResults=100)
+    ...     len(page["Patches"]), "NextToken" in page
+    (100, True)
+    """
+
+    def __init__(
+        self,
+        fleets: WireFleet | Iterable[WireFleet] | None = None,
+        *,
+        latency: float = 0.0,
+        rate_limit: float | None = None,
+        burst: int = 5,
+        error_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        expire_rate: float = 0.0,
+        max_patch_results: int = 100,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if fleets is None:
+            fleets = [sample_fleet()]
+        elif isinstance(fleets, WireFleet):
+            fleets = [fleets]
+        served = list(fleets)
+        if not served:
+            raise ValueError("an emulator needs at least one fleet")
+        shares = {"error_rate": error_rate, "drop_rate": drop_rate, "expire_rate": expire_rate}
+        for name, share in shares.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"{name} must be between 0 and 1, not {share}")
+        if latency < 0:
+            raise ValueError(f"latency must be 0 or more seconds, not {latency}")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError(f"rate_limit must be more than 0 requests a second, not {rate_limit}")
+        if burst < 1:
+            raise ValueError(f"burst must be 1 or more, not {burst}")
+        if not 10 <= max_patch_results <= 100:
+            raise ValueError(
+                f"max_patch_results must be between 10 and 100, not {max_patch_results}"
+            )
+        self._regions: dict[tuple[str, str], _Region] = {}
+        for fleet in served:
+            where = (fleet.account_id, fleet.region)
+            if where in self._regions:
+                raise ValueError(f"two fleets for account {where[0]} in {where[1]}")
+            self._regions[where] = _Region(fleet)
+        self._default = (served[0].account_id, served[0].region)
+        self.latency, self.rate_limit, self.burst = latency, rate_limit, burst
+        self.error_rate, self.drop_rate, self.expire_rate = error_rate, drop_rate, expire_rate
+        self.max_patch_results, self.seed = max_patch_results, seed
+        self.host, self.port = host, port
+        self._tokens = _Tokens(seed, expire_rate)
+        self._random = random.Random(seed)
+        self._buckets: dict[tuple[str, str], _TokenBucket] = {}
+        self._lock = threading.Lock()
+        self._session: boto3.session.Session | None = None
+        self._session_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._requests: Counter[str] = Counter()
+        self._pages: Counter[str] = Counter()
+        self._throttled = self._errors = self._dropped = self._expired = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL, e.g. ``http://127.0.0.1:49152``; valid once started."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() first")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> Emulator:
+        """Start serving in a background thread; return the emulator itself.
+
+        Examples
+        --------
+        >>> emulator = Emulator().start()
+        >>> emulator.url.startswith("http://127.0.0.1:")
+        True
+        >>> emulator.stop()
+        """
+        if self._server is None:
+            self._server = _Server((self.host, self.port), self)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="patchframe-emulator",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection.
+
+        Examples
+        --------
+        >>> emulator = Emulator().start()
+        >>> emulator.stop()
+        >>> emulator.stop()  # stopping twice is harmless
+        """
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ ground truth
+
+    def fleet(self, account_id: str | None = None, region: str | None = None) -> WireFleet:
+        """Return the fleet served for an account and region: the ground truth.
+
+        Parameters
+        ----------
+        account_id
+            Defaults to the first fleet's account.
+        region
+            Defaults to the account's first fleet's region. A pair with no fleet
+            gets an empty one.
+
+        Examples
+        --------
+        >>> emulator = Emulator()
+        >>> emulator.fleet().region, emulator.fleet("111122223333").n_patches
+        ('eu-west-1', 0)
+        """
+        account, where = self._where(account_id, region)
+        found = self._regions.get((account, where))
+        return found.fleet if found is not None else WireFleet(account, where)
+
+    def _where(self, account_id: str | None, region: str | None) -> tuple[str, str]:
+        account = account_id or self._default[0]
+        if region is None:
+            regions = [r for a, r in self._regions if a == account]
+            region = regions[0] if regions else self._default[1]
+        return account, region
+
+    def credentials(self, account_id: str | None = None) -> dict[str, str]:
+        """Dummy credentials that make the emulator answer as ``account_id``.
+
+        The access key id is ``AKIAEMUL`` followed by the account id; the secret is
+        a fixed dummy. Without an account, the first fleet's account.
+
+        Examples
+        --------
+        >>> Emulator().credentials("111122223333")["aws_access_key_id"]
+        'AKIAEMUL111122223333'
+        """
+        account = account_id or self._default[0]
+        if not (len(account) == 12 and account.isdigit()):
+            raise ValueError(f"account_id must be 12 digits, not {account!r}")
+        return {"aws_access_key_id": f"AKIAEMUL{account}", "aws_secret_access_key": _DUMMY_SECRET}
+
+    @overload
+    def client(
+        self,
+        service: Literal["ssm"] = "ssm",
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
+        **kwargs: Any,
+    ) -> SSMClient: ...
+
+    @overload
+    def client(
+        self,
+        service: Literal["sts"],
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
+        **kwargs: Any,
+    ) -> STSClient: ...
+
+    def client(
+        self,
+        service: str = "ssm",
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A boto3 client bound to this emulator, with dummy credentials.
+
+        Parameters
+        ----------
+        service
+            ``"ssm"`` or ``"sts"``.
+        account_id, region
+            Whom the client speaks for and where; default to the first fleet's
+            account and that account's first region.
+        **kwargs
+            Passed to ``boto3.session.Session.client``, e.g. ``config=``.
+
+        Examples
+        --------
+        >>> with Emulator() as emulator:
+        ...     emulator.client("sts", account_id="111122223333").get_caller_identity()["Account"]
+        '111122223333'
+        """
+        account, where = self._where(account_id, region)
+        keys = self.credentials(account)
+        # The endpoint is local: never send it through a proxy from the environment.
+        # Otherwise the client is what patchframe's own factory makes.
+        config = RETRY_CONFIG.merge(Config(proxies={}, max_pool_connections=16))
+        if kwargs.get("config") is not None:
+            config = config.merge(kwargs["config"])
+        kwargs["config"] = config
+        with self._session_lock:  # boto3 sessions are not safe to share across threads
+            if self._session is None:
+                self._session = boto3.session.Session()
+            return self._session.client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=self.url,
+                region_name=where,
+                aws_access_key_id=keys["aws_access_key_id"],
+                aws_secret_access_key=keys["aws_secret_access_key"],
+                **kwargs,
+            )
+
+    # ------------------------------------------------------------------ counters
+
+    @property
+    def stats(self) -> EmulatorStats:
+        """A snapshot of the counters (see :class:`EmulatorStats`)."""
+        with self._lock:
+            return EmulatorStats(
+                dict(self._requests),
+                self._throttled,
+                self._errors,
+                self._dropped,
+                self._expired,
+                dict(self._pages),
+            )
+
+    def reset_stats(self) -> None:
+        """Set every counter back to zero.
+
+        Examples
+        --------
+        >>> emulator = Emulator()
+        >>> emulator.reset_stats()
+        >>> emulator.stats.total
+        0
+        """
+        with self._lock:
+            self._requests, self._pages = Counter(), Counter()
+            self._throttled = self._errors = self._dropped = self._expired = 0
+
+    # ------------------------------------------------------------------ requests
+
+    def _caller(self, authorization: str) -> tuple[str, str]:
+        match = _SCOPE.search(authorization)
+        if match is None:
+            return self._default
+        key, region = match.groups()
+        account = key[-12:] if key[-12:].isdigit() and len(key) >= 12 else self._default[0]
+        return account, region
+
+    def _answer(
+        self, target: str | None, authorization: str, content_type: str, body: bytes
+    ) -> _Reply | None:
+        """Answer one request; None means drop the connection without answering."""
+        account, region = self._caller(authorization)
+        if target is None and content_type.startswith("application/x-www-form-urlencoded"):
+            return self._sts(account, body)
+        target = target or ""
+        operation = (
+            target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
+        )
+        with self._lock:
+            self._requests[operation or target] += 1
+            drop, error = self._random.random(), self._random.random()
+            allowed = True
+            if self.rate_limit is not None:
+                bucket = self._buckets.get((account, region))
+                if bucket is None:
+                    bucket = self._buckets[account, region] = _TokenBucket(
+                        self.rate_limit, self.burst
+                    )
+                allowed = bucket.take()
+        if self.latency:
+            time.sleep(self.latency)
+        if not allowed:
+            with self._lock:
+                self._throttled += 1
+            return _error("ThrottlingException", "Rate exceeded")
+        if drop < self.drop_rate:
+            with self._lock:
+                self._dropped += 1
+            return None
+        if error < self.error_rate:
+            with self._lock:
+                self._errors += 1
+            return _error("InternalServerError", "An internal error occurred.", 500)
+        handler = self._operations.get(operation)
+        if handler is None:
+            return _error(
+                "com.amazon.coral.service#UnknownOperationException",
+                f"Unknown operation {target}",
+            )
+        try:
+            params = json.loads(body or b"{}")
+            if not isinstance(params, dict):
+                raise _ApiError("SerializationException", "The request body must be an object")
+            where = self._regions.get((account, region)) or _Region(WireFleet(account, region))
+            return _Reply(200, _JSON, handler(self, where, params))
+        except json.JSONDecodeError:
+            return _error("SerializationException", "The request body is not valid JSON")
+        except _Expired as exc:
+            with self._lock:
+                self._expired += 1
+            return _error(exc.code, exc.message, exc.status)
+        except _ApiError as exc:
+            return _error(exc.code, exc.message, exc.status)
+
+    def _scope(self, where: _Region, operation: str, request: object) -> str:
+        return json.dumps(
+            [where.fleet.account_id, where.fleet.region, operation, request], sort_keys=True
+        )
+
+    def _describe_instance_information(self, where: _Region, params: dict[str, Any]) -> bytes:
+        validation = _Validation()
+        limit = validation.max_results(params.get("MaxResults"), 5, 50, default=50)
+        validation.check()
+        old, new = params.get("InstanceInformationFilterList") or [], params.get("Filters") or []
+        tags = where.fleet.tags
+        predicates = [
+            *(_instance_filter(f.get("key"), f.get("valueSet"), tags) for f in old),
+            *(_instance_filter(f.get("Key"), f.get("Values"), tags) for f in new),
+        ]
+        scope = self._scope(where, "DescribeInstanceInformation", [old, new])
+        offset = self._tokens.offset(params.get("NextToken"), scope)
+        nodes = [node for node in where.fleet.instances if all(p(node) for p in predicates)]
+        answer: dict[str, Any] = {"InstanceInformationList": nodes[offset : offset + limit]}
+        if offset + limit < len(nodes):
+            answer["NextToken"] = self._tokens.issue(scope, offset + limit)
+        return json.dumps(answer).encode()
+
+    def _describe_instance_patch_states(self, where: _Region, params: dict[str, Any]) -> bytes:
+        validation = _Validation()
+        ids = params.get("InstanceIds")
+        if ids is None:
+            validation.add(None, "instanceIds", "Member must not be null")
+            ids = []
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise _ApiError("SerializationException", "InstanceIds must be a list of strings")
+        if len(ids) > 50:
+            validation.add(
+                _listed(ids), "instanceIds", "Member must have length less than or equal to 50"
+            )
+        if any(not _INSTANCE_ID.match(i) for i in ids):
+            rule = f"Member must satisfy regular expression pattern: {_INSTANCE_ID_PATTERN}"
+            validation.add(
+                _listed(ids), "instanceIds", f"Member must satisfy constraint: [{rule}]"
+            )
+        limit = validation.max_results(params.get("MaxResults"), 10, 100, default=50)
+        validation.check()
+        scope = self._scope(where, "DescribeInstancePatchStates", ids)
+        offset = self._tokens.offset(params.get("NextToken"), scope)
+        states = [where.states[i] for i in dict.fromkeys(ids) if i in where.states]
+        answer: dict[str, Any] = {"InstancePatchStates": states[offset : offset + limit]}
+        if offset + limit < len(states):
+            answer["NextToken"] = self._tokens.issue(scope, offset + limit)
+        return json.dumps(answer).encode()
+
+    def _describe_instance_patches(self, where: _Region, params: dict[str, Any]) -> bytes:
+        validation = _Validation()
+        instance_id = params.get("InstanceId")
+        if instance_id is None:
+            validation.add(None, "instanceId", "Member must not be null")
+        elif not isinstance(instance_id, str):
+            raise _ApiError("SerializationException", "InstanceId must be a string")
+        elif not _INSTANCE_ID.match(instance_id):
+            rule = f"Member must satisfy regular expression pattern: {_INSTANCE_ID_PATTERN}"
+            validation.add(instance_id, "instanceId", rule)
+        filters = params.get("Filters") or []
+        if not isinstance(filters, list):
+            raise _ApiError("SerializationException", "Filters must be a list")
+        if len(filters) > 5:
+            validation.add(
+                _listed(filters), "filters", "Member must have length less than or equal to 5"
+            )
+        largest = self.max_patch_results
+        limit = validation.max_results(
+            params.get("MaxResults"), 10, largest, default=min(50, largest)
+        )
+        validation.check()
+        assert isinstance(instance_id, str)  # the validation above made sure
+        if instance_id not in where.known:
+            raise _ApiError("InvalidInstanceId", f"Instance Id {instance_id} is not valid.")
+        predicates = [_patch_filter(item) for item in filters]
+        scope = self._scope(where, "DescribeInstancePatches", [instance_id, filters])
+        offset = self._tokens.offset(params.get("NextToken"), scope)
+        rows = where.encoded(instance_id)
+        if predicates:
+            raw = where.fleet.patches.get(instance_id, [])
+            rows = [rows[i] for i, row in enumerate(raw) if all(p(row) for p in predicates)]
+        body = '{"Patches":[' + ",".join(rows[offset : offset + limit]) + "]"
+        if offset + limit < len(rows):
+            body += ',"NextToken":' + json.dumps(self._tokens.issue(scope, offset + limit))
+        with self._lock:
+            self._pages[instance_id] += 1
+        return (body + "}").encode()
+
+    _operations: ClassVar[dict[str, Callable[[Emulator, _Region, dict[str, Any]], bytes]]] = {
+        "DescribeInstanceInformation": _describe_instance_information,
+        "DescribeInstancePatchStates": _describe_instance_patch_states,
+        "DescribeInstancePatches": _describe_instance_patches,
+    }
+
+    def _sts(self, account: str, body: bytes) -> _Reply:
+        """Answer STS's query protocol: enough of it for GetCallerIdentity."""
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
+        with self._lock:
+            self._requests[action or "UnknownOperation"] += 1
+        if self.latency:
+            time.sleep(self.latency)
+        request_id = str(uuid.uuid4())
+        namespace = "https://sts.amazonaws.com/doc/2011-06-15/"
+        if action != "GetCallerIdentity":
+            xml = (
+                f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type>'
+                "<Code>InvalidAction</Code><Message>Could not find operation "
+                f"{action or 'with no Action'} for version 2011-06-15</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+            )
+            return _Reply(400, "text/xml", xml.encode(), request_id)
+        xml = (
+            f'<GetCallerIdentityResponse xmlns="{namespace}">\n'
+            "  <GetCallerIdentityResult>\n"
+            f"    <Arn>arn:aws:iam::{account}:user/patchframe</Arn>\n"
+            f"    <UserId>AIDAEMUL{account}</UserId>\n"
+            f"    <Account>{account}</Account>\n"
+            "  </GetCallerIdentityResult>\n"
+            "  <ResponseMetadata>\n"
+            f"    <RequestId>{request_id}</RequestId>\n"
+            "  </ResponseMetadata>\n"
+            "</GetCallerIdentityResponse>\n"
+        )
+        return _Reply(200, "text/xml", xml.encode(), request_id)
+
+
+def _error(code: str, message: str, status: int = 400) -> _Reply:
+    return _Reply(status, _JSON, json.dumps({"__type": code, "message": message}).encode())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    disable_nagle_algorithm = True  # headers and body leave without waiting for an ACK
+    server: _Server
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        reply = self.server.emulator._answer(
+            self.headers.get("X-Amz-Target"),
+            self.headers.get("Authorization", ""),
+            self.headers.get("Content-Type", ""),
+            body,
+        )
+        if reply is None:
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("x-amzn-RequestId", reply.request_id or str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: benchmarks push thousands of requests through."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many workers may connect at once
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        if isinstance(request, socket.socket):
+            with self._open_lock:
+                self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
+        if isinstance(request, socket.socket):
+            with self._open_lock:
+                self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-answer is routine (its timeouts, stop()): not news.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+    def close_connections(self) -> None:
+        # Idle keep-alive connections would otherwise go on being served after stop().
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+_sample_lock = threading.Lock()
+_sample_emulators: list[Emulator] = []
+
+
+def sample_client() -> SSMClient:
+    """A ready boto3 SSM client for the sample fleet, served on 127.0.0.1.
+
+    The first call starts one emulator for the whole process; every call returns a
+    new client bound to it, with dummy credentials and the sample's region, so no
+    AWS configuration is needed.
+
+    Examples
+    --------
+    >>> ssm = sample_client()
+    >>> lost = ssm.describe_instance_information(
+    ...     Filters=[{"Key": "PingStatus", "Values": ["ConnectionLost"]}]
+    ... )
+    >>> [node["InstanceId"] for node in lost["InstanceInformationList"]]
+    ['mi-0c2a5e7f9b1d3486a']
+    """
+    with _sample_lock:
+        if not _sample_emulators:
+            _sample_emulators.append(Emulator().start())
+        emulator = _sample_emulators[0]
+    return emulator.client("ssm")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's command-line options to ``parser``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_serve_arguments(parser)
+    >>> args = parser.parse_args(["--synthetic", "500", "--rate-limit", "40"])
+    >>> args.synthetic, args.rate_limit, args.port
+    (500, 40.0, 0)
+    """
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help="serve a synthetic fleet of N nodes instead of the sample fleet",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic fleet and faults"
+    )
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument(
+        "--rate-limit", type=float, metavar="RPS", help="requests a second before throttling"
+    )
+    parser.add_argument("--burst", type=int, default=5, help="token bucket capacity")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of HTTP 500 answers")
+    parser.add_argument(
+        "--drop-rate", type=float, default=0.0, help="share of dropped connections"
+    )
+    parser.add_argument(
+        "--expire-rate", type=float, default=0.0, help="share of expired NextTokens"
+    )
+    parser.add_argument(
+        "--max-patch-results",
+        type=int,
+        default=100,
+        help="largest DescribeInstancePatches MaxResults accepted (50 or 100)",
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM, with options from :func:`add_serve_arguments`.
+
+    Prints ``patchframe emulator listening on <url>`` on one line first.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_serve_arguments(parser)
+    >>> serve(parser.parse_args(["--synthetic", "50"]))  # doctest: +SKIP
+    patchframe emulator listening on http://127.0.0.1:49152
+    """
+    if args.synthetic is None:
+        fleet = sample_fleet()
+    else:
+        fleet = synthetic_fleet(args.synthetic, seed=args.seed)
+    emulator = Emulator(
+        fleet,
+        latency=args.latency,
+        rate_limit=args.rate_limit,
+        burst=args.burst,
+        error_rate=args.error_rate,
+        drop_rate=args.drop_rate,
+        expire_rate=args.expire_rate,
+        max_patch_results=args.max_patch_results,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with emulator:
+            print(f"patchframe emulator listening on {emulator.url}", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator from a shell: ``python -m patchframe.emulator --help``.
+
+    Examples
+    --------
+    >>> main(["--port", "0"])  # doctest: +SKIP
+    patchframe emulator listening on http://127.0.0.1:49152
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m patchframe.emulator", description="Serve a local SSM endpoint."
+    )
+    add_serve_arguments(parser)
+    return serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

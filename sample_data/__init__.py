@@ -1,0 +1,1 @@
+"""The sample fleet as wire JSON; read it with :func:`patchframe.sample.sample_fleet`."""

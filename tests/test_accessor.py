@@ -1,0 +1,131 @@
+"""The ``.pf`` accessor: registered, stateless, delegating, absent on other frames."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+import patchframe.accessor
+from patchframe import filters, plots, summary
+from patchframe._schema import NodeKey, PatchColumns, build_patches
+from patchframe.accessor import CORE_COLUMNS, PatchesAccessor
+from patchframe.exceptions import ColumnsError
+
+MODULES = (filters, summary, plots)
+FUNCTIONS = [(m, name) for m in MODULES for name in m.__all__]
+
+
+@pytest.fixture(autouse=True)
+def close_figures() -> Iterator[None]:
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def patches() -> pd.DataFrame:
+    a, b = PatchColumns(), PatchColumns()
+    a.extend(
+        [
+            {"KBId": "KB1", "State": "Missing", "Severity": "Critical", "CVEIds": "CVE-2024-1"},
+            {"KBId": "KB2", "State": "Installed", "Severity": "Low", "InstalledTime": 1.7e9},
+        ]
+    )
+    b.extend(
+        [
+            {"KBId": "KB1", "State": "Failed", "Severity": "Critical", "CVEIds": "CVE-2024-1"},
+            {"KBId": "KB3", "State": "InstalledPendingReboot", "InstalledTime": 1.71e9},
+        ]
+    )
+    return build_patches(
+        [(NodeKey("i-0000000a"), a), (NodeKey("i-0000000b"), b)],
+        node_columns={"platform_name": ["Ubuntu", "SLES"]},
+    )
+
+
+def test_registered_as_pf(patches: pd.DataFrame) -> None:
+    assert isinstance(patches.pf, PatchesAccessor)
+    assert patchframe.accessor.__name__ == "patchframe.accessor"
+
+
+@pytest.mark.parametrize("column", CORE_COLUMNS)
+def test_absent_on_a_frame_without_the_core_columns(patches: pd.DataFrame, column: str) -> None:
+    other = patches.drop(columns=column)
+    assert not hasattr(other, "pf")
+    with pytest.raises(AttributeError, match=f"lacks '{column}'"):
+        other.pf  # noqa: B018
+    assert not hasattr(pd.DataFrame({"x": [1]}), "pf")
+
+
+def test_methods_still_name_other_missing_columns(patches: pd.DataFrame) -> None:
+    with pytest.raises(ColumnsError, match="severity_level"):
+        patches.drop(columns="severity_level").pf.severity_at_least("High")
+
+
+@pytest.mark.parametrize(("module", "name"), FUNCTIONS)
+def test_every_function_is_a_method_with_the_same_options(module: object, name: str) -> None:
+    function = inspect.signature(getattr(module, name))
+    method = inspect.signature(getattr(PatchesAccessor, name))
+    assert list(method.parameters)[1:] == list(function.parameters)[1:]
+    for option in list(function.parameters)[1:]:
+        assert method.parameters[option].kind == function.parameters[option].kind
+        assert method.parameters[option].default == function.parameters[option].default
+
+
+def test_no_other_public_methods() -> None:
+    public = {n for n in vars(PatchesAccessor) if not n.startswith("_")}
+    assert public == {name for _, name in FUNCTIONS} | {"missing"}
+
+
+def test_filters_delegate(patches: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(
+        patches.pf.by_state("Missing", "Failed"), filters.by_state(patches, "Missing", "Failed")
+    )
+    pd.testing.assert_frame_equal(patches.pf.missing(), filters.by_state(patches, "MISSING"))
+    pd.testing.assert_frame_equal(patches.pf.by_platform("sles"), patches.iloc[2:])
+    pd.testing.assert_frame_equal(
+        patches.pf.installed_between("2023-01-01", "2024-01-01"),
+        filters.installed_between(patches, "2023-01-01", "2024-01-01"),
+    )
+
+
+def test_summaries_delegate(patches: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(
+        patches.pf.node_compliance(now="2024-06-01"),
+        summary.node_compliance(patches, now="2024-06-01"),
+    )
+    pd.testing.assert_frame_equal(
+        patches.pf.install_activity(freq="M"), summary.install_activity(patches, freq="M")
+    )
+    pd.testing.assert_frame_equal(patches.pf.cve_exposure(), summary.cve_exposure(patches))
+
+
+def test_charts_delegate(patches: pd.DataFrame) -> None:
+    _, ax = plt.subplots()
+    assert patches.pf.states_by_node(ax=ax, top=1) is ax
+    assert ax.get_yticklabels()[-1].get_text() == "other 1 nodes (mean)"
+    assert patches.pf.top_cves(n=1).get_title() == "Open CVEs by nodes affected"
+
+
+def test_a_chain_reads_left_to_right(patches: pd.DataFrame) -> None:
+    chained = patches.pf.non_compliant().pf.severity_at_least("Critical").pf.top_missing(5)
+    direct = summary.top_missing(
+        filters.severity_at_least(filters.non_compliant(patches), "Critical"), 5
+    )
+    pd.testing.assert_frame_equal(chained, direct)
+    assert chained[["kb_id", "nodes", "missing", "failed"]].to_numpy().tolist() == [
+        ["KB1", 2, 1, 1]
+    ]
+
+
+def test_holds_nothing_but_the_frame(patches: pd.DataFrame) -> None:
+    accessor = PatchesAccessor(patches)
+    assert list(vars(accessor)) == ["_df"]
+    assert accessor._df is patches
+    before = patches.copy(deep=True)
+    patches.pf.non_compliant()
+    patches.pf.node_compliance()
+    pd.testing.assert_frame_equal(patches, before)

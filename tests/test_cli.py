@@ -1,0 +1,230 @@
+"""The patchframe command: in-process through main() for every path, and once as the
+installed script, on the sample fleet."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from patchframe import cli, emulator
+from patchframe._fanout import load_fleet
+from patchframe._fleet import Fleet
+from patchframe._schema import build_errors
+from patchframe.emulator import sample_client
+from patchframe.exceptions import AWSRequestError
+
+CHARTS = [
+    "states-by-node.png",
+    "severity-by-state.png",
+    "top-cves.png",
+    "compliance-by-platform.png",
+    "install-timeline.png",
+]
+FILES = [cli.WORKBOOK, cli.SUMMARY_CSV, *CHARTS]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials, no configuration, and no instance metadata service to ask."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    empty = tmp_path / "aws-config"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def one_error_line(err: str, start: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(start), err
+    return lines[0]
+
+
+def test_report_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    assert cli.main(["report", "--sample", "--no-progress", "--top", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == ""
+    lines = printed.out.splitlines()
+    assert lines[0] == "Sample fleet: 13 nodes in 1 account and 1 region, 2,020 patch rows"
+    assert "  non-compliant nodes       11" in lines
+    assert "Top 5 missing patches (MISSING or FAILED), by nodes affected:" in lines
+    top = lines.index("Top 5 missing patches (MISSING or FAILED), by nodes affected:")
+    assert lines[top + 1].split() == ["patch", "nodes", "severity", "title"]
+    assert lines[top + 2].split()[:2] == ["KB2267602", "3"]
+    assert f"Wrote {len(FILES)} files to {out.resolve()}:" in lines
+    for name in FILES:
+        assert any(line.split()[0] == name for line in lines if line.startswith("  "))
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    for chart in CHARTS:
+        assert (out / chart).read_bytes().startswith(PNG)
+    book = openpyxl.load_workbook(out / cli.WORKBOOK)
+    assert book.sheetnames[0] == "Summary"
+    assert (out / cli.SUMMARY_CSV).read_text(encoding="utf-8").count("\n") == 14
+
+
+def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    assert "report" in capsys.readouterr().out
+    assert cli.main(["report", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in ("--sample", "--profile P", "--region R", "--out DIR", "--top N"):
+        assert option in text
+    assert "--no-progress  no progress bar" in text
+    assert cli.main(["serve", "--help"]) == 0
+    assert "--synthetic N" in capsys.readouterr().out
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("patchframe ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["report", "--bogus"], "patchframe report: error: unrecognized arguments: --bogus"),
+        (["report", "--top", "0"], "patchframe report: error: argument --top: '0'"),
+        (["report", "--top", "ten"], "patchframe report: error: argument --top: 'ten'"),
+        (["report", "--sample", "--region", "eu-west-1"], "patchframe report: error: --sample"),
+        ([], "patchframe: error: choose a command"),
+        (["frobnicate"], "patchframe: error: argument COMMAND: invalid choice"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    argv: list[str], start: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert one_error_line(printed.err, start).endswith("--help')")
+
+
+@pytest.mark.usefixtures("no_aws")
+def test_bad_profile_or_region_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["report", "--profile", "nope", "--region", "eu-west-1"]) == 2
+    one_error_line(capsys.readouterr().err, "patchframe: error: profile 'nope' is not in")
+    assert cli.main(["report", "--region", "moon-1"]) == 2
+    one_error_line(capsys.readouterr().err, "patchframe: error: region 'moon-1'")
+    assert cli.main(["report"]) == 2
+    line = one_error_line(capsys.readouterr().err, "patchframe: error: no region")
+    assert "--region R" in line
+
+
+@pytest.mark.usefixtures("no_aws")
+def test_no_credentials_exit_1_and_point_to_the_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    argv = ["report", "--region", "eu-west-1", "--no-progress", "--out", str(out)]
+    assert cli.main(argv) == 1
+    printed = capsys.readouterr()
+    line = one_error_line(printed.err, "patchframe: error: GetCallerIdentity failed")
+    assert "NoCredentialsError" in line and "patchframe report --sample" in line
+    assert not out.exists()
+
+
+def test_aws_error_exit_1(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(**kwargs: object) -> Fleet:
+        raise AWSRequestError(
+            "DescribeInstanceInformation failed: AccessDeniedException: not allowed\n(details)",
+            code="AccessDeniedException",
+            operation="DescribeInstanceInformation",
+        )
+
+    monkeypatch.setattr(cli, "load_fleet", refuse)
+    assert cli.main(["report", "--region", "eu-west-1", "--out", str(tmp_path / "r")]) == 1
+    line = one_error_line(capsys.readouterr().err, "patchframe: error: DescribeInstance")
+    assert line.endswith("not allowed (details)")
+
+
+def test_unwritable_folder_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cli.main(["report", "--sample", "--no-progress", "--out", str(blocker)]) == 1
+    one_error_line(capsys.readouterr().err, "patchframe: error: cannot write the report into")
+
+
+def test_partial_errors_write_the_report_and_warn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = load_fleet(client=sample_client(), progress=False)
+    error = {
+        "account_id": "123456789012",
+        "region": "eu-west-1",
+        "instance_id": "i-0123456789abcdef0",
+        "operation": "DescribeInstancePatches",
+        "error_code": "ThrottlingException",
+        "message": "DescribeInstancePatches for node i-0123456789abcdef0 failed: Rate exceeded",
+        "attempts": 10,
+    }
+    partial = Fleet(fleet.patches, fleet.nodes, build_errors([error]))
+    monkeypatch.setattr(cli, "load_fleet", lambda **kwargs: partial)
+    out = tmp_path / "report"
+    assert cli.main(["report", "--region", "eu-west-1", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "  errors                     1" in printed.out.splitlines()
+    line = one_error_line(printed.err, "patchframe: warning: 1 error(s) while loading")
+    assert line.endswith("failed: Rate exceeded")
+    errors = openpyxl.load_workbook(out / cli.WORKBOOK)["Errors"]
+    assert errors.max_row == 2 and errors["F2"].value == error["message"]
+
+
+def test_installed_script_writes_the_sample_report(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("patchframe")
+    if not script.exists():
+        pytest.skip(f"no patchframe script beside {sys.executable}: install the package")
+    out = tmp_path / "report"
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [str(script), "report", "--sample", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Sample fleet: 13 nodes")
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+
+
+def test_nothing_loaded_exit_1(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = load_fleet(client=sample_client(), progress=False)
+    nodes = fleet.nodes.assign(patch_rows=pd.array([None] * len(fleet.nodes), dtype="Int64"))
+    error = {"operation": "DescribeInstancePatches", "error_code": "AccessDeniedException"}
+    error["message"] = "DescribeInstancePatches for node i-0e1f2a3b4c5d6e7f8 failed: denied"
+    failed = Fleet(fleet.patches.iloc[:0], nodes, build_errors([error]))
+    monkeypatch.setattr(cli, "load_fleet", lambda **kwargs: failed)
+    out = tmp_path / "report"
+    assert cli.main(["report", "--region", "eu-west-1", "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and not out.exists()
+    one_error_line(printed.err, "patchframe: error: DescribeInstancePatches for node")
+
+
+def test_serve_delegates_and_its_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[int] = []
+
+    def serve(args: argparse.Namespace) -> int:
+        seen.append(args.port)
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(emulator, "serve", serve)
+    assert cli.main(["serve", "--port", "8123"]) == 1
+    assert seen == [8123]
+    one_error_line(capsys.readouterr().err, "patchframe: error: [Errno 98] Address already")

@@ -1,0 +1,382 @@
+"""Fleet loading through the emulator over real HTTP: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+
+import patchframe as pf
+from patchframe._aws import RETRY_CONFIG
+from patchframe._schema import PATCH_COLUMNS, NodeKey, PatchColumns, build_patches
+from patchframe.emulator import Emulator
+from patchframe.sample import WireFleet, synthetic_fleet
+
+ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
+
+
+@pytest.fixture(scope="module")
+def sample() -> Iterator[Emulator]:
+    with Emulator() as emulator:
+        yield emulator
+
+
+def truth(fleet: WireFleet) -> Counter[tuple[str, str]]:
+    return Counter((node, p["KBId"]) for node, rows in fleet.patches.items() for p in rows)
+
+
+def loaded(frame: pd.DataFrame) -> Counter[tuple[str, str]]:
+    return Counter(zip(frame["instance_id"].astype(str), frame["kb_id"].astype(str), strict=True))
+
+
+def assert_nothing_lost_nothing_doubled(fleet: pf.Fleet, served: WireFleet) -> None:
+    """Every node has exactly its rows, or it is in errors with none."""
+    failed = set(fleet.errors["instance_id"].dropna())
+    got = loaded(fleet.patches)
+    assert max(got.values(), default=1) == 1, "a row arrived twice"
+    for node in (i["InstanceId"] for i in served.instances):
+        rows = {k for k in got if k[0] == node}
+        if node in failed:
+            assert not rows, f"{node} failed but has rows"
+        else:
+            assert rows == {k for k in truth(served) if k[0] == node}, node
+    assert set(fleet.nodes["instance_id"]) == {i["InstanceId"] for i in served.instances}
+
+
+def test_sample_fleet_every_node_and_every_patch(sample: Emulator) -> None:
+    fleet = pf.load_fleet(client=sample.client(), progress=False)
+    served = sample.fleet()
+    assert fleet.errors.empty
+    assert loaded(fleet.patches) == truth(served)
+    assert_nothing_lost_nothing_doubled(fleet, served)
+    assert fleet.patches["account_id"].unique().tolist() == [served.account_id]
+    assert fleet.patches["region"].unique().tolist() == [served.region]
+    assert fleet.nodes["instance_id"].str.startswith("mi-").sum() >= 2
+
+
+def test_nodes_counts_equal_patch_states(sample: Emulator) -> None:
+    fleet = pf.load_fleet(client=sample.client(), progress=False)
+    counts = fleet.patches.groupby(["instance_id", "state"], observed=True).size()
+    fields = {
+        "installed": "InstalledCount",
+        "installed_other": "InstalledOtherCount",
+        "installed_pending_reboot": "InstalledPendingRebootCount",
+        "installed_rejected": "InstalledRejectedCount",
+        "missing": "MissingCount",
+        "failed": "FailedCount",
+        "not_applicable": "NotApplicableCount",
+        "available_security_update": "AvailableSecurityUpdateCount",
+    }
+    states = {s["InstanceId"]: s for s in sample.fleet().patch_states}
+    nodes = fleet.nodes.set_index("instance_id")
+    for node, state in states.items():
+        for column, field in fields.items():
+            assert nodes.loc[node, column] == state[field], (node, column)
+            assert counts.get((node, column.upper()), 0) == state[field], (node, column)
+    never_scanned = nodes.index.difference(list(states))
+    assert (nodes.loc[never_scanned, "compliance"] == "NOT_SCANNED").all()
+
+
+def test_patches_carry_node_columns(sample: Emulator) -> None:
+    fleet = pf.load_fleet(client=sample.client(), progress=False)
+    for column in (
+        "computer_name",
+        "platform_type",
+        "platform_name",
+        "patch_group",
+        "baseline_id",
+    ):
+        assert isinstance(fleet.patches[column].dtype, pd.CategoricalDtype), column
+    info = {i["InstanceId"]: i for i in sample.fleet().instances}
+    first = fleet.patches.iloc[0]
+    assert first["platform_name"] == info[first["instance_id"]]["PlatformName"]
+
+
+def test_repr_says_it_at_a_glance(sample: Emulator) -> None:
+    fleet = pf.load_fleet(client=sample.client(), progress=False)
+    figures = fleet.summary()
+    text = repr(fleet)
+    assert f"{figures['nodes']} nodes" in text
+    assert f"{figures['patches']:,} patches" in text
+    assert f"{figures['non_compliant_nodes']} non-compliant nodes" in text
+    assert "0 errors" in text
+
+
+def test_fast_path_equals_plain_botocore_path(sample: Emulator) -> None:
+    """The parse shortcut gives the very frame botocore's own parser would."""
+    client = sample.client()
+    fleet = pf.load_fleet(client=client, progress=False)
+    served = sample.fleet()
+    parts = []
+    for node in fleet.nodes["instance_id"]:
+        cols = PatchColumns()
+        for page in client.get_paginator("describe_instance_patches").paginate(InstanceId=node):
+            cols.extend(page["Patches"])  # datetimes in the local zone, as botocore makes them
+        parts.append((NodeKey(node, served.account_id, served.region), cols))
+    plain = build_patches(parts)
+    pd.testing.assert_frame_equal(fleet.patches[list(PATCH_COLUMNS)], plain)
+
+
+@pytest.fixture
+def two_accounts() -> Iterator[Emulator]:
+    fleets = [
+        synthetic_fleet(4, seed=1, account_id=ACCOUNT_A, region="eu-west-1"),
+        synthetic_fleet(3, seed=2, account_id=ACCOUNT_A, region="us-east-1"),
+        synthetic_fleet(5, seed=3, account_id=ACCOUNT_B, region="eu-west-1"),
+    ]
+    with Emulator(fleets) as emulator:
+        yield emulator
+
+
+def expected_pairs(emulator: Emulator) -> Counter[tuple[str, str, str, str]]:
+    out: Counter[tuple[str, str, str, str]] = Counter()
+    for account, region in itertools.product((ACCOUNT_A, ACCOUNT_B), ("eu-west-1", "us-east-1")):
+        for (node, kb), n in truth(emulator.fleet(account, region)).items():
+            out[account, region, node, kb] += n
+    return out
+
+
+def test_every_account_and_region_through_aws_endpoint_url(
+    two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
+    sessions = [boto3.Session(**two_accounts.credentials(a)) for a in (ACCOUNT_A, ACCOUNT_B)]
+    fleet = pf.load_fleet(
+        regions=["eu-west-1", "us-east-1"], boto3_sessions=sessions, progress=False
+    )
+    assert fleet.errors.empty
+    got = Counter(
+        zip(
+            *(
+                fleet.patches[c].astype(str)
+                for c in ("account_id", "region", "instance_id", "kb_id")
+            ),
+            strict=True,
+        )
+    )
+    assert got == expected_pairs(two_accounts)
+    assert fleet.nodes.groupby(["account_id", "region"], observed=True).size().to_dict() == {
+        (ACCOUNT_A, "eu-west-1"): 4,
+        (ACCOUNT_A, "us-east-1"): 3,
+        (ACCOUNT_B, "eu-west-1"): 5,
+    }
+
+
+def test_profiles_fan_out(
+    two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "".join(
+            f"[{name}]\naws_access_key_id = {keys['aws_access_key_id']}\n"
+            f"aws_secret_access_key = {keys['aws_secret_access_key']}\n"
+            for name, keys in (
+                ("a", two_accounts.credentials(ACCOUNT_A)),
+                ("b", two_accounts.credentials(ACCOUNT_B)),
+            )
+        )
+    )
+    config = tmp_path / "config"
+    config.write_text("[profile a]\nregion = eu-west-1\n[profile b]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
+    fleet = pf.load_fleet(profiles=["a", "b"], progress=False)
+    assert sorted(fleet.nodes["account_id"].astype(str).unique()) == [ACCOUNT_A, ACCOUNT_B]
+    assert len(fleet.nodes) == 4 + 5
+
+
+def test_load_instance_patches_honours_aws_endpoint_url(
+    sample: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", sample.url)
+    for name, value in sample.credentials().items():
+        monkeypatch.setenv(name.upper(), value)
+    node = sample.fleet().instances[0]["InstanceId"]
+    df = pf.load_instance_patches(node, region=sample.fleet().region)
+    assert len(df) == len(sample.fleet().patches[node])
+
+
+@pytest.mark.parametrize(
+    ("node_filters", "field", "allowed"),
+    [
+        ({"PlatformTypes": ["Windows"]}, "PlatformType", {"Windows"}),
+        ({"PingStatus": ["ConnectionLost"]}, "PingStatus", {"ConnectionLost"}),
+        (
+            [{"Key": "ResourceType", "Values": ["ManagedInstance"]}],
+            "ResourceType",
+            {"ManagedInstance"},
+        ),
+    ],
+)
+def test_node_filters_pass_through(
+    sample: Emulator, node_filters: Any, field: str, allowed: set[str]
+) -> None:
+    fleet = pf.load_fleet(client=sample.client(), node_filters=node_filters, progress=False)
+    info = {i["InstanceId"]: i for i in sample.fleet().instances}
+    wanted = {n for n, i in info.items() if i.get(field) in allowed}
+    assert wanted and set(fleet.nodes["instance_id"]) == wanted
+    assert set(fleet.patches["instance_id"].astype(str)) <= wanted
+
+
+def test_tag_filter(sample: Emulator) -> None:
+    tags = sample.fleet().tags
+    key, value = next(iter(next(t for t in tags.values() if t).items()))
+    fleet = pf.load_fleet(
+        client=sample.client(), node_filters={f"tag:{key}": [value]}, progress=False
+    )
+    assert set(fleet.nodes["instance_id"]) == {n for n, t in tags.items() if t.get(key) == value}
+
+
+def test_patch_filters_pass_through(sample: Emulator) -> None:
+    fleet = pf.load_fleet(
+        client=sample.client(), patch_filters={"State": ["Missing", "Failed"]}, progress=False
+    )
+    assert set(fleet.patches["state"].unique()) == {"MISSING", "FAILED"}
+
+
+def test_instance_ids_and_an_unknown_node(sample: Emulator) -> None:
+    nodes = [i["InstanceId"] for i in sample.fleet().instances[:3]]
+    ghost = "i-0000000000000dead"
+    fleet = pf.load_fleet([*nodes, ghost], client=sample.client(), progress=False)
+    assert set(fleet.nodes["instance_id"]) == set(nodes)
+    assert fleet.errors["instance_id"].tolist() == [ghost]
+    assert fleet.errors["error_code"].tolist() == ["InvalidInstanceId"]
+    with pytest.raises(pf.NodeNotFoundError, match=ghost):
+        pf.load_fleet([ghost], client=sample.client(), progress=False, errors="raise")
+
+
+def vanish(client: Any, node: str) -> None:
+    """Make ``node`` disappear between discovery and its patches, as a terminated node does."""
+
+    def swap(params: dict[str, Any], **_: Any) -> None:
+        if params.get("InstanceId") == node:
+            params["InstanceId"] = "i-0000000000000dead"
+
+    client.meta.events.register("provide-client-params.ssm.DescribeInstancePatches", swap)
+
+
+def test_a_vanished_node_is_an_error_row_not_a_crash(sample: Emulator) -> None:
+    client = sample.client()
+    node = sample.fleet().instances[1]["InstanceId"]
+    vanish(client, node)
+    fleet = pf.load_fleet(client=client, progress=False)
+    row = fleet.errors.iloc[0]
+    assert (row["instance_id"], row["error_code"], row["operation"]) == (
+        node,
+        "InvalidInstanceId",
+        "DescribeInstancePatches",
+    )
+    assert row["attempts"] == 1
+    assert node not in set(fleet.patches["instance_id"].astype(str))
+    assert pd.isna(fleet.nodes.set_index("instance_id").loc[node, "patch_rows"])
+    assert_nothing_lost_nothing_doubled(fleet, sample.fleet())
+    with pytest.raises(pf.NodeNotFoundError, match=node):
+        pf.load_fleet(client=client, progress=False, errors="raise")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"regions": ["eu-west-1"]}, "client="),
+        ({"max_workers": 0}, "max_workers"),
+        ({"errors": "ignore"}, "'ignore'"),
+        ({"node_filters": {"Colour": ["blue"]}}, "'Colour'"),
+        ({"node_filters": {"PingStatus": "Online"}}, "'Online'"),
+        ({"patch_filters": {"State": ["Gone"]}}, "'Gone'"),
+        ({"instance_ids": "i-0123456789abcdef0"}, "one string"),
+        ({"instance_ids": ["nope"]}, "'nope'"),
+    ],
+)
+def test_bad_input_raises_before_any_call(
+    sample: Emulator, kwargs: dict[str, Any], named: str
+) -> None:
+    sample.reset_stats()
+    with pytest.raises(pf.ValidationError, match=named):
+        pf.load_fleet(client=sample.client(), progress=False, **kwargs)
+    assert sample.stats.total == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"regions": ["Ireland"]}, "'Ireland'"),
+        ({"regions": "eu-west-1"}, "'eu-west-1'"),
+        ({"profiles": ["nobody-has-this-profile"]}, "nobody-has-this-profile"),
+        ({"profiles": ["a"], "boto3_sessions": [boto3.Session()]}, "not both"),
+    ],
+)
+def test_bad_targets_raise_before_any_call(kwargs: dict[str, Any], named: str) -> None:
+    with pytest.raises(pf.ValidationError, match=named):
+        pf.load_fleet(progress=False, **kwargs)
+
+
+FAULTS = {
+    "rate_limit": [None, 60.0],
+    "error_rate": [0.0, 0.15],
+    "drop_rate": [0.0, 0.05],
+    "expire_rate": [0.0, 0.3],
+}
+MATRIX = [dict(zip(FAULTS, combo, strict=True)) for combo in itertools.product(*FAULTS.values())]
+
+
+@pytest.fixture(scope="module")
+def small_fleet() -> WireFleet:
+    return synthetic_fleet(12, seed=7, patches_per_node=180)
+
+
+@pytest.mark.parametrize(
+    "faults", MATRIX, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items() if v)
+)
+def test_fault_matrix_every_row_once_or_node_in_errors(  # with patchframe's own retry policy
+    small_fleet: WireFleet, faults: dict[str, Any]
+) -> None:
+    with Emulator(small_fleet, seed=11, burst=3, latency=0.005, **faults) as emulator:
+        client = emulator.client(config=RETRY_CONFIG)
+        fleet = pf.load_fleet(client=client, progress=False, max_workers=8)
+        assert_nothing_lost_nothing_doubled(fleet, emulator.fleet())
+        if not faults["expire_rate"]:
+            assert fleet.errors.empty, fleet.errors.to_dict("records")
+        for row in fleet.errors.itertuples():
+            assert row.error_code == "InvalidNextToken" and row.instance_id
+
+
+def test_throttling_slows_down_instead_of_failing(small_fleet: WireFleet) -> None:
+    with Emulator(small_fleet, rate_limit=25, burst=2) as emulator:
+        client = emulator.client(config=RETRY_CONFIG)
+        fleet = pf.load_fleet(client=client, progress=False, max_workers=12)
+        assert emulator.stats.throttled > 0
+        assert fleet.errors.empty
+        assert loaded(fleet.patches) == truth(emulator.fleet())
+
+
+def test_cache_dir_resumes_with_only_the_missing_nodes(
+    small_fleet: WireFleet, tmp_path: Path
+) -> None:
+    with Emulator(small_fleet, expire_rate=0.6, seed=3) as flaky:
+        first = pf.load_fleet(client=flaky.client(), progress=False, cache_dir=tmp_path)
+    failed = set(first.errors["instance_id"])
+    assert failed, "the first run should leave some nodes to resume"
+    with Emulator(small_fleet) as healthy:
+        resumed = pf.load_fleet(client=healthy.client(), progress=False, cache_dir=tmp_path)
+        assert set(healthy.stats.pages) == failed  # only the missing nodes were fetched
+        uninterrupted = pf.load_fleet(client=healthy.client(), progress=False)
+    assert resumed.errors.empty
+    pd.testing.assert_frame_equal(resumed.patches, uninterrupted.patches)
+    pd.testing.assert_frame_equal(resumed.nodes, uninterrupted.nodes)
+
+
+def test_progress_bar_reports_nodes_rows_errors_throttles(
+    sample: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pf.load_fleet(client=sample.client(), progress=True)
+    err = capsys.readouterr().err
+    assert "13/13" in err and "rows=" in err and "errors=0" in err and "throttles=" in err
+    pf.load_fleet(client=sample.client(), progress=False)
+    assert capsys.readouterr().err == ""

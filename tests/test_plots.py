@@ -1,0 +1,340 @@
+"""Charts, checked by their artists: bar sizes, tick labels, colours, titles, legends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
+from matplotlib.container import BarContainer
+
+from patchframe import plots
+from patchframe._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, STATE_COLORS
+from patchframe._schema import NodeKey, PatchColumns, build_patches
+from patchframe.exceptions import ColumnsError, ValidationError
+
+DAY = 86_400.0
+JAN1 = pd.Timestamp("2024-01-01", tz="UTC").timestamp()  # a Monday
+
+
+@pytest.fixture(autouse=True)
+def no_show_and_close(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("plt.show() called")
+
+    monkeypatch.setattr(plt, "show", refuse)
+    yield
+    plt.close("all")
+
+
+def node(
+    instance_id: str,
+    states: dict[str, int],
+    *,
+    severity: str = "Critical",
+    cves: str = "",
+    installed: float = JAN1,
+) -> tuple[NodeKey, PatchColumns]:
+    cols = PatchColumns()
+    for state, count in states.items():
+        cols.extend(
+            {
+                "KBId": f"KB-{state}-{i}",
+                "Title": "t",
+                "Severity": severity,
+                "State": state,
+                "Classification": "Security",
+                "CVEIds": cves if state == "Missing" else "",
+                "InstalledTime": installed + i * DAY if state.startswith("Installed") else 0,
+            }
+            for i in range(count)
+        )
+    return NodeKey(instance_id), cols
+
+
+def frame(
+    parts: list[tuple[NodeKey, PatchColumns]], platforms: list[str] | None = None
+) -> pd.DataFrame:
+    extra = None if platforms is None else {"platform_name": platforms}
+    return build_patches(parts, node_columns=extra)
+
+
+@pytest.fixture
+def three() -> pd.DataFrame:
+    return frame(
+        [
+            node("i-0000000a", {"Installed": 3, "Missing": 1}, cves="CVE-2024-1"),
+            node(
+                "i-0000000b",
+                {"Installed": 1, "Missing": 2, "Failed": 1, "NotApplicable": 5},
+                severity="Low",
+                cves="CVE-2024-1,CVE-2024-2",
+            ),
+            node("i-0000000c", {"Installed": 2, "InstalledOther": 1}, installed=JAN1 + 8 * DAY),
+        ],
+        platforms=["Ubuntu", "Ubuntu", "Amazon Linux"],
+    )
+
+
+def bars(ax: Axes) -> dict[str, list[float]]:
+    """Bar lengths per labelled bar group (width for horizontal bars)."""
+    out = {}
+    for container in ax.containers:
+        assert isinstance(container, BarContainer)
+        horizontal = container.orientation == "horizontal"
+        out[str(container.get_label())] = [
+            r.get_width() if horizontal else r.get_height() for r in container.patches
+        ]
+    return out
+
+
+def colours(ax: Axes) -> dict[str, str]:
+    return {
+        str(c.get_label()): to_hex(c.patches[0].get_facecolor())
+        for c in ax.containers
+        if isinstance(c, BarContainer) and c.patches
+    }
+
+
+def ticks(labels: list[Any]) -> list[str]:
+    return [t.get_text() for t in labels]
+
+
+def legend(ax: Axes) -> list[str]:
+    box = ax.get_legend()
+    assert box is not None
+    return [t.get_text() for t in box.get_texts()]
+
+
+# states_by_node
+
+
+def test_states_by_node_stacks_counts_worst_node_on_top(three: pd.DataFrame) -> None:
+    ax = plots.states_by_node(three)
+    assert ticks(ax.get_yticklabels()) == ["i-0000000b", "i-0000000a", "i-0000000c"]
+    assert bars(ax) == {
+        "FAILED": [1, 0, 0],
+        "MISSING": [2, 1, 0],
+        "INSTALLED_OTHER": [0, 0, 1],
+        "INSTALLED": [1, 3, 2],
+    }
+    assert legend(ax) == ["FAILED", "MISSING", "INSTALLED_OTHER", "INSTALLED"]
+    top = ax.get_ylim()
+    assert top[0] > top[1]  # the first node is drawn on top
+    assert ax.get_title() == "Patch states by node"
+    assert ax.get_xlabel() == "patches"
+    assert ax.get_ylabel() == "node"
+
+
+def test_states_by_node_uses_the_fixed_state_colours(three: pd.DataFrame) -> None:
+    drawn = colours(plots.states_by_node(three))
+    assert drawn == {state: STATE_COLORS[state] for state in drawn}
+    assert drawn["MISSING"] != drawn["INSTALLED"]
+
+
+def test_states_by_node_stacks_segments_end_to_end(three: pd.DataFrame) -> None:
+    ax = plots.states_by_node(three)
+    missing, installed = ax.containers[1], ax.containers[3]
+    assert isinstance(missing, BarContainer) and isinstance(installed, BarContainer)
+    assert missing.patches[0].get_x() == 1  # after node b's one FAILED patch
+    assert installed.patches[0].get_x() == 3  # after FAILED 1 + MISSING 2
+
+
+def test_states_by_node_takes_chosen_states(three: pd.DataFrame) -> None:
+    ax = plots.states_by_node(three, states=["NotApplicable", "MISSING"])
+    assert bars(ax) == {"NOT_APPLICABLE": [5, 0, 0], "MISSING": [2, 1, 0]}
+    with pytest.raises(ValidationError, match="'Gone' is not a patch state"):
+        plots.states_by_node(three, states=["Gone"])
+
+
+def test_states_by_node_folds_the_rest_into_a_mean_other_bar() -> None:
+    parts = [node(f"i-{n:08x}", {"Missing": n, "Installed": 10}) for n in range(1, 31)]
+    ax = plots.states_by_node(frame(parts), top=5)
+    labels = ticks(ax.get_yticklabels())
+    assert labels[:5] == [f"i-{n:08x}" for n in (30, 29, 28, 27, 26)]
+    assert labels[5] == "other 25 nodes (mean)"
+    drawn = bars(ax)
+    assert drawn["MISSING"] == [30, 29, 28, 27, 26, 13]  # mean of 1..25
+    assert drawn["INSTALLED"] == [10] * 6
+    assert "top 5 of 30" in ax.get_title()
+
+
+def test_states_by_node_stays_legible_with_3000_nodes() -> None:
+    parts = [node(f"i-{n:08x}", {"Missing": n % 7, "Installed": 2}) for n in range(3000)]
+    ax = plots.states_by_node(frame(parts))
+    assert len(ax.get_yticks()) == 21
+    assert ticks(ax.get_yticklabels())[-1] == "other 2,980 nodes (mean)"
+    _, height = ax.figure.get_size_inches()
+    assert height / 21 >= 0.25  # inches per bar: room for a small-font label
+
+
+def test_states_by_node_draws_on_a_given_axes(three: pd.DataFrame) -> None:
+    _, (left, right) = plt.subplots(1, 2)
+    assert plots.states_by_node(three, ax=right) is right
+    assert not left.containers
+
+
+# severity_state_heatmap
+
+
+def test_heatmap_labels_every_cell_with_its_count(three: pd.DataFrame) -> None:
+    ax = plots.severity_state_heatmap(three)
+    assert ticks(ax.get_xticklabels()) == ["Critical", "High", "Medium", "Low", "Unspecified"]
+    assert ticks(ax.get_yticklabels())[:2] == ["INSTALLED", "INSTALLED_OTHER"]
+    cells = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts
+    }
+    # row INSTALLED (0): Critical 5 (a and c), Low 1 (b); MISSING (4): Critical 1, Low 2
+    assert cells[(0, 0)] == "5"
+    assert cells[(0, 3)] == "1"
+    assert cells[(4, 0)] == "1"
+    assert cells[(4, 3)] == "2"
+    assert sum(int(t) for t in cells.values()) == len(three)
+    assert ax.get_title() and ax.get_xlabel() == "severity level" and ax.get_ylabel() == "state"
+    assert len(ax.figure.axes) == 2  # the colour bar, the heatmap's legend
+
+
+# install_timeline
+
+
+def test_install_timeline_bars_are_installs_per_period(three: pd.DataFrame) -> None:
+    ax = plots.install_timeline(three, freq="W")
+    # a: Jan 1, 2, 3; b: Jan 1; c: Jan 9, 10 and its InstalledOther patch on Jan 9
+    assert bars(ax) == {"patches installed": [4, 3]}
+    assert colours(ax)["patches installed"] == STATE_COLORS["INSTALLED"]
+    (line,) = ax.get_lines()
+    assert list(line.get_ydata()) == [2, 1]
+    assert legend(ax) == ["nodes installing", "patches installed"]
+    assert ax.get_title() == "Patch installs per week"
+    assert ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_install_timeline_per_day(three: pd.DataFrame) -> None:
+    ax = plots.install_timeline(three, freq="D")
+    assert bars(ax)["patches installed"] == [2, 1, 1, 0, 0, 0, 0, 0, 2, 1]  # Jan 1 to 10
+    with pytest.raises(ValidationError, match="freq"):
+        plots.install_timeline(three, freq="Y")  # type: ignore[arg-type]
+
+
+# top_cves
+
+
+def test_top_cves_bars_are_nodes_per_cve_coloured_by_severity(three: pd.DataFrame) -> None:
+    ax = plots.top_cves(three)
+    assert ticks(ax.get_yticklabels()) == ["CVE-2024-1", "CVE-2024-2"]
+    (container,) = ax.containers
+    assert isinstance(container, BarContainer)
+    assert [r.get_width() for r in container.patches] == [2, 1]
+    assert [to_hex(r.get_facecolor()) for r in container.patches] == [
+        SEVERITY_COLORS["Critical"],
+        SEVERITY_COLORS["Low"],
+    ]
+    assert legend(ax) == ["Critical", "Low"]
+    assert ax.get_xlabel() == "nodes affected"
+
+
+def test_top_cves_keeps_n(three: pd.DataFrame) -> None:
+    ax = plots.top_cves(three, n=1)
+    assert ticks(ax.get_yticklabels()) == ["CVE-2024-1"]
+    assert ax.get_title() == "Open CVEs by nodes affected: top 1 of 2"
+
+
+# compliance_by_platform
+
+
+def test_compliance_by_platform_from_patches(three: pd.DataFrame) -> None:
+    ax = plots.compliance_by_platform(three)
+    assert ticks(ax.get_yticklabels()) == ["Ubuntu", "Amazon Linux"]
+    assert bars(ax) == {"COMPLIANT": [0, 1], "NON_COMPLIANT": [2, 0]}
+    assert colours(ax) == {k: COMPLIANCE_COLORS[k] for k in ("COMPLIANT", "NON_COMPLIANT")}
+    assert ax.get_ylabel() == "platform name"
+
+
+def test_compliance_by_platform_from_nodes_counts_unscanned_nodes() -> None:
+    nodes = pd.DataFrame(
+        {
+            "platform_type": ["Linux", "Linux", "Windows", None],
+            "compliance": ["COMPLIANT", "NOT_SCANNED", "NON_COMPLIANT", "NOT_SCANNED"],
+        }
+    )
+    ax = plots.compliance_by_platform(nodes, by="platform_type")
+    assert ticks(ax.get_yticklabels()) == ["Linux", "Windows", "unknown"]
+    assert bars(ax) == {
+        "COMPLIANT": [1, 0, 0],
+        "NON_COMPLIANT": [0, 1, 0],
+        "NOT_SCANNED": [1, 0, 1],
+    }
+
+
+def test_compliance_by_platform_folds_small_platforms() -> None:
+    nodes = pd.DataFrame(
+        {"platform_name": [f"OS {i % 6}" for i in range(30)], "compliance": "COMPLIANT"}
+    )
+    ax = plots.compliance_by_platform(nodes, top=4)
+    assert ticks(ax.get_yticklabels())[-1] == "other 2 platforms"
+    assert bars(ax)["COMPLIANT"] == [5, 5, 5, 5, 10]
+
+
+def test_compliance_by_platform_needs_a_platform_column(three: pd.DataFrame) -> None:
+    with pytest.raises(ColumnsError, match="'platform_name'"):
+        plots.compliance_by_platform(three.drop(columns="platform_name"))
+    with pytest.raises(ColumnsError, match=r"'state'.*'compliance'"):
+        plots.compliance_by_platform(pd.DataFrame({"platform_name": ["Ubuntu"]}))
+
+
+# Every chart
+
+
+CHARTS: dict[str, Callable[..., Axes]] = {
+    "states_by_node": plots.states_by_node,
+    "severity_state_heatmap": plots.severity_state_heatmap,
+    "install_timeline": plots.install_timeline,
+    "top_cves": plots.top_cves,
+    "compliance_by_platform": plots.compliance_by_platform,
+}
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_every_chart_has_title_labels_and_returns_its_axes(three: pd.DataFrame, name: str) -> None:
+    fig, given = plt.subplots()
+    ax = CHARTS[name](three, ax=given)
+    assert ax is given
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert ax.get_legend() is not None or len(fig.axes) == 2  # a legend or a colour bar
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_every_chart_of_an_empty_frame_says_so(three: pd.DataFrame, name: str) -> None:
+    ax = CHARTS[name](three.iloc[:0])
+    assert ax.get_title()
+    assert ax.texts and ax.texts[0].get_text().startswith("no ")
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_every_chart_leaves_its_input_alone(three: pd.DataFrame, name: str) -> None:
+    before = three.copy(deep=True)
+    CHARTS[name](three)
+    pd.testing.assert_frame_equal(three, before)
+
+
+@pytest.mark.parametrize("name", ["states_by_node", "top_cves", "compliance_by_platform"])
+def test_bar_counts_are_rejected_unless_positive(three: pd.DataFrame, name: str) -> None:
+    option = "n" if name == "top_cves" else "top"
+    with pytest.raises(ValidationError, match="positive whole number"):
+        CHARTS[name](three, **{option: 0})
+
+
+def test_state_colours_read_bad_and_good() -> None:
+    def redness(colour: str) -> float:
+        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        return float(r - max(g, b))
+
+    for bad in ("MISSING", "FAILED"):
+        assert redness(STATE_COLORS[bad]) > 100
+    assert np.argmax([int(STATE_COLORS["INSTALLED"][i : i + 2], 16) for i in (1, 3, 5)]) == 1
+    assert len(set(STATE_COLORS.values())) == len(STATE_COLORS)

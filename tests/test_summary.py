@@ -1,0 +1,501 @@
+"""Summaries: hand-counted tables on a small fleet, naive-pandas oracles on a random
+fleet, and the sample fleet's own patch-state counts."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from patchframe import summary
+from patchframe._load import load_instance_patches
+from patchframe._schema import (
+    NON_COMPLIANT_STATES,
+    STATES,
+    NodeKey,
+    PatchColumns,
+    UnknownStateWarning,
+    build_patches,
+    concat_patches,
+    empty_patches,
+)
+from patchframe.emulator import sample_client
+from patchframe.exceptions import ColumnsError, ValidationError
+
+
+def ts(day: str) -> float:
+    return pd.Timestamp(day, tz="UTC").timestamp()
+
+
+# (KBId, State, Severity, Classification, InstalledTime, CVEIds) per node.
+FLEET: dict[str, list[tuple[str, str, str, str, float, str]]] = {
+    "i-0000000a": [
+        ("KB1", "Missing", "Critical", "SecurityUpdates", 0, "CVE-2024-1,CVE-2024-10"),
+        ("KB2", "Installed", "Important", "CriticalUpdates", ts("2024-01-15T10:00"), ""),
+        ("KB3", "InstalledPendingReboot", "Moderate", "Updates", ts("2024-02-01"), ""),
+        ("KB4", "NotApplicable", "", "", 0, ""),
+    ],
+    "i-0000000b": [
+        ("KB1", "Failed", "Critical", "SecurityUpdates", 0, "CVE-2024-1,CVE-2024-10"),
+        ("KB5", "Missing", "Low", "Security", 0, "CVE-2024-100"),
+        ("KB6", "InstalledOther", "", "", 0, ""),
+        ("KB7", "Installed", "Medium", "Bugfix", ts("2024-01-20"), ""),
+    ],
+    "i-0000000c": [
+        ("KB8", "Installed", "Critical", "Security", ts("2024-01-16"), ""),
+        ("KB9", "InstalledRejected", "Low", "Bugfix", ts("2024-01-17"), ""),
+        ("KB10", "AvailableSecurityUpdate", "Important", "Security", 0, ""),
+        ("KB11", "InstalledPendingReboot", "Critical", "Security", ts("2024-01-10"), ""),
+    ],
+    "mi-0123456789abcdef0": [
+        ("KB12", "Installed", "Low", "Security", ts("2024-03-05"), ""),
+        ("KB13", "NotApplicable", "", "", 0, ""),
+    ],
+}
+A, B, C, D = FLEET
+NOW = "2024-03-06T12:00:00Z"
+
+
+def build(fleet: dict[str, list[tuple[str, str, str, str, float, str]]]) -> pd.DataFrame:
+    parts = []
+    for instance_id, rows in fleet.items():
+        cols = PatchColumns()
+        cols.extend(
+            {
+                "KBId": kb,
+                "Title": f"Title of {kb}" if sev else "",
+                "State": state,
+                "Severity": sev,
+                "Classification": cls,
+                "InstalledTime": when,
+                "CVEIds": cves,
+            }
+            for kb, state, sev, cls, when, cves in rows
+        )
+        parts.append((NodeKey(instance_id), cols))
+    return build_patches(parts)
+
+
+@pytest.fixture
+def fleet() -> pd.DataFrame:
+    return build(FLEET)
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+# node_compliance
+
+
+def test_node_compliance_counts_every_state_per_node(fleet: pd.DataFrame) -> None:
+    nodes = summary.node_compliance(fleet, now=NOW)
+    counts = [s.lower() for s in STATES]
+    assert nodes.columns.tolist() == [
+        "instance_id",
+        *counts,
+        "compliant",
+        "worst_missing_severity",
+        "last_installed_time",
+        "days_since_install",
+    ]
+    assert nodes["instance_id"].tolist() == [A, B, C, D]
+    assert nodes[counts].to_numpy().tolist() == [
+        # installed, other, pending reboot, rejected, missing, n/a, failed, available
+        [1, 0, 1, 0, 1, 1, 0, 0],
+        [1, 1, 0, 0, 1, 0, 1, 0],
+        [1, 0, 1, 1, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1, 0, 0],
+    ]
+    assert (nodes[counts].dtypes == "int64").all()
+
+
+def test_node_compliance_judges_by_aws_rules(fleet: pd.DataFrame) -> None:
+    nodes = summary.node_compliance(fleet, now=NOW)
+    assert nodes["compliant"].tolist() == [False, False, False, True]
+    assert nodes["compliant"].dtype == bool
+
+
+def test_node_compliance_worst_gap_and_last_install(fleet: pd.DataFrame) -> None:
+    nodes = summary.node_compliance(fleet, now=NOW)
+    worst = nodes["worst_missing_severity"]
+    assert worst.dtype == fleet["severity_level"].dtype
+    assert worst.astype(object).where(worst.notna(), None).tolist() == [
+        "Critical",
+        "Critical",
+        None,
+        None,
+    ]
+    assert nodes["last_installed_time"].tolist() == [
+        utc("2024-02-01"),
+        utc("2024-01-20"),
+        utc("2024-01-17"),
+        utc("2024-03-05"),
+    ]
+    assert nodes["days_since_install"].tolist() == [34, 46, 49, 1]
+    assert nodes["days_since_install"].dtype == "Int64"
+
+
+def test_node_compliance_of_a_node_never_installed_has_na_days() -> None:
+    nodes = summary.node_compliance(build({A: [FLEET[A][0]]}), now=NOW)
+    assert nodes["last_installed_time"].isna().all()
+    assert nodes["days_since_install"].isna().all()
+
+
+def test_node_compliance_adds_a_column_for_a_state_nobody_knew() -> None:
+    cols = PatchColumns()
+    cols.extend([{"KBId": "KB1", "State": "Quarantined"}, {"KBId": "KB2", "State": "Installed"}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownStateWarning)
+        frame = build_patches([(NodeKey("i-00000001"), cols)])
+    nodes = summary.node_compliance(frame, now=NOW)
+    assert nodes.loc[0, "quarantined"] == 1
+    assert nodes.loc[0, "installed"] == 1
+    assert bool(nodes.loc[0, "compliant"])
+
+
+def test_node_compliance_counts_nodes_only_where_they_have_rows(fleet: pd.DataFrame) -> None:
+    only_b = fleet[fleet["instance_id"] == B]  # the category still lists every node
+    assert summary.node_compliance(only_b, now=NOW)["instance_id"].tolist() == [B]
+
+
+# state_by_severity
+
+
+def test_state_by_severity_with_totals(fleet: pd.DataFrame) -> None:
+    table = summary.state_by_severity(fleet)
+    assert table.index.name == "state"
+    assert table.columns.name == "severity_level"
+    assert table.columns.tolist() == ["Critical", "High", "Medium", "Low", "Unspecified", "total"]
+    assert table.index.tolist() == [*STATES, "total"]
+    assert table.to_numpy().tolist() == [
+        [1, 1, 1, 1, 0, 4],  # INSTALLED
+        [0, 0, 0, 0, 1, 1],  # INSTALLED_OTHER
+        [1, 0, 1, 0, 0, 2],  # INSTALLED_PENDING_REBOOT
+        [0, 0, 0, 1, 0, 1],  # INSTALLED_REJECTED
+        [1, 0, 0, 1, 0, 2],  # MISSING
+        [0, 0, 0, 0, 2, 2],  # NOT_APPLICABLE
+        [1, 0, 0, 0, 0, 1],  # FAILED
+        [0, 1, 0, 0, 0, 1],  # AVAILABLE_SECURITY_UPDATE
+        [4, 2, 2, 3, 3, 14],  # total
+    ]
+    assert (table.dtypes == "int64").all()
+
+
+def test_state_by_severity_without_totals(fleet: pd.DataFrame) -> None:
+    table = summary.state_by_severity(fleet, totals=False)
+    assert table.shape == (8, 5)
+    assert int(table.to_numpy().sum()) == len(fleet)
+
+
+# top_missing
+
+
+def test_top_missing_counts_nodes_per_patch_most_first(fleet: pd.DataFrame) -> None:
+    top = summary.top_missing(fleet)
+    assert top.to_dict("list") == {
+        "kb_id": ["KB1", "KB5"],
+        "title": ["Title of KB1", "Title of KB5"],
+        "classification": ["SecurityUpdates", "Security"],
+        "severity_level": ["Critical", "Low"],
+        "nodes": [2, 1],
+        "missing": [1, 1],
+        "failed": [1, 0],
+        "cve_count": [2, 1],
+    }
+    assert top["severity_level"].dtype == fleet["severity_level"].dtype
+    assert (top[["nodes", "missing", "failed", "cve_count"]].dtypes == "int64").all()
+
+
+def test_top_missing_keeps_n_and_breaks_ties_by_severity_then_id(fleet: pd.DataFrame) -> None:
+    more = dict(FLEET)
+    more["i-0000000e"] = [
+        ("KB5", "Missing", "Low", "Security", 0, "CVE-2024-100"),
+        ("KB20", "Missing", "Critical", "Security", 0, ""),
+        ("KB21", "Missing", "Critical", "Security", 0, ""),
+    ]
+    top = summary.top_missing(build(more), n=3)
+    assert top["kb_id"].tolist() == ["KB1", "KB5", "KB20"]
+    assert top["nodes"].tolist() == [2, 2, 1]
+    assert len(summary.top_missing(build(more), n=None)) == 4
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True, "10"])
+def test_top_missing_rejects_a_bad_n(fleet: pd.DataFrame, n: Any) -> None:
+    with pytest.raises(ValidationError, match="positive whole number"):
+        summary.top_missing(fleet, n)
+
+
+# cve_exposure
+
+
+def test_cve_exposure_explodes_cve_lists(fleet: pd.DataFrame) -> None:
+    exposure = summary.cve_exposure(fleet)
+    assert exposure.to_dict("list") == {
+        "cve_id": ["CVE-2024-1", "CVE-2024-10", "CVE-2024-100"],
+        "nodes": [2, 2, 1],
+        "patches": [1, 1, 1],
+        "severity_level": ["Critical", "Critical", "Low"],
+    }
+    assert (exposure[["nodes", "patches"]].dtypes == "int64").all()
+
+
+def test_cve_exposure_counts_only_open_patches() -> None:
+    fleet = build(
+        {A: [("KB1", "Installed", "Critical", "Security", ts("2024-01-01"), "CVE-2024-9")]}
+    )
+    assert summary.cve_exposure(fleet).empty
+
+
+# install_activity
+
+
+def test_install_activity_per_month(fleet: pd.DataFrame) -> None:
+    months = summary.install_activity(fleet, freq="M")
+    assert months.to_dict("list") == {
+        "period": [utc("2024-01-01"), utc("2024-02-01"), utc("2024-03-01")],
+        "installs": [5, 1, 1],
+        "nodes": [3, 1, 1],
+    }
+
+
+def test_install_activity_per_week_starts_on_monday_and_fills_gaps(fleet: pd.DataFrame) -> None:
+    weeks = summary.install_activity(fleet, freq="W")
+    assert weeks["period"].iloc[0] == utc("2024-01-08")
+    assert (weeks["period"].dt.day_of_week == 0).all()
+    assert weeks["installs"].tolist() == [1, 4, 0, 1, 0, 0, 0, 0, 1]
+    assert weeks["nodes"].tolist() == [1, 3, 0, 1, 0, 0, 0, 0, 1]
+
+
+def test_install_activity_per_day(fleet: pd.DataFrame) -> None:
+    days = summary.install_activity(fleet)
+    assert days["period"].iloc[0] == utc("2024-01-10")
+    assert days["period"].iloc[-1] == utc("2024-03-05")
+    assert len(days) == 56
+    assert int(days["installs"].sum()) == 7
+    assert days.dtypes.astype(str).tolist() == ["datetime64[ns, UTC]", "int64", "int64"]
+
+
+def test_install_activity_before_1970() -> None:
+    fleet = build({A: [("KB1", "Installed", "Low", "Security", ts("1969-12-31T23:00"), "")]})
+    assert summary.install_activity(fleet, freq="W")["period"].tolist() == [utc("1969-12-29")]
+
+
+def test_install_activity_rejects_an_unknown_freq(fleet: pd.DataFrame) -> None:
+    with pytest.raises(ValidationError, match=r"'Q'.*'D' \(day\), 'W'.*'M' \(month\)"):
+        summary.install_activity(fleet, freq="Q")  # type: ignore[arg-type]
+
+
+# pending_reboot
+
+
+def test_pending_reboot_longest_waiting_first(fleet: pd.DataFrame) -> None:
+    pending = summary.pending_reboot(fleet, now=NOW)
+    assert pending.to_dict("list") == {
+        "instance_id": [C, A],
+        "patches": [1, 1],
+        "pending_since": [utc("2024-01-10"), utc("2024-02-01")],
+        "days_pending": [56, 34],
+        "severity_level": ["Critical", "Medium"],
+    }
+
+
+# Every summary
+
+
+SUMMARIES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+    "node_compliance": lambda df: summary.node_compliance(df, now=NOW),
+    "state_by_severity": summary.state_by_severity,
+    "top_missing": summary.top_missing,
+    "cve_exposure": summary.cve_exposure,
+    "install_activity": summary.install_activity,
+    "pending_reboot": lambda df: summary.pending_reboot(df, now=NOW),
+}
+
+
+@pytest.mark.parametrize("name", SUMMARIES)
+def test_summaries_leave_their_input_alone(fleet: pd.DataFrame, name: str) -> None:
+    before = fleet.copy(deep=True)
+    SUMMARIES[name](fleet)
+    pd.testing.assert_frame_equal(fleet, before)
+
+
+@pytest.mark.parametrize("name", SUMMARIES)
+def test_summaries_of_an_empty_frame_keep_their_columns_and_dtypes(
+    fleet: pd.DataFrame, name: str
+) -> None:
+    full, empty = SUMMARIES[name](fleet), SUMMARIES[name](fleet.iloc[:0])
+    assert empty.columns.tolist() == full.columns.tolist()
+    assert empty.dtypes.equals(full.dtypes)
+    if name != "state_by_severity":
+        assert empty.empty
+
+
+@pytest.mark.parametrize("name", SUMMARIES)
+def test_summaries_of_a_frame_with_no_categories_at_all(fleet: pd.DataFrame, name: str) -> None:
+    empty = SUMMARIES[name](empty_patches())
+    assert empty.columns.tolist() == SUMMARIES[name](fleet).columns.tolist()
+
+
+@pytest.mark.parametrize("name", SUMMARIES)
+def test_summaries_name_the_columns_a_frame_lacks(fleet: pd.DataFrame, name: str) -> None:
+    with pytest.raises(ColumnsError, match=f"{name} needs column.*'state'|'installed_time'"):
+        SUMMARIES[name](fleet.drop(columns=["state", "installed_time"]))
+
+
+@pytest.mark.parametrize("name", ["node_compliance", "pending_reboot"])
+def test_now_must_be_a_time(fleet: pd.DataFrame, name: str) -> None:
+    function = getattr(summary, name)
+    with pytest.raises(ValidationError, match="now 12 is not a point in time"):
+        function(fleet, now=12)
+
+
+# Oracles: the same numbers by plain, slow pandas on a random fleet.
+
+
+@pytest.fixture(scope="module")
+def random_fleet() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    states = [
+        *("Installed", "InstalledOther", "NotApplicable", "Missing", "Failed"),
+        *("InstalledPendingReboot", "InstalledRejected", "AvailableSecurityUpdate"),
+    ]
+    severities = ["Critical", "Important", "Moderate", "Low", "", "Required", "Optional"]
+    cve_lists = [
+        "",
+        "CVE-2024-1",
+        "CVE-2024-1,CVE-2024-11",
+        "CVE-2023-5,CVE-2024-1",
+        "CVE-2024-11",
+    ]
+    parts = []
+    for n in range(40):
+        cols = PatchColumns()
+        kbs = rng.choice(200, size=int(rng.integers(0, 60)), replace=False)
+        cols.extend(
+            {
+                "KBId": f"KB{kb}",
+                "Title": f"Update {kb}",
+                "Classification": ["Security", "Bugfix"][kb % 2],
+                "Severity": severities[kb % len(severities)],
+                "State": str(rng.choice(states, p=[0.3, 0.1, 0.2, 0.2, 0.05, 0.05, 0.05, 0.05])),
+                "InstalledTime": float(rng.choice([0, rng.uniform(1.69e9, 1.72e9)])),
+                "CVEIds": cve_lists[kb % len(cve_lists)],
+            }
+            for kb in kbs
+        )
+        parts.append((NodeKey(f"i-{n:08x}"), cols))
+    return build_patches(parts)
+
+
+def open_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["state"].astype(str).isin(["MISSING", "FAILED"])]
+
+
+def test_node_compliance_equals_a_groupby(random_fleet: pd.DataFrame) -> None:
+    nodes = summary.node_compliance(random_fleet, now=NOW).set_index("instance_id")
+    naive = random_fleet.groupby(["instance_id", "state"], observed=False).size().unstack()
+    naive = naive[naive.sum(axis=1) > 0]
+    naive.columns = [str(c).lower() for c in naive.columns]
+    naive.index = naive.index.astype(str)
+    pd.testing.assert_frame_equal(
+        nodes[naive.columns], naive, check_names=False, check_index_type=False
+    )
+    bad = naive[[s.lower() for s in NON_COMPLIANT_STATES]].sum(axis=1) == 0
+    assert nodes["compliant"].tolist() == bad.tolist()
+    last = random_fleet.groupby("instance_id", observed=True)["installed_time"].max()
+    assert nodes["last_installed_time"].tolist() == last.reindex(nodes.index).tolist()
+
+
+def test_top_missing_equals_a_groupby(random_fleet: pd.DataFrame) -> None:
+    top = summary.top_missing(random_fleet, n=None).set_index("kb_id")
+    rows = open_rows(random_fleet)
+    naive = rows.groupby("kb_id", observed=True)["instance_id"].nunique()
+    assert top["nodes"].sort_index().to_dict() == naive.sort_index().to_dict()
+    worst = rows.groupby("kb_id", observed=True)["severity_level"].max()
+    assert top["severity_level"].astype(str).to_dict() == worst.astype(str).to_dict()
+    cves = rows.assign(cve=rows["cve_ids"].astype(str).str.split(",")).explode("cve")
+    cves = cves[cves["cve_ids"].notna()]
+    per_kb = cves.groupby("kb_id", observed=True)["cve"].nunique()
+    assert top["cve_count"].to_dict() == per_kb.reindex(top.index, fill_value=0).to_dict()
+    assert top["nodes"].is_monotonic_decreasing
+
+
+def test_cve_exposure_equals_an_explode(random_fleet: pd.DataFrame) -> None:
+    exposure = summary.cve_exposure(random_fleet).set_index("cve_id")
+    rows = open_rows(random_fleet)
+    rows = rows[rows["cve_ids"].notna()]
+    cves = rows.assign(cve=rows["cve_ids"].astype(str).str.split(",")).explode("cve")
+    naive = cves.groupby("cve").agg(nodes=("instance_id", "nunique"), patches=("kb_id", "nunique"))
+    assert exposure[["nodes", "patches"]].sort_index().to_dict() == naive.to_dict()
+
+
+def test_install_activity_equals_a_resample(random_fleet: pd.DataFrame) -> None:
+    activity = summary.install_activity(random_fleet, freq="M").set_index("period")
+    times = random_fleet["installed_time"].dropna()
+    naive = times.groupby(times.dt.tz_localize(None).dt.to_period("M")).size()
+    naive.index = naive.index.to_timestamp().tz_localize("UTC")
+    assert activity["installs"][activity["installs"] > 0].to_dict() == naive.to_dict()
+
+
+# The sample fleet, through the emulator over HTTP, as a user would load it.
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    client = sample_client()
+    pages = client.get_paginator("describe_instance_information").paginate()
+    ids = [node["InstanceId"] for page in pages for node in page["InstanceInformationList"]]
+    patches = concat_patches([load_instance_patches(i, client=client) for i in ids])
+    states: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 50):
+        pages = client.get_paginator("describe_instance_patch_states").paginate(
+            InstanceIds=ids[start : start + 50]
+        )
+        states.extend(s for page in pages for s in page["InstancePatchStates"])
+    return patches, states
+
+
+COUNT_FIELDS = {
+    "installed": "InstalledCount",
+    "installed_other": "InstalledOtherCount",
+    "installed_pending_reboot": "InstalledPendingRebootCount",
+    "installed_rejected": "InstalledRejectedCount",
+    "missing": "MissingCount",
+    "failed": "FailedCount",
+    "not_applicable": "NotApplicableCount",
+    "available_security_update": "AvailableSecurityUpdateCount",
+}
+
+
+def test_node_compliance_equals_describe_instance_patch_states(
+    sample: tuple[pd.DataFrame, list[dict[str, Any]]],
+) -> None:
+    patches, states = sample
+    nodes = summary.node_compliance(patches).set_index("instance_id")
+    reported = pd.DataFrame(states).set_index("InstanceId")
+    assert sorted(nodes.index) == sorted(reported.index)
+    for column, field in COUNT_FIELDS.items():
+        assert nodes[column].to_dict() == reported[field].astype("int64").to_dict(), column
+    non_compliant = reported[
+        ["CriticalNonCompliantCount", "SecurityNonCompliantCount", "OtherNonCompliantCount"]
+    ].sum(axis=1)
+    assert nodes["compliant"].to_dict() == (non_compliant == 0).to_dict()
+
+
+def test_sample_fleet_summaries_agree_with_each_other(
+    sample: tuple[pd.DataFrame, list[dict[str, Any]]],
+) -> None:
+    patches, _ = sample
+    nodes = summary.node_compliance(patches)
+    table = summary.state_by_severity(patches)
+    for state in STATES:
+        assert table.loc[state, "total"] == nodes[state.lower()].sum()
+    top = summary.top_missing(patches, n=None)
+    assert top["nodes"].sum() == nodes["missing"].sum() + nodes["failed"].sum()
+    assert len(summary.pending_reboot(patches)) == (nodes["installed_pending_reboot"] > 0).sum()
+    assert summary.install_activity(patches)["installs"].sum() == patches["installed_time"].count()
