@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job on the bundled sample fleet, no credentials needed
-	$(BIN)/patchframe report --sample --out report
+	$(BIN)/patchframe report --sample
 
 test: $(STAMP) lint  ## lint, type-check, then every test, doctest and notebook
 	$(BIN)/pytest
@@ -32,4 +32,4 @@ bench: $(STAMP)  ## speed and memory ratios against the naive approach
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) report .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) patchframe-report .pytest_cache .mypy_cache .ruff_cache

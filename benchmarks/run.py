@@ -364,7 +364,8 @@ def bench_analysis(patches: pd.DataFrame, reps: int) -> str:
             ["call", "median (ms)", "vs groupby"],
             rows,
         )
-        + f"\n\nWorst ratio {worst:.2f}x (target at most 5x: {'met' if worst <= 5 else 'NOT met'})."
+        + f"\n\nWorst ratio {worst:.2f}x (target at most 5x: "
+        + ("met)." if worst <= 5 else "NOT met).")
     )
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ._html import fleet_html
+
 __all__ = ["Fleet"]
 
 
@@ -68,3 +70,15 @@ class Fleet:
             f"{s['regions']} region(s), {s['patches']:,} patches, "
             f"{s['non_compliant_nodes']:,} non-compliant nodes, {s['errors']:,} errors>"
         )
+
+    def _repr_html_(self) -> str:
+        """The figures, nodes by compliance and patches by state, as Jupyter shows a Fleet.
+
+        Examples
+        --------
+        >>> import patchframe as pf
+        >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+        >>> "non-compliant nodes" in fleet._repr_html_()
+        True
+        """
+        return fleet_html(self)

@@ -131,10 +131,13 @@ class LeanSender:
             body = body.encode()
         elif not isinstance(body, bytes):
             return None
+        # Where botocore holds the headers in an e-mail message, raw_items skips
+        # the e-mail policy's per-header parsing; the values are the signed ones.
+        items = getattr(request.headers, "raw_items", request.headers.items)
+        headers = [(k, _text(v)) for k, v in items()]
         lines = [f"{request.method} {target} HTTP/1.1", f"Host: {url.netloc}"]
-        lines += [f"{k}: {_text(v)}" for k, v in request.headers.items() if k.lower() != "host"]
-        if "content-length" not in {k.lower() for k in request.headers}:
-            lines.append(f"Content-Length: {len(body)}")
+        lines += [f"{k}: {v}" for k, v in headers if k.lower() not in ("host", "content-length")]
+        lines.append(f"Content-Length: {len(body)}")
         message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         for fresh in (False, True):
             connection, reused = self._connection(url.scheme, url.hostname or "", url.port, fresh)

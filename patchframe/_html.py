@@ -1,0 +1,392 @@
+"""HTML for Jupyter: a Fleet at a glance, and tables coloured like the charts.
+
+:func:`fleet_html` is what a :class:`~patchframe.Fleet` shows as the last line of
+a cell: its figures, nodes by compliance and platform, and patches by state,
+with a bar of the states. It is plain HTML with inline styles, so it needs
+nothing beyond pandas and survives JupyterLab's sanitiser.
+
+:func:`style_states` turns any frame (a summary, a slice of ``Fleet.nodes`` or
+of the patches) into a pandas Styler whose patch states, severity levels and
+compliance statuses wear the colours of :mod:`patchframe._palette`, the colours
+every chart and the Excel workbook use. Styler needs jinja2, which is imported
+on the first call, not when patchframe is imported.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, STATE_COLORS, UNKNOWN_COLOR
+from ._schema import NON_COMPLIANT_STATES, STATES, normalise_state
+from .exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
+
+    from ._fleet import Fleet
+
+__all__ = ["fleet_html", "style_states"]
+
+Css = Callable[[object], str]
+
+#: Columns whose values are coloured, and the colour of each value.
+_VALUE_COLORS: dict[str, dict[str, str]] = {
+    "state": STATE_COLORS,
+    "severity_level": SEVERITY_COLORS,
+    "worst_missing_severity": SEVERITY_COLORS,
+    "compliance": COMPLIANCE_COLORS,
+}
+#: Index levels whose labels are coloured (known names only: a "total" row stays plain).
+_LABEL_LEVELS = frozenset({"state", "severity_level", "compliance"})
+_SEVERITY_BY_KEY = {level.upper(): colour for level, colour in SEVERITY_COLORS.items()}
+_NOT_COMPLIANT_COLOR = COMPLIANCE_COLORS["NON_COMPLIANT"]
+_SWATCH = (
+    "display:inline-block;width:0.8em;height:0.8em;border-radius:2px;"
+    "margin-right:0.4em;vertical-align:-0.1em;background:{}"
+)
+_MUTED = "opacity:0.45"
+_CAPTION = "caption-side: top; font-weight: bold; text-align: left"
+
+
+# Colours.
+
+
+def _text_on(background: str) -> str:
+    """Black or white, whichever reads better on ``background`` (``#rrggbb``).
+
+    WCAG's relative luminance: above 0.179, black text has the higher contrast.
+
+    Examples
+    --------
+    >>> _text_on("#fee391"), _text_on("#8b0a0a")
+    ('#000000', '#ffffff')
+    """
+    channels = (int(background[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#000000" if luminance > 0.179 else "#ffffff"
+
+
+def _fill(colour: str) -> str:
+    return f"background-color: {colour}; color: {_text_on(colour)}"
+
+
+def _palette_color(label: object) -> str | None:
+    """The colour of a state, severity level or compliance status named by ``label``.
+
+    Any spelling the API uses works (``MISSING``, ``Missing``, ``missing``,
+    ``InstalledOther``); anything else, ``"total"`` say, has none.
+
+    Examples
+    --------
+    >>> _palette_color("installed_other"), _palette_color("Critical"), _palette_color("total")
+    ('#9ad39c', '#a50f15', None)
+    """
+    if not isinstance(label, str) or not label:
+        return None
+    key = normalise_state(label)
+    return STATE_COLORS.get(key) or _SEVERITY_BY_KEY.get(key) or COMPLIANCE_COLORS.get(key)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or value != value  # NaN != NaN
+
+
+# Styler callbacks: one value in, CSS out.
+
+
+def _value_css(colours: dict[str, str], *, spelling: Callable[[str], str] = str) -> Css:
+    """Fill a cell with its value's colour; a value the palette does not know is grey."""
+
+    def css(value: object) -> str:
+        if _is_missing(value):
+            return ""
+        return _fill(colours.get(spelling(str(value)), UNKNOWN_COLOR))
+
+    return css
+
+
+def _compliant_css(value: object) -> str:
+    if _is_missing(value):
+        return ""
+    return _fill(COMPLIANCE_COLORS["COMPLIANT"] if value else _NOT_COMPLIANT_COLOR)
+
+
+def _count_css(colour: str | None) -> Css:
+    """Mute zeros; fill non-zero counts with ``colour`` when it is given."""
+
+    def css(value: object) -> str:
+        if _is_missing(value):
+            return ""
+        if value == 0:
+            return _MUTED
+        return _fill(colour) if colour else ""
+
+    return css
+
+
+def _label_css(label: object) -> str:
+    colour = _palette_color(label)
+    return _fill(colour) if colour else ""
+
+
+def _time_text(value: object) -> str:
+    """A time to the minute, with its zone: ``2024-06-13 12:58 UTC``."""
+    if not isinstance(value, pd.Timestamp):
+        return str(value)
+    return f"{value:%Y-%m-%d %H:%M %Z}".rstrip()
+
+
+def _column_css(name: Hashable, column: pd.Series) -> Css | None:
+    """How to colour the cells of one column, if at all."""
+    if name in _VALUE_COLORS:
+        spelling = normalise_state if name == "state" else str
+        return _value_css(_VALUE_COLORS[str(name)], spelling=spelling)
+    if name == "compliant" and pd.api.types.is_bool_dtype(column.dtype):
+        return _compliant_css
+    colour = _palette_color(name)
+    if colour is None or pd.api.types.is_bool_dtype(column.dtype):
+        return None
+    if not pd.api.types.is_numeric_dtype(column.dtype):
+        return None
+    # Counts: only the states that make a node non-compliant are filled, so the
+    # cells that call for action are the coloured ones.
+    bad = isinstance(name, str) and normalise_state(name) in NON_COMPLIANT_STATES
+    return _count_css(colour if bad else None)
+
+
+def style_states(data: pd.DataFrame, *, caption: str | None = None) -> Styler:
+    """A frame as an HTML table with states, severities and compliance in the charts' colours.
+
+    Works on any frame, and is made for the small ones the summaries return.
+    What gets coloured, by column name:
+
+    ================================================ ===================================
+    column                                           colour
+    ================================================ ===================================
+    ``state``                                        each cell in its state's colour
+    ``severity_level``, ``worst_missing_severity``   each cell in its level's colour
+    ``compliance``; ``compliant`` (bool)             COMPLIANT green, NON_COMPLIANT red
+    named after a state (``missing``, ``failed``,    the header in that colour; non-zero
+    ...), a severity level (``Critical``) or a       counts of non-compliant states
+    compliance status (counts)                       filled, zeros muted
+    ================================================ ===================================
+
+    Row labels of an index level named ``state``, ``severity_level`` or
+    ``compliance`` are coloured too (a ``total`` row stays plain). Counts get
+    thousands separators, times are shown to the minute with their zone, NA
+    is an empty cell (as in the Excel workbook), and an unnamed integer index
+    (row numbers) is hidden. The frame itself is not changed.
+
+    Parameters
+    ----------
+    data
+        The frame to show. Styler renders every row: pass a summary, or ``.head()``.
+    caption
+        A title shown above the table.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Displays as HTML in Jupyter; ``.to_html()`` gives the HTML text.
+
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or its row or column labels repeat.
+    ImportError
+        jinja2, which pandas' Styler needs, is not installed.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> from patchframe._html import style_states
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> table = fleet.patches.pf.state_by_severity()
+    >>> html = style_states(table, caption="Patches by state and severity").to_html()
+    >>> "background-color: #e0302b" in html  # MISSING, as in every chart
+    True
+    >>> ">2,020<" in html  # every patch, with a thousands separator
+    True
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ValidationError(f"data: expected a DataFrame, got {type(data).__name__}")
+    if not (data.index.is_unique and data.columns.is_unique):
+        raise ValidationError(
+            "style_states needs unique row and column labels: call .reset_index(drop=True) "
+            "on a frame whose index repeats"
+        )
+    styler = data.style  # imports jinja2, on first use only
+    for name in data.columns:
+        css = _column_css(name, data[name])
+        if css is not None:
+            styler = styler.map(css, subset=[name])
+    styler = styler.map_index(_label_css, axis="columns")
+    for level, level_name in enumerate(data.index.names):
+        if level_name in _LABEL_LEVELS:
+            styler = styler.map_index(_label_css, axis="index", level=level)
+    if (
+        data.index.nlevels == 1
+        and data.index.name is None
+        and pd.api.types.is_integer_dtype(data.index.dtype)
+    ):
+        styler = styler.hide(axis="index")
+    times = [c for c in data.columns if pd.api.types.is_datetime64_any_dtype(data[c].dtype)]
+    styler = styler.format(dict.fromkeys(times, _time_text), na_rep="", thousands=",", precision=2)
+    styler = styler.set_table_styles([{"selector": "caption", "props": _CAPTION}])
+    if caption is not None:
+        styler = styler.set_caption(caption)
+    return styler
+
+
+# The Fleet at a glance.
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _swatch(colour: str) -> str:
+    return f'<span style="{_SWATCH.format(colour)}"></span>'
+
+
+def _figure(value: int, label: str, *, alarm: bool = False) -> str:
+    colour = f"color:{_NOT_COMPLIANT_COLOR};" if alarm and value else ""
+    return (
+        '<td style="text-align:center;padding:0.2em 1.2em 0.2em 0">'
+        f'<div style="font-size:1.5em;font-weight:600;{colour}">{value:,}</div>'
+        f'<div style="font-size:0.85em;opacity:0.75">{html.escape(label)}</div></td>'
+    )
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """An HTML table from cells that are already HTML."""
+    head = "".join(f"<th>{cell}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table style="margin:0"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _compliance_table(nodes: pd.DataFrame) -> str:
+    """Nodes per compliance status (rows) and platform type (columns)."""
+    if nodes.empty:
+        return "<p>no nodes</p>"
+    status = nodes["compliance"].astype("str").fillna("unknown")
+    platform = (
+        nodes["platform_type"].astype("str").fillna("unknown")
+        if "platform_type" in nodes.columns
+        else pd.Series("nodes", index=nodes.index)
+    )
+    table = pd.crosstab(status, platform)
+    known = [s for s in COMPLIANCE_COLORS if s in table.index]
+    table = table.loc[[*known, *(s for s in table.index if s not in COMPLIANCE_COLORS)]]
+    columns = [str(c) for c in table.columns]
+    rows = [
+        [
+            _swatch(COMPLIANCE_COLORS.get(str(name), UNKNOWN_COLOR)) + html.escape(str(name)),
+            *(f"{int(n):,}" for n in counts),
+            f"<b>{int(counts.sum()):,}</b>",
+        ]
+        for name, counts in table.iterrows()
+    ]
+    return _table(["compliance", *map(html.escape, columns), "all"], rows)
+
+
+def _state_counts(patches: pd.DataFrame) -> list[tuple[str, int]]:
+    """Patches per state, in the model's order, states nobody knew yet last; no zeros."""
+    counts = patches["state"].astype("str").value_counts()
+    named = {normalise_state(str(s)): int(n) for s, n in counts.items()}
+    order = [*STATES, *sorted(s for s in named if s not in STATES)]
+    return [(s, named[s]) for s in order if named.get(s)]
+
+
+def _state_bar(counts: list[tuple[str, int]]) -> str:
+    """One bar, a segment per state as wide as its share of the patches."""
+    segments = "".join(
+        f'<div title="{html.escape(s)}: {n:,}" '
+        f'style="flex:{n} 1 0;background:{STATE_COLORS.get(s, UNKNOWN_COLOR)}"></div>'
+        for s, n in counts
+    )
+    return (
+        '<div style="display:flex;max-width:40em;height:0.9em;margin:0.4em 0 0.6em 0;'
+        f'border-radius:3px;overflow:hidden">{segments}</div>'
+    )
+
+
+def _state_table(counts: list[tuple[str, int]]) -> str:
+    total = sum(n for _, n in counts)
+    rows = [
+        [
+            _swatch(STATE_COLORS.get(s, UNKNOWN_COLOR)) + html.escape(s),
+            f"{n:,}",
+            f"{n / total:.1%}",
+        ]
+        for s, n in counts
+    ]
+    return _table(["state", "patches", "share"], rows)
+
+
+def _error_table(errors: pd.DataFrame, *, top: int = 5) -> str:
+    """Failures by operation and error code, most first."""
+    counts = (
+        errors.astype({"operation": "str", "error_code": "str"})
+        .fillna({"operation": "", "error_code": ""})
+        .groupby(["operation", "error_code"])
+        .size()
+        .sort_values(ascending=False, kind="stable")
+    )
+    rows = [
+        [*(html.escape(str(part)) for part in pair), f"{int(n):,}"]
+        for pair, n in zip(counts.index[:top], counts.iloc[:top], strict=True)
+    ]
+    more = f"<p>and {len(counts) - top:,} more kinds of error</p>" if len(counts) > top else ""
+    return _table(["operation", "error code", "errors"], rows) + more
+
+
+def fleet_html(fleet: Fleet) -> str:
+    """A Fleet at a glance, as HTML: figures, compliance, patch states, errors.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> page = fleet_html(fleet)
+    >>> "2,020" in page, "NON_COMPLIANT" in page, "#e0302b" in page
+    (True, True, True)
+    """
+    figures = fleet.summary()
+    where = f"{_plural(figures['accounts'], 'account')}, {_plural(figures['regions'], 'region')}"
+    strip = "".join(
+        [
+            _figure(figures["nodes"], "nodes"),
+            _figure(figures["patches"], "patches"),
+            _figure(figures["non_compliant_nodes"], "non-compliant nodes", alarm=True),
+            _figure(figures["failed_nodes"], "nodes not loaded", alarm=True),
+            _figure(figures["errors"], "errors", alarm=True),
+        ]
+    )
+    counts = _state_counts(fleet.patches)
+    side_by_side = (
+        '<div style="display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start">'
+        f"<div>{_compliance_table(fleet.nodes)}</div>"
+        + (f"<div>{_state_table(counts)}</div>" if counts else "")
+        + "</div>"
+    )
+    errors = (
+        f"<div style='margin-top:0.6em'><b>What failed</b> (see <code>.errors</code>)"
+        f"{_error_table(fleet.errors)}</div>"
+        if len(fleet.errors)
+        else ""
+    )
+    return (
+        '<div class="patchframe-fleet">'
+        f"<div><b>patchframe Fleet</b> &middot; {html.escape(where)}</div>"
+        f'<table style="margin:0.3em 0"><tr>{strip}</tr></table>'
+        + (_state_bar(counts) if counts else "")
+        + side_by_side
+        + errors
+        + "</div>"
+    )
