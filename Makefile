@@ -21,8 +21,8 @@ test: $(STAMP) lint  ## lint, type-check, then every test, doctest and notebook
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check patchframe tests benchmarks
-	$(BIN)/ruff format --check patchframe tests benchmarks
+	$(BIN)/ruff check patchframe tests benchmarks notebooks
+	$(BIN)/ruff format --check patchframe tests benchmarks notebooks
 	$(BIN)/mypy patchframe
 
 lab: $(STAMP)  ## JupyterLab on notebooks/ with the project's environment

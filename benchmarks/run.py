@@ -34,7 +34,7 @@ from patchframe.sample import WireFleet, synthetic_fleet
 ACCOUNT, REGION = "123456789012", "us-east-1"
 KEYS = {"aws_access_key_id": f"AKIAEMUL{ACCOUNT}", "aws_secret_access_key": "benchmark"}
 BIG_NODE_PATCHES = 4000
-THROUGHPUT = {"nodes": 96, "patches_per_node": 250, "latency": 0.2, "rate_limit": 40.0, "burst": 5}
+THROUGHPUT = {"nodes": 128, "patches_per_node": 250, "latency": 0.2, "rate_limit": 40.0, "burst": 5}
 SCALES = (100, 1000, 3000)
 
 
@@ -267,7 +267,7 @@ def bench_memory(patches: pd.DataFrame, fleet: WireFleet) -> str:
 
 def bench_throughput() -> str:
     t = THROUGHPUT
-    expected_rows = t["nodes"] * t["patches_per_node"]
+    expected_rows = scenario_fleet("throughput")[0].n_patches
     with server("throughput") as url:
         accepted: list[float] = []
 

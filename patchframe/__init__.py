@@ -13,6 +13,7 @@ from . import accessor as accessor  # registers the DataFrame accessor ``.pf``
 from . import filters, plots, summary
 from ._fanout import load_fleet
 from ._fleet import Fleet
+from ._html import style_states
 from ._load import load_instance_patches
 from ._schema import (
     COMPLIANT_STATES,
@@ -25,7 +26,6 @@ from ._schema import (
     empty_patches,
 )
 from .emulator import Emulator, sample_client
-from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
 from .exceptions import (
     AWSRequestError,
     ColumnsError,
@@ -34,6 +34,7 @@ from .exceptions import (
     StoreError,
     ValidationError,
 )
+from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
 from .sample import sample_fleet, synthetic_fleet
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ __all__ = [
     "read_parquet",
     "sample_client",
     "sample_fleet",
+    "style_states",
     "summary",
     "synthetic_fleet",
     "to_compliance_csv",

@@ -86,28 +86,36 @@ class _Target:
 
 
 class _Failures:
-    """Error rows, collected from every worker; or the first one raised."""
+    """Failed nodes and calls, collected from every worker; or the first one raised."""
 
     def __init__(self, *, raise_first: bool) -> None:
-        self.rows: list[dict[str, Any]] = []
+        self._failed: list[tuple[_Target, AWSRequestError]] = []
         self._raise_first = raise_first
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._failed)
 
     def add(self, target: _Target, err: AWSRequestError) -> None:
         if self._raise_first:
             raise err
         with self._lock:
-            self.rows.append(
-                {
-                    "account_id": target.account_id,
-                    "region": target.region,
-                    "instance_id": err.instance_id,
-                    "operation": err.operation,
-                    "error_code": err.code,
-                    "message": str(err),
-                    "attempts": err.attempts,
-                }
-            )
+            self._failed.append((target, err))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per failure; built at the end, when every account id is known."""
+        return [
+            {
+                "account_id": target.account_id,
+                "region": target.region,
+                "instance_id": err.instance_id,
+                "operation": err.operation,
+                "error_code": err.code,
+                "message": str(err),
+                "attempts": err.attempts,
+            }
+            for target, err in self._failed
+        ]
 
 
 def validate_node_filters(
@@ -237,52 +245,47 @@ def _describe_patch_states(target: _Target, ids: list[str]) -> list[dict[str, An
     return states
 
 
-@dataclass
-class _Discovered:
-    nodes: list[tuple[_Target, dict[str, Any]]] = field(default_factory=list)
-    states: dict[NodeKey, dict[str, Any]] = field(default_factory=dict)
+def _attempt(
+    target: _Target, failures: _Failures, operation: str, call: Callable[..., Any], *args: Any
+) -> Any:
+    """Run one AWS call for a target; a failure becomes an error row and None."""
+    try:
+        return call(*args)
+    except (ClientError, BotoCoreError) as err:
+        failures.add(target, aws_error(err, operation=operation))
+        return None
+
+
+def _account(target: _Target) -> str:
+    if target.session is None:
+        return caller_account(target.client)
+    sts = make_sts_client(boto3_session=target.session, region=target.region)
+    return sts.get_caller_identity()["Account"]
 
 
 def _discover(
     target: _Target,
-    *,
     node_filters: list[InstanceInformationStringFilterTypeDef],
     instance_ids: list[str] | None,
     failures: _Failures,
-    found: _Discovered,
-    lock: threading.Lock,
-) -> None:
-    """Account, nodes and patch states of one account and region."""
-
-    def attempt(operation: str, call: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return call(*args)
-        except (ClientError, BotoCoreError) as err:
-            failures.add(target, aws_error(err, operation=operation))
-            return None
-
-    if target.account_id is None:
-        target.account_id = attempt("GetCallerIdentity", caller_account, target.client)
+) -> list[dict[str, Any]]:
+    """The target's nodes: all of them, or those of ``instance_ids`` it has."""
     if instance_ids is None:
-        infos = attempt("DescribeInstanceInformation", _describe_nodes, target, node_filters)
-    else:
-        infos = []
-        for i in range(0, len(instance_ids), _BATCH):
-            wanted = {"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}
-            filters = [*node_filters, wanted]
-            infos.extend(
-                attempt("DescribeInstanceInformation", _describe_nodes, target, filters) or []
-            )
-    ids = [info["InstanceId"] for info in infos or []]
-    states: list[dict[str, Any]] = []
-    for i in range(0, len(ids), _BATCH):
-        batch = ids[i : i + _BATCH]
-        states.extend(
-            attempt("DescribeInstancePatchStates", _describe_patch_states, target, batch) or []
+        infos = _attempt(
+            target, failures, "DescribeInstanceInformation", _describe_nodes, target, node_filters
         )
-    with lock:
-        found.nodes.extend((target, info) for info in infos or [])
-        found.states.update({target.key(s["InstanceId"]): s for s in states})
+        return infos or []
+    found: list[dict[str, Any]] = []
+    for i in range(0, len(instance_ids), _BATCH):
+        wanted = {"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}
+        filters = [*node_filters, wanted]
+        found += (
+            _attempt(
+                target, failures, "DescribeInstanceInformation", _describe_nodes, target, filters
+            )
+            or []
+        )
+    return found
 
 
 def load_fleet(
@@ -372,27 +375,45 @@ def load_fleet(
     cache = None if cache_dir is None else NodeCache(cache_dir, filters=checked_patch_filters)
 
     failures = _Failures(raise_first=errors == "raise")
-    found = _Discovered()
-    lock = threading.Lock()
     columns: dict[NodeKey, PatchColumns] = {}
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
-        _share_accounts(targets)
         for target in targets:
             target.limiter.attach(target.client)
-        _wait_all(
-            pool.submit(
-                _discover,
+        # STS once per account (session), alongside discovery.
+        accounts: dict[int, Future[Any]] = {}
+        for target in targets:
+            who = id(target.session if target.session is not None else target.client)
+            if who not in accounts:
+                accounts[who] = pool.submit(
+                    _attempt, target, failures, "GetCallerIdentity", _account, target
+                )
+        discoveries = [
+            (t, pool.submit(_discover, t, checked_node_filters, ids, failures)) for t in targets
+        ]
+        for target in targets:
+            who = id(target.session if target.session is not None else target.client)
+            target.account_id = accounts[who].result()
+        nodes = [(t, info) for t, future in discoveries for info in future.result()]
+        if ids is not None:
+            _report_unknown(ids, nodes, targets[0], failures)
+
+        # Patch-state counts and patches, all at once.
+        state_batches = [
+            (
                 target,
-                node_filters=checked_node_filters,
-                instance_ids=ids,
-                failures=failures,
-                found=found,
-                lock=lock,
+                pool.submit(
+                    _attempt,
+                    target,
+                    failures,
+                    "DescribeInstancePatchStates",
+                    _describe_patch_states,
+                    target,
+                    batch,
+                ),
             )
             for target in targets
-        )
-        if ids is not None:
-            _report_unknown(ids, found, targets[0], failures)
+            for batch in _batches([i["InstanceId"] for t, i in nodes if t is target])
+        ]
 
         def load_node(target: _Target, instance_id: str) -> tuple[NodeKey, PatchColumns | None]:
             key = target.key(instance_id)
@@ -410,7 +431,7 @@ def load_fleet(
                 cache.put(key, cols)
             return key, cols
 
-        futures = [pool.submit(load_node, t, info["InstanceId"]) for t, info in found.nodes]
+        futures = [pool.submit(load_node, t, info["InstanceId"]) for t, info in nodes]
         with tqdm(total=len(futures), unit="node", desc="patches", disable=not progress) as bar:
             rows = 0
             for future in _completed(futures):
@@ -419,30 +440,27 @@ def load_fleet(
                     columns[key] = cols
                     rows += len(cols)
                 throttles = sum(t.limiter.throttles for t in targets)
-                bar.set_postfix(rows=rows, errors=len(failures.rows), throttles=throttles)
+                bar.set_postfix(rows=rows, errors=len(failures), throttles=throttles)
                 bar.update()
-    return _assemble(found, columns, failures)
+        states = {
+            target.key(s["InstanceId"]): s
+            for target, future in state_batches
+            for s in future.result() or []
+        }
+    return _assemble(nodes, states, columns, failures)
 
 
-def _share_accounts(targets: list[_Target]) -> None:
-    """Ask STS once per session, not once per region."""
-    by_session: dict[int, str | None] = {}
-    for target in targets:
-        if target.session is None:
-            continue
-        if id(target.session) not in by_session:
-            try:
-                sts = make_sts_client(boto3_session=target.session, region=target.region)
-                by_session[id(target.session)] = sts.get_caller_identity()["Account"]
-            except (ClientError, BotoCoreError):
-                by_session[id(target.session)] = None  # reported by the target's discovery
-        target.account_id = by_session[id(target.session)]
+def _batches(items: list[Any]) -> list[list[Any]]:
+    return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
 
 
 def _report_unknown(
-    ids: list[str], found: _Discovered, target: _Target, failures: _Failures
+    ids: list[str],
+    nodes: list[tuple[_Target, dict[str, Any]]],
+    target: _Target,
+    failures: _Failures,
 ) -> None:
-    seen = {info["InstanceId"] for _, info in found.nodes}
+    seen = {info["InstanceId"] for _, info in nodes}
     for instance_id in ids:
         if instance_id not in seen:
             failures.add(
@@ -456,11 +474,6 @@ def _report_unknown(
             )
 
 
-def _wait_all(futures: Iterator[Future[None]]) -> None:
-    for future in list(futures):
-        future.result()
-
-
 def _completed(futures: list[Future[Any]]) -> Iterator[Future[Any]]:
     try:
         yield from as_completed(futures)
@@ -470,10 +483,13 @@ def _completed(futures: list[Future[Any]]) -> Iterator[Future[Any]]:
 
 
 def _assemble(
-    found: _Discovered, columns: dict[NodeKey, PatchColumns], failures: _Failures
+    nodes: list[tuple[_Target, dict[str, Any]]],
+    states: dict[NodeKey, dict[str, Any]],
+    columns: dict[NodeKey, PatchColumns],
+    failures: _Failures,
 ) -> Fleet:
-    keys = [target.key(info["InstanceId"]) for target, info in found.nodes]
-    infos = {target.key(info["InstanceId"]): info for target, info in found.nodes}
+    keys = [target.key(info["InstanceId"]) for target, info in nodes]
+    infos = {target.key(info["InstanceId"]): info for target, info in nodes}
     loaded = [k for k in keys if k in columns]
     # The node columns of the patches frame (_schema.NODE_PATCH_COLUMNS), per node.
     node_fields = {
@@ -485,8 +501,8 @@ def _assemble(
     node_columns: dict[str, list[str | None]] = {
         name: [infos[k].get(field) or None for k in loaded] for name, field in node_fields.items()
     }
-    node_columns["patch_group"] = [found.states.get(k, {}).get("PatchGroup") for k in loaded]
-    node_columns["baseline_id"] = [found.states.get(k, {}).get("BaselineId") for k in loaded]
+    node_columns["patch_group"] = [states.get(k, {}).get("PatchGroup") for k in loaded]
+    node_columns["baseline_id"] = [states.get(k, {}).get("BaselineId") for k in loaded]
     patches = build_patches([(k, columns[k]) for k in loaded], node_columns=node_columns)
-    nodes = build_nodes(keys, infos, found.states, {k: len(columns[k]) for k in loaded})
-    return Fleet(patches=patches, nodes=nodes, errors=build_errors(failures.rows))
+    frame = build_nodes(keys, infos, states, {k: len(columns[k]) for k in loaded})
+    return Fleet(patches=patches, nodes=frame, errors=build_errors(failures.rows()))

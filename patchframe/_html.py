@@ -19,6 +19,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from ._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, STATE_COLORS, UNKNOWN_COLOR
 from ._schema import NON_COMPLIANT_STATES, STATES, normalise_state
@@ -33,12 +34,13 @@ __all__ = ["fleet_html", "style_states"]
 
 Css = Callable[[object], str]
 
-#: Columns whose values are coloured, and the colour of each value.
-_VALUE_COLORS: dict[str, dict[str, str]] = {
-    "state": STATE_COLORS,
-    "severity_level": SEVERITY_COLORS,
-    "worst_missing_severity": SEVERITY_COLORS,
-    "compliance": COMPLIANCE_COLORS,
+#: Columns whose values are coloured: the colour of each value, and how to spell a
+#: value as the palette does (states may come as ``InstalledOther``, levels as ``HIGH``).
+_VALUE_COLORS: dict[str, tuple[dict[str, str], Callable[[str], str]]] = {
+    "state": (STATE_COLORS, normalise_state),
+    "severity_level": (SEVERITY_COLORS, str.capitalize),
+    "worst_missing_severity": (SEVERITY_COLORS, str.capitalize),
+    "compliance": (COMPLIANCE_COLORS, str.upper),
 }
 #: Index levels whose labels are coloured (known names only: a "total" row stays plain).
 _LABEL_LEVELS = frozenset({"state", "severity_level", "compliance"})
@@ -99,7 +101,7 @@ def _is_missing(value: object) -> bool:
 # Styler callbacks: one value in, CSS out.
 
 
-def _value_css(colours: dict[str, str], *, spelling: Callable[[str], str] = str) -> Css:
+def _value_css(colours: dict[str, str], spelling: Callable[[str], str]) -> Css:
     """Fill a cell with its value's colour; a value the palette does not know is grey."""
 
     def css(value: object) -> str:
@@ -144,14 +146,12 @@ def _time_text(value: object) -> str:
 def _column_css(name: Hashable, column: pd.Series) -> Css | None:
     """How to colour the cells of one column, if at all."""
     if name in _VALUE_COLORS:
-        spelling = normalise_state if name == "state" else str
-        return _value_css(_VALUE_COLORS[str(name)], spelling=spelling)
+        return _value_css(*_VALUE_COLORS[str(name)])
     if name == "compliant" and pd.api.types.is_bool_dtype(column.dtype):
         return _compliant_css
     colour = _palette_color(name)
-    if colour is None or pd.api.types.is_bool_dtype(column.dtype):
-        return None
-    if not pd.api.types.is_numeric_dtype(column.dtype):
+    dtype = column.dtype
+    if colour is None or pd.api.types.is_bool_dtype(dtype) or not is_numeric_dtype(dtype):
         return None
     # Counts: only the states that make a node non-compliant are filled, so the
     # cells that call for action are the coloured ones.
@@ -179,7 +179,8 @@ def style_states(data: pd.DataFrame, *, caption: str | None = None) -> Styler:
     Row labels of an index level named ``state``, ``severity_level`` or
     ``compliance`` are coloured too (a ``total`` row stays plain). Counts get
     thousands separators, times are shown to the minute with their zone, NA
-    is an empty cell (as in the Excel workbook), and an unnamed integer index
+    is an empty cell (as in the Excel workbook), text is escaped (a patch title
+    such as ``<script>`` shows as those characters), and an unnamed integer index
     (row numbers) is hidden. The frame itself is not changed.
 
     Parameters
@@ -187,7 +188,7 @@ def style_states(data: pd.DataFrame, *, caption: str | None = None) -> Styler:
     data
         The frame to show. Styler renders every row: pass a summary, or ``.head()``.
     caption
-        A title shown above the table.
+        A title shown above the table, as plain text.
 
     Returns
     -------
@@ -236,10 +237,12 @@ def style_states(data: pd.DataFrame, *, caption: str | None = None) -> Styler:
     ):
         styler = styler.hide(axis="index")
     times = [c for c in data.columns if pd.api.types.is_datetime64_any_dtype(data[c].dtype)]
-    styler = styler.format(dict.fromkeys(times, _time_text), na_rep="", thousands=",", precision=2)
+    styler = styler.format(
+        dict.fromkeys(times, _time_text), na_rep="", thousands=",", precision=2, escape="html"
+    )
     styler = styler.set_table_styles([{"selector": "caption", "props": _CAPTION}])
     if caption is not None:
-        styler = styler.set_caption(caption)
+        styler = styler.set_caption(html.escape(caption))
     return styler
 
 
@@ -297,8 +300,11 @@ def _compliance_table(nodes: pd.DataFrame) -> str:
 
 def _state_counts(patches: pd.DataFrame) -> list[tuple[str, int]]:
     """Patches per state, in the model's order, states nobody knew yet last; no zeros."""
-    counts = patches["state"].astype("str").value_counts()
-    named = {normalise_state(str(s)): int(n) for s, n in counts.items()}
+    counts = patches["state"].value_counts(sort=False)  # on the codes: fast on millions of rows
+    named: dict[str, int] = {}
+    for state, n in counts.items():
+        key = normalise_state(str(state))
+        named[key] = named.get(key, 0) + int(n)
     order = [*STATES, *sorted(s for s in named if s not in STATES)]
     return [(s, named[s]) for s in order if named.get(s)]
 
@@ -376,7 +382,7 @@ def fleet_html(fleet: Fleet) -> str:
         + "</div>"
     )
     errors = (
-        f"<div style='margin-top:0.6em'><b>What failed</b> (see <code>.errors</code>)"
+        '<div style="margin-top:0.6em"><b>What failed</b> (see <code>.errors</code>)'
         f"{_error_table(fleet.errors)}</div>"
         if len(fleet.errors)
         else ""

@@ -4,20 +4,21 @@ Systems Manager throttles per account and region. If each worker backed off on
 its own, a throttling storm would leave some nodes failing while others still
 hammer the service. Instead every request to one account and region waits for
 a slot from one :class:`AdaptiveRateLimiter`, attached to the shared client
-through botocore's public events: ``before-send`` waits for a slot (retries
-included), ``needs-retry`` sees each throttled answer.
+through botocore's public events: ``request-created``, which fires for every
+attempt (retries included) before anything is sent, waits for a slot;
+``needs-retry`` sees each throttled answer.
 
-The pacer sends at full speed until the first throttle, then at the rate the
-service was seen to accept, times a margin; it probes upward a little each
-second without a throttle and steps down on the next one. It settles just
-under the service's limit: throttled requests are rare and cheap.
+The pacer sends at full speed until the service throttles. While it throttles,
+the service is saturated, so the rate at which it still accepts requests is its
+limit: the pacer measures that, then sends evenly spaced at a margin under it,
+probing upward after each calm second and measuring again at the next storm.
+It settles just under the service's limit, where throttles are rare.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from typing import Any
 
 __all__ = ["THROTTLING_CODES", "AdaptiveRateLimiter"]
@@ -31,88 +32,107 @@ THROTTLING_CODES = frozenset(
 class AdaptiveRateLimiter:
     """Paces requests to the rate the service accepts.
 
+    While the service throttles, it is saturated: the answers it accepts in that
+    time arrive at its own limit. The pacer measures that rate over ``window``
+    seconds of throttling, then sends at ``margin`` of it, evenly spaced; after a
+    second without a throttle it probes ``probe`` faster each second.
+
     Parameters
     ----------
-    backoff
-        Share of the measured rate to drop to on a throttle.
+    margin
+        Share of the measured limit to send at.
     probe
         Relative increase of the rate per second without a throttle.
+    window
+        Seconds of throttling to measure the limit over.
     min_rate
         Lowest rate, requests per second.
 
     Examples
     --------
-    >>> limiter = AdaptiveRateLimiter()
+    >>> limiter = AdaptiveRateLimiter(window=0.0)
     >>> limiter.acquire()  # unlimited until the service first throttles
-    >>> limiter.on_throttle()
+    >>> limiter.on_throttle(); limiter.on_accepted(); limiter.on_throttle()
     >>> limiter.throttles, limiter.rate is not None
-    (1, True)
+    (2, True)
     """
 
-    def __init__(self, *, backoff: float = 0.9, probe: float = 0.04, min_rate: float = 0.5):
-        self._backoff = backoff
+    def __init__(
+        self,
+        *,
+        margin: float = 0.97,
+        probe: float = 0.05,
+        window: float = 0.5,
+        min_rate: float = 0.5,
+    ) -> None:
+        self._margin = margin
         self._probe = probe
+        self._window = window
         self._min_rate = min_rate
         self._lock = threading.Lock()
-        self._rate: float | None = None  # None: no throttle seen yet
+        self._rate: float | None = None  # None: no limit measured yet
         self._next_slot = 0.0
-        self._last_change = 0.0
-        self._started: float | None = None
-        self._accepted: deque[float] = deque()  # answer times of the last second
+        self._last_throttle = self._last_probe = 0.0
+        self._storm_start: float | None = None
+        self._storm_accepted = 0
         self.throttles = 0
 
     @property
     def rate(self) -> float | None:
-        """Current rate in requests per second; None before the first throttle."""
+        """Current rate in requests per second; None before a limit was measured."""
         return self._rate
 
     def acquire(self) -> None:
         """Wait for the next free slot."""
         with self._lock:
-            now = time.monotonic()
-            if self._started is None:
-                self._started = now
             if self._rate is None:
                 return
-            if now - self._last_change >= 1.0:
+            now = time.monotonic()
+            calm = now - self._last_throttle >= 1.0
+            if calm and now - self._last_probe >= 1.0:
                 self._rate *= 1.0 + self._probe
-                self._last_change = now
+                self._last_probe = now
             slot = max(now, self._next_slot)
             self._next_slot = slot + 1.0 / self._rate
         if slot > now:
             time.sleep(slot - now)
 
+    def on_accepted(self) -> None:
+        """Count an answer that was not a throttle."""
+        with self._lock:
+            if self._storm_start is not None:
+                self._storm_accepted += 1
+
     def on_throttle(self) -> None:
-        """Step down to a share of the rate the service just accepted."""
+        """Note a throttle; after ``window`` seconds of them, pace to the measured limit."""
         with self._lock:
             now = time.monotonic()
             self.throttles += 1
-            if now - self._last_change < 0.5 and self._rate is not None:
-                return  # one storm, one step: answers to the same burst arrive together
-            while self._accepted and self._accepted[0] < now - 1.0:
-                self._accepted.popleft()
-            # The rate accepted over the last second, or since the start if sooner.
-            window = min(1.0, max(now - (self._started or now), 0.05))
-            seen = max(len(self._accepted), 1) / window
-            current = self._rate if self._rate is not None else seen
-            self._rate = max(self._min_rate, min(current, seen) * self._backoff)
-            self._last_change = now
+            self._last_throttle = now
+            start = self._storm_start
+            # A throttle long after the last storm starts a new measurement.
+            if start is None or now - start > 3 * max(self._window, 1.0):
+                self._storm_start, self._storm_accepted = now, 0
+                return
+            elapsed = now - start
+            if elapsed < self._window:
+                return
+            limit = self._storm_accepted / elapsed if elapsed > 0 else self._min_rate
+            self._rate = max(self._min_rate, self._margin * limit)
+            self._next_slot = now
+            self._last_probe = now
+            self._storm_start = None
 
     def attach(self, client: Any) -> None:
         """Make every request of a boto3 client wait for this limiter."""
         events = client.meta.events
-        events.register("before-send", self._before_send, unique_id=f"pf-pace-{id(self)}")
+        # Not before-send: a more specific before-send handler (the lean sender)
+        # would run, and send, before a general one.
+        events.register("request-created", self._wait, unique_id=f"pf-pace-{id(self)}")
         events.register("needs-retry", self._needs_retry, unique_id=f"pf-throttle-{id(self)}")
 
-    def _before_send(self, **_: Any) -> None:
+    def _wait(self, **_: Any) -> None:
         self.acquire()
-
-    def on_accepted(self) -> None:
-        """Count an answer that was not a throttle."""
-        with self._lock:
-            self._accepted.append(time.monotonic())
-            if len(self._accepted) > 10_000:
-                self._accepted.popleft()
 
     def _needs_retry(self, response: Any = None, **_: Any) -> None:
         if response is None:

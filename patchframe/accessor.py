@@ -24,6 +24,7 @@ from .summary import Freq
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from pandas.io.formats.style import Styler
 
 __all__ = ["CORE_COLUMNS", "PatchesAccessor"]
 
@@ -167,3 +168,11 @@ class PatchesAccessor:
         from . import plots
 
         return plots.compliance_by_platform(self._df, ax=ax, by=by, top=top)
+
+    # -- display ------------------------------------------------------------------
+
+    def style_states(self, *, caption: str | None = None) -> Styler:
+        """This frame as an HTML table in the charts' colours: :func:`patchframe.style_states`."""
+        from ._html import style_states
+
+        return style_states(self._df, caption=caption)

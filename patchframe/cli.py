@@ -42,6 +42,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+class _NarrowHelp(argparse.HelpFormatter):
+    """Help in the column that ``--no-progress`` needs: longer options get a line of their own."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=len("  --no-progress  "))
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -117,8 +124,14 @@ def _parser() -> _Parser:
         action="store_false",
         help="no progress bar while loading (there is none when stderr is not a terminal)",
     )
-    # Hook for snapshots: once patchframe.history has save_snapshot(), add
-    # --snapshot-store DIR here and call it in _report() after loading.
+    # The help column stays where the other options put it; this long one gets its own line.
+    report.formatter_class = _NarrowHelp
+    output.add_argument(
+        "--snapshot-store",
+        metavar="DIR",
+        help="also save the fleet as a snapshot in this store, for history, diffs and trends: "
+        "a folder (made if needed) or an s3://bucket/prefix",
+    )
     report.set_defaults(run=_report, parser=report)
 
     from .emulator import add_serve_arguments, serve
@@ -207,6 +220,12 @@ def _report(args: argparse.Namespace) -> int:
     if not fleet.errors.empty and not fleet.nodes["patch_rows"].notna().any():
         _fail(_first_error(fleet))  # nothing loaded: no credentials, no access, ...
         return 1
+    snapshot = None
+    if args.snapshot_store is not None:
+        from .history import save_snapshot
+
+        # Saved first: the history is what a scheduled run is for; a report can be rewritten.
+        snapshot = save_snapshot(fleet, args.snapshot_store)
     _print_summary(fleet, sample=args.sample, top=args.top)
     try:
         written = _write_report(fleet, args.out)
@@ -214,6 +233,8 @@ def _report(args: argparse.Namespace) -> int:
         _fail(f"cannot write the report into {args.out}: {err.strerror or _one_line(err)}")
         return 1
     _print_written(args.out, written)
+    if snapshot is not None:
+        print(f"Saved snapshot {snapshot.id} in {args.snapshot_store}")
     if not fleet.errors.empty:
         print(
             f"{_PROG}: warning: {len(fleet.errors):,} error(s) while loading, listed in the "

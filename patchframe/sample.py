@@ -22,6 +22,8 @@ security, else as other, so the three counts add up to the non-compliant rows.
 from __future__ import annotations
 
 import argparse
+import copy
+import datetime as dt
 import json
 import math
 import random
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 __all__ = [
+    "HISTORY_START",
     "PATCH_STATES",
     "YEAR_ONE",
     "WireFleet",
@@ -44,6 +47,7 @@ __all__ = [
     "read_fleet",
     "sample_fleet",
     "synthetic_fleet",
+    "synthetic_history",
     "write_fleet",
 ]
 
@@ -1180,6 +1184,353 @@ def synthetic_fleet(
     return _build(
         specs, account_id=account_id, region=region, rng=rng, patches_per_node=patches_per_node
     )
+
+
+# --------------------------------------------------------------------------- history
+
+#: When a synthetic history starts by default: the sample's clock, 2024-06-14T08:00:00Z.
+HISTORY_START = dt.datetime.fromtimestamp(_NOW, tz=dt.UTC)
+
+# Per node, the share of its open patches installed between two snapshots, drawn once
+# per node with the weights of _PROFILES' hygiene (compliant, good, lagging, stale).
+_DILIGENCE = ((0.85, 0.6, 0.3, 0.08), (15, 45, 28, 12))
+_FAIL_SHARE = 0.08  # of install attempts
+_REBOOT_SHARE = 0.6  # of pending reboots done by the next snapshot
+_LEAVE_SHARE = 0.04  # of nodes terminated between two snapshots
+_JOINS = (0, 1, 1, 2)  # nodes registering between two snapshots, drawn from these
+_LINUX_RELEASES = 3  # packages per Linux platform with a new version between snapshots
+_RELEASE_SHARE = 0.8  # of a platform's nodes a new package version applies to
+_TIME_FIELDS = (
+    "LastPingDateTime",
+    "RegistrationDate",
+    "LastAssociationExecutionDate",
+    "LastSuccessfulAssociationExecutionDate",
+    "OperationStartTime",
+    "OperationEndTime",
+    "LastNoRebootInstallOperationTime",
+)
+_OS_OF = {(p.name, p.version): key for key, p in _PLATFORMS.items()}
+
+
+def _copied(fleet: WireFleet) -> WireFleet:
+    """A copy sharing nothing mutable; patch rows are flat, so a dict() each will do."""
+    return WireFleet(
+        fleet.account_id,
+        fleet.region,
+        copy.deepcopy(fleet.instances),
+        [dict(state) for state in fleet.patch_states],
+        {node: [dict(row) for row in rows] for node, rows in fleet.patches.items()},
+        {node: dict(tags) for node, tags in fleet.tags.items()},
+    )
+
+
+def _shifted(fleet: WireFleet, seconds: int) -> WireFleet:
+    """A copy of ``fleet`` with every timestamp moved by ``seconds``; "never" stays never."""
+    moved = _copied(fleet)
+    for record in [*moved.instances, *moved.patch_states]:
+        for name in _TIME_FIELDS:
+            if name in record:
+                record[name] += seconds
+    for rows in moved.patches.values():
+        for row in rows:
+            if row.get("InstalledTime") not in (0, YEAR_ONE, None):
+                row["InstalledTime"] += seconds
+    return moved
+
+
+def _state_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """A node's DescribeInstancePatchStates counts, as :func:`_patches` makes them."""
+    states = [canonical_state(row["State"]) for row in rows]
+    counts = Counter(states)
+    graded: Counter[str] = Counter()
+    for row, state in zip(rows, states, strict=True):
+        if state in _NON_COMPLIANT:
+            if row["Severity"] == "Critical":
+                graded["CriticalNonCompliantCount"] += 1
+            elif row["Classification"] in _SECURITY_CLASSES:
+                graded["SecurityNonCompliantCount"] += 1
+            else:
+                graded["OtherNonCompliantCount"] += 1
+    out = {name: counts[state] for state, name in _COUNT_FIELDS.items()}
+    for name in (
+        "CriticalNonCompliantCount",
+        "SecurityNonCompliantCount",
+        "OtherNonCompliantCount",
+    ):
+        out[name] = graded[name]
+    return out
+
+
+class _Releases:
+    """The patches vendors publish after the sample's catalogues end (June 2024)."""
+
+    def __init__(self, patches_per_node: int, snapshots: int) -> None:
+        self.size = _catalogue_size(patches_per_node)
+        self.snapshots = snapshots
+        self._newer: dict[str, tuple[_Catalogue, int]] = {}
+
+    def windows(self, os_key: str, since: dt.datetime, until: dt.datetime) -> list[_Entry]:
+        """Windows updates of each month whose Patch Tuesday (second Tuesday) is in the period."""
+        entries = []
+        for month in range(_NEWEST_MONTH + 1, until.year * 12 + until.month):
+            first = dt.datetime(month // 12, month % 12 + 1, 1, 18, tzinfo=dt.UTC)
+            tuesday = first + dt.timedelta(days=(1 - first.weekday()) % 7 + 7)
+            if since < tuesday <= until:
+                entries.extend(_windows_month(_WINDOWS[os_key], month))
+        return entries
+
+    def linux(self, rng: random.Random, os_key: str, step: int) -> list[_Entry]:
+        """New versions of a few packages: ``step`` versions past the catalogue's newest."""
+        if os_key not in self._newer:
+            packages = _linux_catalogue(os_key, self.size).recent
+            steps = math.ceil(self.size / packages)
+            # A longer catalogue starts that many versions further on: its first rows
+            # are the versions after the ones nodes already list.
+            longer = _linux_catalogue(os_key, (steps + self.snapshots) * packages)
+            self._newer[os_key] = (longer, packages)
+        longer, packages = self._newer[os_key]
+        row = (self.snapshots - step) * packages
+        picked = rng.sample(range(packages), min(_LINUX_RELEASES, packages))
+        return [longer.entries[row + i] for i in sorted(picked)]
+
+
+def _new_row(entry: _Entry, spell: dict[str, str], blank_cves: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "Title": entry.title,
+        "KBId": entry.kb_id,
+        "Classification": entry.classification,
+        "Severity": entry.severity,
+        "State": spell["MISSING"],
+        "InstalledTime": 0,
+    }
+    if entry.cve_ids:
+        row["CVEIds"] = entry.cve_ids
+    elif blank_cves:
+        row["CVEIds"] = ""
+    return row
+
+
+def _leave(rng: random.Random, fleet: WireFleet) -> None:
+    """Some nodes are terminated: they vanish from every answer."""
+    gone = {i for i in fleet.instance_ids if rng.random() < _LEAVE_SHARE}
+    if 2 * len(gone) > len(fleet.instances):  # a fleet that shrinks, not one that dies
+        return
+    fleet.instances[:] = [n for n in fleet.instances if n["InstanceId"] not in gone]
+    fleet.patch_states[:] = [s for s in fleet.patch_states if s["InstanceId"] not in gone]
+    for instance_id in sorted(gone):
+        fleet.patches.pop(instance_id, None)
+        fleet.tags.pop(instance_id, None)
+
+
+def _join(rng: random.Random, fleet: WireFleet, when: dt.datetime, patches_per_node: int) -> None:
+    """A few nodes register, each with the patch state of its image."""
+    count = rng.choice(_JOINS)
+    if not count:
+        return
+    newcomers = synthetic_fleet(
+        count,
+        seed=rng.getrandbits(32),
+        patches_per_node=patches_per_node,
+        account_id=fleet.account_id,
+        region=fleet.region,
+    )
+    newcomers = _shifted(newcomers, round(when.timestamp()) - _NOW)
+    known = set(fleet.instance_ids)
+    states = {s["InstanceId"]: s for s in newcomers.patch_states}
+    for info in newcomers.instances:
+        instance_id = info["InstanceId"]
+        if instance_id in known:
+            continue
+        fleet.instances.append(info)
+        fleet.tags[instance_id] = newcomers.tags[instance_id]
+        if instance_id in states:
+            fleet.patch_states.append(states[instance_id])
+            fleet.patches[instance_id] = newcomers.patches[instance_id]
+
+
+def _patch_window(
+    rng: random.Random,
+    fleet: WireFleet,
+    releases: _Releases,
+    step: int,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> None:
+    """Vendors release patches, scanned nodes list them MISSING; then nodes install some."""
+    platforms = {_OS_OF[(n["PlatformName"], n["PlatformVersion"])] for n in fleet.instances}
+    linux = {
+        os_key: releases.linux(rng, os_key, step)
+        for os_key in sorted(platforms)
+        if _PLATFORMS[os_key].family != "windows"
+    }
+    infos = {n["InstanceId"]: n for n in fleet.instances}
+    for state in fleet.patch_states:
+        info = infos[state["InstanceId"]]
+        if info["PingStatus"] != "Online":
+            continue  # it does not scan: its last answer stands
+        os_key = _OS_OF[(info["PlatformName"], info["PlatformVersion"])]
+        rows = fleet.patches.setdefault(state["InstanceId"], [])
+        spell = _SNAKE if rows and rows[0]["State"].isupper() else _CAMEL
+        blank_cves = _PLATFORMS[os_key].family == "al2023"
+        if os_key in _WINDOWS:
+            released = releases.windows(os_key, since, until)
+        else:
+            released = [e for e in linux[os_key] if rng.random() < _RELEASE_SHARE]
+        listed = {row["KBId"] for row in rows}
+        rows.extend(_new_row(e, spell, blank_cves) for e in released if e.kb_id not in listed)
+        installed = _install(rng, rows, state, since, until, blank_cves=blank_cves)
+        _report(rng, state, info, rows, installed, since, until)
+
+
+def _install(
+    rng: random.Random,
+    rows: list[dict[str, Any]],
+    state: dict[str, Any],
+    since: dt.datetime,
+    until: dt.datetime,
+    *,
+    blank_cves: bool,
+) -> float | None:
+    """Install a share of a node's open patches; return when, None if nothing was tried."""
+    node = random.Random(f"patchframe diligence {state['InstanceId']}")
+    diligence = node.choices(*_DILIGENCE)[0]
+    # The node's maintenance window, in the second half of the period, ten minutes long.
+    period = (until - since).total_seconds()
+    window = until.timestamp() - period * rng.uniform(0.05, 0.5)
+    done = "INSTALLED_PENDING_REBOOT" if state.get("RebootOption") == "NoReboot" else "INSTALLED"
+    tried = False
+    for row in rows:
+        current = canonical_state(row["State"])
+        if current in ("MISSING", "AVAILABLE_SECURITY_UPDATE", "FAILED"):
+            if rng.random() >= diligence:
+                continue
+            tried = True
+            fails = current != "FAILED" and rng.random() < _FAIL_SHARE
+            new = "FAILED" if fails else done
+        elif current == "INSTALLED_PENDING_REBOOT" and rng.random() < _REBOOT_SHARE:
+            new = "INSTALLED"  # rebooted: the install it waited on takes effect
+        else:
+            continue
+        spell = _SNAKE if row["State"].isupper() else _CAMEL
+        row["State"] = spell[new]
+        if new == "FAILED":
+            continue
+        if current != "INSTALLED_PENDING_REBOOT":
+            row["InstalledTime"] = _stamp(rng, window + rng.uniform(0, min(600, period / 20)))
+        # The service lists CVEs for MISSING and FAILED patches only.
+        if "CVEIds" in row:
+            if blank_cves:
+                row["CVEIds"] = ""
+            else:
+                del row["CVEIds"]
+    return window if tried else None
+
+
+def _report(
+    rng: random.Random,
+    state: dict[str, Any],
+    info: dict[str, Any],
+    rows: list[dict[str, Any]],
+    installed: float | None,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> None:
+    """Update what the node reports: its counts, its last operation, its last ping."""
+    now, period = until.timestamp(), (until - since).total_seconds()
+    start = installed if installed is not None else now - period * rng.uniform(0.1, 0.2)
+    state.update(_state_counts(rows))
+    state["Operation"] = "Install" if installed is not None else "Scan"
+    state["OperationStartTime"] = _stamp(rng, start)
+    state["OperationEndTime"] = _stamp(rng, start + min(40 + rng.randrange(600), period / 20))
+    if installed is not None and state.get("RebootOption") == "NoReboot":
+        state["LastNoRebootInstallOperationTime"] = state["OperationEndTime"]
+    info["LastPingDateTime"] = round(now - rng.uniform(0, min(300, period / 20)), 3)
+    if "LastAssociationExecutionDate" in info:
+        info["LastAssociationExecutionDate"] = round(start - rng.uniform(0, period / 20), 3)
+        info["LastSuccessfulAssociationExecutionDate"] = info["LastAssociationExecutionDate"]
+
+
+def synthetic_history(
+    snapshots: int = 6,
+    *,
+    nodes: int = 30,
+    seed: int = 0,
+    start: dt.datetime = HISTORY_START,
+    every: dt.timedelta = dt.timedelta(days=7),
+    patches_per_node: int = 100,
+    account_id: str = "123456789012",
+    region: str = "us-east-1",
+) -> list[tuple[dt.datetime, WireFleet]]:
+    """Make a fleet's history: the same fleet at several times, drifting as real ones do.
+
+    The first snapshot is :func:`synthetic_fleet` with its clock moved to ``start``.
+    Between two snapshots, in this order: a few nodes are terminated (about one in
+    25); zero to two nodes register; vendors release patches, which every online
+    node they apply to lists MISSING (each month's Windows updates on its Patch
+    Tuesday, new versions of three packages per Linux platform at every snapshot);
+    then each online node installs a share of its MISSING, FAILED and available
+    security updates (a share fixed per node, from 8% to 85%) in a maintenance
+    window, setting InstalledTime; about 8% of installs fail (FAILED); nodes that
+    install without rebooting leave INSTALLED_PENDING_REBOOT, and most pending
+    reboots happen by the next snapshot. ConnectionLost and Inactive nodes change
+    nothing. Patch-state counts always agree with the patch rows.
+
+    Parameters
+    ----------
+    snapshots
+        How many snapshots, 1 or more.
+    nodes
+        Nodes at the start.
+    seed
+        The same arguments give the same history.
+    start
+        The first snapshot's time, timezone-aware.
+    every
+        The time between two snapshots.
+    patches_per_node, account_id, region
+        As for :func:`synthetic_fleet`.
+
+    Returns
+    -------
+    list of (datetime, WireFleet)
+        One (time, fleet) per snapshot, oldest first; each fleet is its own copy,
+        ready for :class:`~patchframe.Emulator`.
+
+    Examples
+    --------
+    >>> history = synthetic_history(3, nodes=10, patches_per_node=40)
+    >>> [(f"{when:%Y-%m-%d}", len(fleet.instances), fleet.n_patches) for when, fleet in history]
+    [('2024-06-14', 10, 393), ('2024-06-21', 11, 435), ('2024-06-28', 12, 486)]
+    >>> history == synthetic_history(3, nodes=10, patches_per_node=40)
+    True
+    """
+    if snapshots < 1:
+        raise ValueError(f"snapshots must be 1 or more, not {snapshots}")
+    if every <= dt.timedelta(0):
+        raise ValueError(f"every must be a positive time, not {every}")
+    if start.tzinfo is None:
+        raise ValueError(f"start must be timezone-aware, e.g. {HISTORY_START!r}, not {start!r}")
+    start = start.astimezone(dt.UTC)
+    rng = random.Random(f"patchframe history {seed} {account_id} {region}")
+    fleet = _shifted(
+        synthetic_fleet(
+            nodes,
+            seed=seed,
+            patches_per_node=patches_per_node,
+            account_id=account_id,
+            region=region,
+        ),
+        round(start.timestamp()) - _NOW,
+    )
+    releases = _Releases(patches_per_node, snapshots)
+    history = [(start, _copied(fleet))]
+    for step in range(1, snapshots):
+        since, until = start + (step - 1) * every, start + step * every
+        _leave(rng, fleet)
+        _join(rng, fleet, until, patches_per_node)
+        _patch_window(rng, fleet, releases, step, since, until)
+        history.append((until, _copied(fleet)))
+    return history
 
 
 def main(argv: Sequence[str] | None = None) -> int:

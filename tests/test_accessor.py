@@ -77,7 +77,12 @@ def test_every_function_is_a_method_with_the_same_options(module: object, name: 
 
 def test_no_other_public_methods() -> None:
     public = {n for n in vars(PatchesAccessor) if not n.startswith("_")}
-    assert public == {name for _, name in FUNCTIONS} | {"missing"}
+    assert public == {name for _, name in FUNCTIONS} | {"missing", "style_states"}
+
+
+def test_style_states_delegates(patches: pd.DataFrame) -> None:
+    styled = patches.head(3).pf.style_states(caption="three rows")
+    assert "three rows" in styled.to_html()
 
 
 def test_filters_delegate(patches: pd.DataFrame) -> None:
