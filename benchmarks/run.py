@@ -34,7 +34,13 @@ from patchframe.sample import WireFleet, synthetic_fleet
 ACCOUNT, REGION = "123456789012", "us-east-1"
 KEYS = {"aws_access_key_id": f"AKIAEMUL{ACCOUNT}", "aws_secret_access_key": "benchmark"}
 BIG_NODE_PATCHES = 4000
-THROUGHPUT = {"nodes": 128, "patches_per_node": 250, "latency": 0.2, "rate_limit": 40.0, "burst": 5}
+THROUGHPUT = {
+    "nodes": 128,
+    "patches_per_node": 250,
+    "latency": 0.2,
+    "rate_limit": 40.0,
+    "burst": 5,
+}
 SCALES = (100, 1000, 3000)
 
 

@@ -10,7 +10,7 @@ and on every patches frame as the ``.pf`` accessor.
 from __future__ import annotations
 
 from . import accessor as accessor  # registers the DataFrame accessor ``.pf``
-from . import filters, plots, summary
+from . import filters, history, plots, summary
 from ._fanout import load_fleet
 from ._fleet import Fleet
 from ._html import style_states
@@ -35,7 +35,17 @@ from .exceptions import (
     ValidationError,
 )
 from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
-from .sample import sample_fleet, synthetic_fleet
+from .history import (
+    FleetDiff,
+    Snapshot,
+    diff,
+    list_snapshots,
+    load_snapshot,
+    plot_trend,
+    save_snapshot,
+    trend,
+)
+from .sample import sample_fleet, synthetic_fleet, synthetic_history
 
 __version__ = "0.1.0"
 
@@ -49,25 +59,35 @@ __all__ = [
     "ColumnsError",
     "Emulator",
     "Fleet",
+    "FleetDiff",
     "NodeNotFoundError",
     "PatchframeError",
+    "Snapshot",
     "StoreError",
     "UnknownStateWarning",
     "ValidationError",
     "__version__",
     "concat_patches",
+    "diff",
     "empty_patches",
     "filters",
+    "history",
+    "list_snapshots",
     "load_fleet",
     "load_instance_patches",
+    "load_snapshot",
+    "plot_trend",
     "plots",
     "read_parquet",
     "sample_client",
     "sample_fleet",
+    "save_snapshot",
     "style_states",
     "summary",
     "synthetic_fleet",
+    "synthetic_history",
     "to_compliance_csv",
     "to_excel",
     "to_parquet",
+    "trend",
 ]

@@ -1116,7 +1116,13 @@ def read_parquet(path: PathLike) -> pd.DataFrame:
 
     Examples
     --------
-    See :func:`to_parquet`.
+    >>> import tempfile
+    >>> import patchframe as pf
+    >>> patches = pf.load_instance_patches("i-0e1f2a3b4c5d6e7f8", client=pf.sample_client())
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     again = pf.read_parquet(pf.to_parquet(patches, f"{folder}/node.parquet"))
+    >>> again.dtypes.equals(patches.dtypes), len(again)
+    (True, 320)
     """
     table = pq.read_table(Path(path))
     frame: pd.DataFrame = table.to_pandas()

@@ -749,7 +749,14 @@ def list_snapshots(store: StorePath, *, filesystem: object = None) -> pd.DataFra
 
     Examples
     --------
-    See :func:`save_snapshot`.
+    >>> import tempfile
+    >>> import patchframe as pf
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> with tempfile.TemporaryDirectory() as store:
+    ...     _ = pf.save_snapshot(fleet, store, when="2024-06-14T08:00Z")
+    ...     pf.list_snapshots(store)[["snapshot", "nodes", "patches"]]
+                      snapshot  nodes  patches
+    0  20240614T080000.000000Z     13     2020
     """
     entries = _scan(_store(store, filesystem))
     times = pd.DatetimeIndex([e.time for e in entries], dtype="datetime64[ns, UTC]")
