@@ -58,7 +58,8 @@ import boto3
 from botocore.config import Config
 
 from ._aws import RETRY_CONFIG
-from .sample import PATCH_STATES, WireFleet, canonical_state, sample_fleet, synthetic_fleet
+from ._schema import STATES, normalise_state
+from .sample import WireFleet, sample_fleet, synthetic_fleet
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -317,14 +318,14 @@ def _patch_filter(item: object) -> Callable[[dict[str, Any]], bool]:
     if wanted is None:
         raise _ApiError("InvalidFilter", f"The filter {key} needs a list of one or more values.")
     if key == "State":
-        states = {canonical_state(value) for value in wanted}
-        unknown = sorted(states - set(PATCH_STATES))
+        states = {normalise_state(value) for value in wanted}
+        unknown = sorted(states - set(STATES))
         if unknown:
             raise _ApiError(
                 "InvalidFilter", f"The filter value {unknown[0]} is not a valid patch state."
             )
         # Rows may spell their state either way; compare in the model's spelling.
-        return lambda row: canonical_state(row["State"]) in states
+        return lambda row: normalise_state(row["State"]) in states
     accepted = set(wanted)
     return lambda row: row.get(key) in accepted
 

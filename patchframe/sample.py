@@ -36,13 +36,13 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ._schema import STATES, normalise_state
+
 __all__ = [
     "HISTORY_START",
-    "PATCH_STATES",
     "YEAR_ONE",
     "WireFleet",
     "build_sample_fleet",
-    "canonical_state",
     "main",
     "read_fleet",
     "sample_fleet",
@@ -52,20 +52,10 @@ __all__ = [
 ]
 
 #: Patch states in the API model's spelling and order.
-PATCH_STATES: tuple[str, ...] = (
-    "INSTALLED",
-    "INSTALLED_OTHER",
-    "INSTALLED_PENDING_REBOOT",
-    "INSTALLED_REJECTED",
-    "MISSING",
-    "NOT_APPLICABLE",
-    "FAILED",
-    "AVAILABLE_SECURITY_UPDATE",
-)
 
 # Real responses spell states in CamelCase even though the model says upper snake case.
-_CAMEL = {state: state.title().replace("_", "") for state in PATCH_STATES}
-_SNAKE = {state: state for state in PATCH_STATES}
+_CAMEL = {state: state.title().replace("_", "") for state in STATES}
+_SNAKE = {state: state for state in STATES}
 
 _COUNT_FIELDS = {
     "INSTALLED": "InstalledCount",
@@ -97,27 +87,6 @@ _SECURITY_CLASSES = frozenset({"SecurityUpdates", "Security", "security"})
 YEAR_ONE = -62135596800
 # The sample's clock: every timestamp is relative to 2024-06-14T08:00:00Z.
 _NOW = 1718352000
-
-
-def canonical_state(state: str) -> str:
-    """Return a patch state in the model's upper snake case, whatever its spelling.
-
-    Parameters
-    ----------
-    state
-        A state as the wire sends it (``"InstalledOther"``) or as the model spells
-        it (``"INSTALLED_OTHER"``).
-
-    Examples
-    --------
-    >>> canonical_state("InstalledPendingReboot")
-    'INSTALLED_PENDING_REBOOT'
-    >>> canonical_state("NOT_APPLICABLE")
-    'NOT_APPLICABLE'
-    """
-    if "_" in state or state.isupper():
-        return state.upper()
-    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(state)).upper()
 
 
 @dataclass(frozen=True)
@@ -693,7 +662,7 @@ def _catalogue_size(patches_per_node: int) -> int:
 # --------------------------------------------------------------------------- states
 
 # Per hygiene profile, (weights for older patches, weights for the newest), over
-# PATCH_STATES in order. AVAILABLE_SECURITY_UPDATE only exists on Windows.
+# STATES in order. AVAILABLE_SECURITY_UPDATE only exists on Windows.
 _PROFILES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "compliant": ((62, 14, 0, 0, 0, 24, 0, 0), (80, 0, 0, 0, 0, 20, 0, 0)),
     "good": ((60, 14, 0, 2, 1, 23, 0, 1), (55, 0, 10, 0, 20, 8, 3, 4)),
@@ -739,9 +708,9 @@ def _patches(
     picks = rng.sample(range(applicable), take)
     picks += rng.sample(range(applicable, len(entries)), node.rows - take)
     older_weights, recent_weights = _PROFILES[node.profile]
-    states = rng.choices(PATCH_STATES, weights=older_weights, k=node.rows)
+    states = rng.choices(STATES, weights=older_weights, k=node.rows)
     fresh = [i for i, index in enumerate(picks) if index < recent]
-    newest = rng.choices(PATCH_STATES, weights=recent_weights, k=len(fresh))
+    newest = rng.choices(STATES, weights=recent_weights, k=len(fresh))
     for i, state in zip(fresh, newest, strict=True):
         states[i] = state
     states[take:] = ["NOT_APPLICABLE"] * (node.rows - take)
@@ -1240,7 +1209,7 @@ def _shifted(fleet: WireFleet, seconds: int) -> WireFleet:
 
 def _state_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """A node's DescribeInstancePatchStates counts, as :func:`_patches` makes them."""
-    states = [canonical_state(row["State"]) for row in rows]
+    states = [normalise_state(row["State"]) for row in rows]
     counts = Counter(states)
     graded: Counter[str] = Counter()
     for row, state in zip(rows, states, strict=True):
@@ -1400,7 +1369,7 @@ def _install(
     done = "INSTALLED_PENDING_REBOOT" if state.get("RebootOption") == "NoReboot" else "INSTALLED"
     tried = False
     for row in rows:
-        current = canonical_state(row["State"])
+        current = normalise_state(row["State"])
         if current in ("MISSING", "AVAILABLE_SECURITY_UPDATE", "FAILED"):
             if rng.random() >= diligence:
                 continue

@@ -23,8 +23,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
+from patchframe._schema import normalise_state
 from patchframe.emulator import Emulator, add_serve_arguments, sample_client
-from patchframe.sample import WireFleet, canonical_state, synthetic_fleet
+from patchframe.sample import WireFleet, synthetic_fleet
 
 WINDOWS_2022 = "i-0e1f2a3b4c5d6e7f8"  # 320 patches
 UBUNTU_SNAKE = "i-07e9a1c3e5f7b9d2e"  # states in upper snake case
@@ -453,7 +454,7 @@ def test_state_filter_takes_either_spelling(
     expected = [
         row
         for row in truth.patches[instance_id]
-        if canonical_state(row["State"]) in {"MISSING", "INSTALLED_OTHER"}
+        if normalise_state(row["State"]) in {"MISSING", "INSTALLED_OTHER"}
     ]
     assert kb_states(rows) == kb_states(expected) and rows
 

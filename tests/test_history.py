@@ -39,6 +39,7 @@ from patchframe._schema import (
     build_nodes,
     build_patches,
     concat_patches,
+    normalise_state,
     severity_level_of,
 )
 from patchframe.emulator import Emulator, sample_client
@@ -55,7 +56,6 @@ from patchframe.history import (
 from patchframe.sample import (
     HISTORY_START,
     WireFleet,
-    canonical_state,
     synthetic_fleet,
     synthetic_history,
 )
@@ -764,7 +764,7 @@ def wire_cves(fleet: WireFleet, nodes: set[str]) -> set[tuple[str, str]]:
         for node, rows in fleet.patches.items()
         if node in nodes
         for row in rows
-        if canonical_state(row["State"]) in OPEN
+        if normalise_state(row["State"]) in OPEN
         for cve in row.get("CVEIds", "").split(",")
         if cve
     }
@@ -785,7 +785,7 @@ def test_diff_of_the_synthetic_history_matches_the_wire_data(
         keys = {k for k in before.keys() | after.keys() if k[0] in common}
 
         def state(rows: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str]) -> str:
-            return canonical_state(rows[key]["State"]) if key in rows else ""
+            return normalise_state(rows[key]["State"]) if key in rows else ""
 
         newly = {k for k in keys if state(after, k) in OPEN and state(before, k) not in OPEN}
         fixed = {k for k in keys if state(before, k) in OPEN and state(after, k) in INSTALLED}
@@ -822,7 +822,7 @@ def wire_figures(fleet: WireFleet) -> dict[str, int]:
         severity_level_of(row["Severity"]).lower()
         for rows in fleet.patches.values()
         for row in rows
-        if canonical_state(row["State"]) in OPEN
+        if normalise_state(row["State"]) in OPEN
     )
     counts = ["MissingCount", "FailedCount", "InstalledPendingRebootCount"]
     counts += ["InstalledRejectedCount", "AvailableSecurityUpdateCount"]
@@ -941,8 +941,8 @@ def test_synthetic_history_drifts_as_real_fleets_do(
         left += len(set(old.instance_ids) - set(new.instance_ids))
         before, after = wire_states(old), wire_states(new)
         for key, row in after.items():
-            was = canonical_state(before[key]["State"]) if key in before else None
-            now = canonical_state(row["State"])
+            was = normalise_state(before[key]["State"]) if key in before else None
+            now = normalise_state(row["State"])
             released += was is None and key[0] in old.instance_ids and now == "MISSING"
             if was in OPEN and now in INSTALLED:
                 installed += 1
@@ -975,7 +975,7 @@ def test_synthetic_history_counts_agree_with_the_rows(
     for _, wire in wire_history:
         for state in wire.patch_states:
             rows = wire.patches[state["InstanceId"]]
-            counts = Counter(canonical_state(row["State"]) for row in rows)
+            counts = Counter(normalise_state(row["State"]) for row in rows)
             assert {f: state[f] for f in _COUNT_FIELDS.values()} == {
                 f: counts[s] for s, f in _COUNT_FIELDS.items()
             }

@@ -12,12 +12,11 @@ import botocore.session
 import pytest
 from botocore.model import StructureShape
 
+from patchframe._schema import STATES, normalise_state
 from patchframe.sample import (
-    PATCH_STATES,
     YEAR_ONE,
     WireFleet,
     build_sample_fleet,
-    canonical_state,
     main,
     read_fleet,
     sample_fleet,
@@ -81,10 +80,10 @@ def assert_consistent(fleet: WireFleet) -> None:
     assert set(fleet.patches) <= set(fleet.instance_ids)
     for state in fleet.patch_states:
         rows = fleet.patches[state["InstanceId"]]
-        counts = Counter(canonical_state(row["State"]) for row in rows)
+        counts = Counter(normalise_state(row["State"]) for row in rows)
         for name, key in field.items():
             assert state[key] == counts[name], (state["InstanceId"], key)
-        bad = [row for row in rows if canonical_state(row["State"]) in NON_COMPLIANT]
+        bad = [row for row in rows if normalise_state(row["State"]) in NON_COMPLIANT]
         critical = [row for row in bad if row["Severity"] == "Critical"]
         security = [
             row
@@ -147,24 +146,24 @@ def test_wire_shapes_match_the_botocore_model(fleet: WireFleet) -> None:
 def test_every_state_is_present_in_camel_case(fleet: WireFleet) -> None:
     states = Counter(row["State"] for rows in fleet.patches.values() for row in rows)
     assert set(states) >= CAMEL
-    assert {canonical_state(s) for s in states} == set(PATCH_STATES)
+    assert {normalise_state(s) for s in states} == set(STATES)
 
 
 def test_exactly_one_node_spells_states_in_upper_snake_case(fleet: WireFleet) -> None:
     snake = [
         instance_id
         for instance_id, rows in fleet.patches.items()
-        if any(row["State"] in PATCH_STATES for row in rows)
+        if any(row["State"] in STATES for row in rows)
     ]
     assert len(snake) == 1
-    assert all(row["State"] in PATCH_STATES for row in fleet.patches[snake[0]])
+    assert all(row["State"] in STATES for row in fleet.patches[snake[0]])
     assert {row["State"] for row in fleet.patches[snake[0]]} >= {"INSTALLED_OTHER"}
 
 
 def test_installed_other_and_not_applicable_rows_are_blank(fleet: WireFleet) -> None:
     for rows in fleet.patches.values():
         for row in rows:
-            blank = canonical_state(row["State"]) in {"INSTALLED_OTHER", "NOT_APPLICABLE"}
+            blank = normalise_state(row["State"]) in {"INSTALLED_OTHER", "NOT_APPLICABLE"}
             fields = [row["Title"], row["Classification"], row["Severity"]]
             assert (fields == ["", "", ""]) == blank, row
             assert row["KBId"]
@@ -172,8 +171,8 @@ def test_installed_other_and_not_applicable_rows_are_blank(fleet: WireFleet) -> 
 
 def test_installed_time_quirks(fleet: WireFleet) -> None:
     rows = [row for rows in fleet.patches.values() for row in rows]
-    installed = [r["InstalledTime"] for r in rows if canonical_state(r["State"]) in INSTALLED]
-    others = [r["InstalledTime"] for r in rows if canonical_state(r["State"]) not in INSTALLED]
+    installed = [r["InstalledTime"] for r in rows if normalise_state(r["State"]) in INSTALLED]
+    others = [r["InstalledTime"] for r in rows if normalise_state(r["State"]) not in INSTALLED]
     assert any(isinstance(t, float) and t % 1 for t in installed)
     assert any(isinstance(t, int) for t in installed)
     assert all(1.5e9 < t < 1718352000 for t in installed)
@@ -189,12 +188,12 @@ def test_cve_ids_only_on_some_linux_missing_and_failed_rows(fleet: WireFleet) ->
             if row.get("CVEIds"):
                 with_cves.append(row)
                 assert platform[instance_id] == "Linux"
-                assert canonical_state(row["State"]) in {"MISSING", "FAILED"}
+                assert normalise_state(row["State"]) in {"MISSING", "FAILED"}
                 assert re.fullmatch(r"CVE-\d{4}-\d{4,}(,CVE-\d{4}-\d{4,})*", row["CVEIds"])
     assert len(with_cves) >= 10
     assert any("," in row["CVEIds"] for row in with_cves)
     rows = [row for rows in fleet.patches.values() for row in rows]
-    missing = [r for r in rows if canonical_state(r["State"]) == "MISSING"]
+    missing = [r for r in rows if normalise_state(r["State"]) == "MISSING"]
     assert any(not r.get("CVEIds") for r in missing)
     assert any(r.get("CVEIds") == "" for r in rows)  # an empty string, as some responses send
     assert any("CVEIds" not in r for r in rows)
@@ -308,8 +307,8 @@ def test_write_and_read_round_trip_any_fleet(tmp_path: Path) -> None:
         ("installed_rejected", "INSTALLED_REJECTED"),
     ],
 )
-def test_canonical_state(spelling: str, expected: str) -> None:
-    assert canonical_state(spelling) == expected
+def test_normalise_state(spelling: str, expected: str) -> None:
+    assert normalise_state(spelling) == expected
 
 
 # --------------------------------------------------------------------------- synthetic
