@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
+from botocore.config import Config
 
 import patchframe as pf
 from patchframe._aws import RETRY_CONFIG
@@ -380,3 +381,26 @@ def test_progress_bar_reports_nodes_rows_errors_throttles(
     assert "13/13" in err and "rows=" in err and "errors=0" in err and "throttles=" in err
     pf.load_fleet(client=sample.client(), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_one_node_under_throttling_is_retried_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = synthetic_fleet(1, seed=4, patches_per_node=900)
+    node = fleet.instances[0]["InstanceId"]
+    with Emulator(fleet, rate_limit=4, burst=1) as emulator:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
+        session = boto3.Session(**emulator.credentials())
+        df = pf.load_instance_patches(node, boto3_session=session, region=fleet.region)
+        assert emulator.stats.throttled > 0
+        assert len(df) == len(fleet.patches[node])
+
+
+def test_throttling_beyond_the_retry_budget_is_an_error() -> None:
+    fleet = synthetic_fleet(1, seed=4, patches_per_node=900)
+    node = fleet.instances[0]["InstanceId"]
+    with Emulator(fleet, rate_limit=0.5, burst=1) as emulator:
+        stingy = emulator.client(
+            config=Config(retries={"mode": "standard", "total_max_attempts": 2})
+        )
+        with pytest.raises(pf.AWSRequestError, match="ThrottlingException") as info:
+            pf.load_instance_patches(node, client=stingy)
+    assert info.value.code == "ThrottlingException" and info.value.attempts == 2
