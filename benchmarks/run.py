@@ -427,6 +427,10 @@ def bench_scaling() -> tuple[str, pd.DataFrame, WireFleet]:
     return text, biggest[0], biggest[1]
 
 
+def progress(what: str) -> None:
+    print(f"running {what} ...", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", help=argparse.SUPPRESS)
@@ -436,16 +440,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.serve)
         return 0
-    print(f"# patchframe benchmark ({time.strftime('%Y-%m-%d')}, pandas {pd.__version__})")
+    parts: dict[str, str] = {}
     if args.only in (None, "cpu"):
-        print(bench_cpu(args.reps), flush=True)
+        progress("1. client CPU per row")
+        parts["1"] = bench_cpu(args.reps)
     if args.only in (None, "scale"):
-        text, patches, fleet = bench_scaling()
-        print(bench_memory(patches, fleet), flush=True)
-        print(bench_analysis(patches, max(3, math.ceil(args.reps / 2))), flush=True)
-        print(text, flush=True)
+        progress("5. scaling, 2. memory, 4. analysis")
+        parts["5"], patches, fleet = bench_scaling()
+        parts["2"] = bench_memory(patches, fleet)
+        parts["4"] = bench_analysis(patches, max(3, math.ceil(args.reps / 2)))
     if args.only in (None, "throughput"):
-        print(bench_throughput(), flush=True)
+        progress("3. fleet throughput")
+        parts["3"] = bench_throughput()
+    print(f"# patchframe benchmark ({time.strftime('%Y-%m-%d')}, pandas {pd.__version__})")
+    for key in sorted(parts):
+        print(parts[key])
     return 0
 
 
