@@ -25,6 +25,7 @@ from ._schema import (
     concat_patches,
     empty_patches,
 )
+from ._version import VERSION as __version__
 from .emulator import Emulator, sample_client
 from .exceptions import (
     AWSRequestError,
@@ -46,8 +47,6 @@ from .history import (
     trend,
 )
 from .sample import sample_fleet, synthetic_fleet, synthetic_history
-
-__version__ = "0.1.0"
 
 __all__ = [
     "COMPLIANT_STATES",

@@ -17,7 +17,6 @@ import argparse
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ._fanout import load_fleet
 from ._fleet import Fleet
+from ._version import VERSION
 from .exceptions import PatchframeError, ValidationError
 
 __all__ = ["main"]
@@ -65,7 +65,7 @@ def _parser() -> _Parser:
         description="AWS Systems Manager patch compliance as typed pandas DataFrames.",
         epilog="Try it with no AWS account: patchframe report --sample",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
 
     report = commands.add_parser(
@@ -147,13 +147,6 @@ def _parser() -> _Parser:
     add_serve_arguments(serve_parser)
     serve_parser.set_defaults(run=serve, parser=serve_parser)
     return parser
-
-
-def _version() -> str:
-    try:
-        return version("patchframe")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import pytest
 from openpyxl.utils.escape import unescape
 from openpyxl.worksheet.worksheet import Worksheet
 
-from patchframe import export
+from patchframe import _excel
 from patchframe._fanout import load_fleet
 from patchframe._fleet import Fleet
 from patchframe._schema import (
@@ -264,7 +264,7 @@ def test_too_many_rows_raise_before_writing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frame = patches({"i-00000001": [record(f"KB{i}", "Missing") for i in range(30)]})
-    monkeypatch.setattr(export, "EXCEL_ROW_LIMIT", 20)
+    monkeypatch.setattr(_excel, "EXCEL_ROW_LIMIT", 20)
     with pytest.raises(ValidationError, match="'Patches' would need 31 rows"):
         to_excel(frame, tmp_path / "big.xlsx")
     assert not (tmp_path / "big.xlsx").exists()
