@@ -69,6 +69,12 @@ _NODE_FILTER_KEYS = (
 )
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _BATCH = 50  # ids per DescribeInstancePatchStates call, and per InstanceIds filter
+_OPERATIONS = (
+    "GetCallerIdentity",
+    "DescribeInstanceInformation",
+    "DescribeInstancePatchStates",
+    "DescribeInstancePatches",
+)
 
 
 @dataclass
@@ -103,8 +109,12 @@ class _Failures:
             self._failed.append((target, err))
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per failure; built at the end, when every account id is known."""
-        return [
+        """One row per failure, in a stable order whatever the threads did.
+
+        Built at the end, when every account id is known; sorted by the order of
+        the calls in a load, then account, region and node.
+        """
+        rows = [
             {
                 "account_id": target.account_id,
                 "region": target.region,
@@ -116,6 +126,15 @@ class _Failures:
             }
             for target, err in self._failed
         ]
+        return sorted(
+            rows,
+            key=lambda r: (
+                _OPERATIONS.index(r["operation"]) if r["operation"] in _OPERATIONS else 9,
+                str(r["account_id"]),
+                r["region"],
+                str(r["instance_id"]),
+            ),
+        )
 
 
 def validate_node_filters(

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from matplotlib.collections import PolyCollection
 
-from patchframe import cli, history
+from patchframe import _store, cli
 from patchframe._fanout import load_fleet
 from patchframe._fleet import Fleet
 from patchframe._palette import severity_color
@@ -270,9 +270,9 @@ CRASH = textwrap.dedent(
     """
     import os, sys
     import patchframe as pf
-    from patchframe import history
+    from patchframe import _store
 
-    write_table, written = history.pq.write_table, []
+    write_table, written = _store.pq.write_table, []
 
     def dies_on_the_second_file(*args, **kwargs):
         written.append(args[1])
@@ -280,9 +280,9 @@ CRASH = textwrap.dedent(
             os._exit(3)  # killed: no cleanup, no finally
         write_table(*args, **kwargs)
 
-    history.pq.write_table = dies_on_the_second_file
+    _store.pq.write_table = dies_on_the_second_file
     fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
-    history.save_snapshot(fleet, sys.argv[1], when="2024-06-14T08:00:00Z")
+    _store.save_snapshot(fleet, sys.argv[1], when="2024-06-14T08:00:00Z")
     """
 )
 
@@ -326,12 +326,12 @@ def test_a_save_cut_between_renames_is_not_a_snapshot(
     fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     save_snapshot(fleet, tmp_path, when="2024-06-07")
-    real = history._move_in
+    real = _store._move_in
 
     def dying(where: Any, *args: Any) -> bool:
         return real(dataclasses.replace(where, fs=DiesRenamingPatches(where.fs)), *args)
 
-    monkeypatch.setattr(history, "_move_in", dying)
+    monkeypatch.setattr(_store, "_move_in", dying)
     with pytest.raises(RuntimeError, match="power cut"):
         save_snapshot(fleet, tmp_path, when=JUNE)
     monkeypatch.undo()
