@@ -42,6 +42,7 @@ __all__ = [
     "PATCH_DTYPES",
     "SEVERITY_LEVELS",
     "STATES",
+    "STATE_COUNT_FIELDS",
     "NodeKey",
     "PatchColumns",
     "UnknownStateWarning",
@@ -412,16 +413,13 @@ _NODE_FIELDS: dict[str, str] = {
     "AgentVersion": "agent_version",
 }
 _STATE_FIELDS: dict[str, str] = {"PatchGroup": "patch_group", "BaselineId": "baseline_id"}
+#: The DescribeInstancePatchStates count of each state: INSTALLED_OTHER -> InstalledOtherCount.
+STATE_COUNT_FIELDS: dict[str, str] = {
+    state: "".join(word.capitalize() for word in state.split("_")) + "Count" for state in STATES
+}
 #: Patch-state counts, as named in the nodes frame (the states in lower case).
 _COUNT_FIELDS: dict[str, str] = {
-    "InstalledCount": "installed",
-    "InstalledOtherCount": "installed_other",
-    "InstalledPendingRebootCount": "installed_pending_reboot",
-    "InstalledRejectedCount": "installed_rejected",
-    "MissingCount": "missing",
-    "NotApplicableCount": "not_applicable",
-    "FailedCount": "failed",
-    "AvailableSecurityUpdateCount": "available_security_update",
+    **{field: state.lower() for state, field in STATE_COUNT_FIELDS.items()},
     "CriticalNonCompliantCount": "critical_non_compliant",
     "SecurityNonCompliantCount": "security_non_compliant",
     "OtherNonCompliantCount": "other_non_compliant",
@@ -450,10 +448,7 @@ NODE_COLUMNS: tuple[str, ...] = (
     "patch_rows",
 )
 _COMPLIANCE = pd.CategoricalDtype(["NON_COMPLIANT", "COMPLIANT", "NOT_SCANNED"])
-_NON_COMPLIANT_COUNTS = [
-    _COUNT_FIELDS[f"{''.join(w.capitalize() for w in s.split('_'))}Count"]
-    for s in sorted(NON_COMPLIANT_STATES)
-]
+_NON_COMPLIANT_COUNTS = [state.lower() for state in STATES if state in NON_COMPLIANT_STATES]
 
 
 def build_nodes(

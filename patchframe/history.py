@@ -19,8 +19,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.ticker import MaxNLocator
 
 from ._fleet import Fleet
 from ._palette import severity_color
@@ -44,7 +42,7 @@ from .filters import (
     _state_names,
     _utc_nanoseconds,
 )
-from .plots import _check_top, _no_data
+from .plots import _check_top, _no_data, _over_time
 from .summary import Codes, _CveLists, _distinct_pairs, _texts
 
 __all__ = [
@@ -749,12 +747,7 @@ def plot_trend(
         _stacked_levels(ax, rows.set_index(times).sort_index())
     else:
         _lines(ax, rows.assign(time=times), metric, scope, shown)
-    locator = AutoDateLocator()  # type: ignore[no-untyped-call]  # matplotlib's stubs lack it
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    return ax
+    return _over_time(ax)
 
 
 def _stacked_levels(ax: Axes, rows: pd.DataFrame) -> None:

@@ -276,12 +276,7 @@ def install_timeline(data: pd.DataFrame, *, ax: Axes | None = None, freq: Freq =
         linewidth=1,
         label="nodes installing",
     )
-    locator = AutoDateLocator()  # type: ignore[no-untyped-call]  # matplotlib's stubs lack it
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    return ax
+    return _over_time(ax)
 
 
 def top_cves(data: pd.DataFrame, *, ax: Axes | None = None, n: int = 15) -> Axes:
@@ -417,3 +412,13 @@ def _compliance_table(data: pd.DataFrame, by: str) -> pd.DataFrame:
     table = pd.crosstab(labels, status)
     known = [c for c in COMPLIANCE_COLORS if c in table.columns]
     return table[[*known, *(c for c in table.columns if c not in known)]].astype(np.int64)
+
+
+def _over_time(ax: Axes) -> Axes:
+    """Dates on x, whole numbers on y, the legend outside: the look of every chart over time."""
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]  # matplotlib's stubs lack it
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    return ax

@@ -36,7 +36,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._schema import STATES, normalise_state
+from ._schema import STATE_COUNT_FIELDS, STATES, normalise_state
 
 __all__ = [
     "HISTORY_START",
@@ -57,16 +57,6 @@ __all__ = [
 _CAMEL = {state: state.title().replace("_", "") for state in STATES}
 _SNAKE = {state: state for state in STATES}
 
-_COUNT_FIELDS = {
-    "INSTALLED": "InstalledCount",
-    "INSTALLED_OTHER": "InstalledOtherCount",
-    "INSTALLED_PENDING_REBOOT": "InstalledPendingRebootCount",
-    "INSTALLED_REJECTED": "InstalledRejectedCount",
-    "MISSING": "MissingCount",
-    "FAILED": "FailedCount",
-    "NOT_APPLICABLE": "NotApplicableCount",
-    "AVAILABLE_SECURITY_UPDATE": "AvailableSecurityUpdateCount",
-}
 _NON_COMPLIANT = frozenset(
     {
         "MISSING",
@@ -859,7 +849,7 @@ def _build(
             "BaselineId": baselines[key],
             "SnapshotId": _uuid(rng),
         }
-        state.update({name: counts[s] for s, name in _COUNT_FIELDS.items()})
+        state.update({name: counts[s] for s, name in STATE_COUNT_FIELDS.items()})
         state["OperationStartTime"] = _stamp(rng, start)
         state["OperationEndTime"] = _stamp(rng, end)
         state["Operation"] = node.operation
@@ -1220,7 +1210,7 @@ def _state_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
                 graded["SecurityNonCompliantCount"] += 1
             else:
                 graded["OtherNonCompliantCount"] += 1
-    out = {name: counts[state] for state, name in _COUNT_FIELDS.items()}
+    out = {name: counts[state] for state, name in STATE_COUNT_FIELDS.items()}
     for name in (
         "CriticalNonCompliantCount",
         "SecurityNonCompliantCount",

@@ -15,7 +15,13 @@ from botocore.config import Config
 
 import patchframe as pf
 from patchframe._aws import RETRY_CONFIG
-from patchframe._schema import PATCH_COLUMNS, NodeKey, PatchColumns, build_patches
+from patchframe._schema import (
+    PATCH_COLUMNS,
+    STATE_COUNT_FIELDS,
+    NodeKey,
+    PatchColumns,
+    build_patches,
+)
 from patchframe.emulator import Emulator
 from patchframe.sample import WireFleet, synthetic_fleet
 
@@ -64,16 +70,7 @@ def test_sample_fleet_every_node_and_every_patch(sample: Emulator) -> None:
 def test_nodes_counts_equal_patch_states(sample: Emulator) -> None:
     fleet = pf.load_fleet(client=sample.client(), progress=False)
     counts = fleet.patches.groupby(["instance_id", "state"], observed=True).size()
-    fields = {
-        "installed": "InstalledCount",
-        "installed_other": "InstalledOtherCount",
-        "installed_pending_reboot": "InstalledPendingRebootCount",
-        "installed_rejected": "InstalledRejectedCount",
-        "missing": "MissingCount",
-        "failed": "FailedCount",
-        "not_applicable": "NotApplicableCount",
-        "available_security_update": "AvailableSecurityUpdateCount",
-    }
+    fields = {state.lower(): field for state, field in STATE_COUNT_FIELDS.items()}
     states = {s["InstanceId"]: s for s in sample.fleet().patch_states}
     nodes = fleet.nodes.set_index("instance_id")
     for node, state in states.items():

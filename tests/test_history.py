@@ -32,6 +32,7 @@ from patchframe._palette import severity_color
 from patchframe._schema import (
     NON_COMPLIANT_STATES,
     PATCH_DTYPES,
+    STATE_COUNT_FIELDS,
     NodeKey,
     PatchColumns,
     UnknownStateWarning,
@@ -970,14 +971,13 @@ def test_synthetic_history_drifts_as_real_fleets_do(
 def test_synthetic_history_counts_agree_with_the_rows(
     wire_history: list[tuple[dt.datetime, WireFleet]],
 ) -> None:
-    from patchframe.sample import _COUNT_FIELDS  # the emulator serves these as they are
 
     for _, wire in wire_history:
         for state in wire.patch_states:
             rows = wire.patches[state["InstanceId"]]
             counts = Counter(normalise_state(row["State"]) for row in rows)
-            assert {f: state[f] for f in _COUNT_FIELDS.values()} == {
-                f: counts[s] for s, f in _COUNT_FIELDS.items()
+            assert {f: state[f] for f in STATE_COUNT_FIELDS.values()} == {
+                f: counts[s] for s, f in STATE_COUNT_FIELDS.items()
             }
 
 

@@ -12,7 +12,7 @@ import botocore.session
 import pytest
 from botocore.model import StructureShape
 
-from patchframe._schema import STATES, normalise_state
+from patchframe._schema import STATE_COUNT_FIELDS, STATES, normalise_state
 from patchframe.sample import (
     YEAR_ONE,
     WireFleet,
@@ -66,16 +66,7 @@ def required(shape: str) -> set[str]:
 
 def assert_consistent(fleet: WireFleet) -> None:
     """Every node's patch-state counts say what its patch rows say."""
-    field = {
-        "INSTALLED": "InstalledCount",
-        "INSTALLED_OTHER": "InstalledOtherCount",
-        "INSTALLED_PENDING_REBOOT": "InstalledPendingRebootCount",
-        "INSTALLED_REJECTED": "InstalledRejectedCount",
-        "MISSING": "MissingCount",
-        "FAILED": "FailedCount",
-        "NOT_APPLICABLE": "NotApplicableCount",
-        "AVAILABLE_SECURITY_UPDATE": "AvailableSecurityUpdateCount",
-    }
+    field = STATE_COUNT_FIELDS
     assert {s["InstanceId"] for s in fleet.patch_states} == set(fleet.patches)
     assert set(fleet.patches) <= set(fleet.instance_ids)
     for state in fleet.patch_states:
