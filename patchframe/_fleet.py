@@ -66,9 +66,10 @@ class Fleet:
     def __repr__(self) -> str:
         s = self.summary()
         return (
-            f"<Fleet: {s['nodes']:,} nodes in {s['accounts']} account(s) and "
-            f"{s['regions']} region(s), {s['patches']:,} patches, "
-            f"{s['non_compliant_nodes']:,} non-compliant nodes, {s['errors']:,} errors>"
+            f"<Fleet: {_count(s['nodes'], 'node')} in {_count(s['accounts'], 'account')} and "
+            f"{_count(s['regions'], 'region')}, {_count(s['patches'], 'patch', 'patches')}, "
+            f"{_count(s['non_compliant_nodes'], 'non-compliant node')}, "
+            f"{_count(s['errors'], 'error')}>"
         )
 
     def _repr_html_(self) -> str:
@@ -82,3 +83,7 @@ class Fleet:
         True
         """
         return fleet_html(self)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
