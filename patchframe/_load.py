@@ -12,7 +12,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ._aws import PAGE_KEY, fast_patch_pages, make_client
-from ._schema import STATES, NodeKey, PatchColumns, build_patches, normalise_state
+from ._schema import WIRE_STATES, NodeKey, PatchColumns, build_patches, normalise_state
 from .exceptions import AWSRequestError, NodeNotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ _PAGE_SIZES = range(10, 101)
 _LARGEST_PAGE, _FALLBACK_PAGE = 100, 50
 # Clients whose service refused pages of 100: ask them for 50 from then on.
 _refuses_largest_page: weakref.WeakSet[Any] = weakref.WeakSet()
-_CAMEL_STATE = {s: "".join(w.capitalize() for w in s.split("_")) for s in STATES}
 
 
 def validate_instance_id(instance_id: object) -> str:
@@ -148,12 +147,12 @@ def validate_patch_filters(
 
 def _state_filter_value(value: str) -> str:
     state = normalise_state(value)
-    if state not in _CAMEL_STATE:
+    if state not in WIRE_STATES:
         raise ValidationError(
             f"filter 'State' value {value!r} is not a patch state: expected one of "
-            + ", ".join(_CAMEL_STATE.values())
+            + ", ".join(WIRE_STATES.values())
         )
-    return _CAMEL_STATE[state]
+    return WIRE_STATES[state]
 
 
 def aws_error(

@@ -43,6 +43,7 @@ __all__ = [
     "SEVERITY_LEVELS",
     "STATES",
     "STATE_COUNT_FIELDS",
+    "WIRE_STATES",
     "NodeKey",
     "PatchColumns",
     "UnknownStateWarning",
@@ -67,6 +68,12 @@ STATES: tuple[str, ...] = (
     "FAILED",
     "AVAILABLE_SECURITY_UPDATE",
 )
+
+#: How real responses spell each state (the model says INSTALLED_OTHER, the wire
+#: InstalledOther); filters want this spelling too.
+WIRE_STATES: dict[str, str] = {
+    state: "".join(word.capitalize() for word in state.split("_")) for state in STATES
+}
 
 #: States AWS counts as compliant.
 COMPLIANT_STATES: frozenset[str] = frozenset({"INSTALLED", "INSTALLED_OTHER"})
@@ -414,9 +421,7 @@ _NODE_FIELDS: dict[str, str] = {
 }
 _STATE_FIELDS: dict[str, str] = {"PatchGroup": "patch_group", "BaselineId": "baseline_id"}
 #: The DescribeInstancePatchStates count of each state: INSTALLED_OTHER -> InstalledOtherCount.
-STATE_COUNT_FIELDS: dict[str, str] = {
-    state: "".join(word.capitalize() for word in state.split("_")) + "Count" for state in STATES
-}
+STATE_COUNT_FIELDS: dict[str, str] = {state: f"{wire}Count" for state, wire in WIRE_STATES.items()}
 #: Patch-state counts, as named in the nodes frame (the states in lower case).
 _COUNT_FIELDS: dict[str, str] = {
     **{field: state.lower() for state, field in STATE_COUNT_FIELDS.items()},

@@ -36,7 +36,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._schema import STATE_COUNT_FIELDS, STATES, normalise_state
+from ._schema import STATE_COUNT_FIELDS, STATES, WIRE_STATES, normalise_state
 
 __all__ = [
     "HISTORY_START",
@@ -54,7 +54,6 @@ __all__ = [
 #: Patch states in the API model's spelling and order.
 
 # Real responses spell states in CamelCase even though the model says upper snake case.
-_CAMEL = {state: state.title().replace("_", "") for state in STATES}
 _SNAKE = {state: state for state in STATES}
 
 _NON_COMPLIANT = frozenset(
@@ -713,7 +712,7 @@ def _patches(
     counts = Counter(states)
     installed_at = rng.choices(runs, k=node.rows)
     year_one = set(rng.sample(range(node.rows), node.rows // 20))
-    spell = _SNAKE if node.upper_snake else _CAMEL
+    spell = _SNAKE if node.upper_snake else WIRE_STATES
     blank_cves = _PLATFORMS[node.os].family == "al2023"
     rows = []
     for i, (index, state) in enumerate(zip(picks, states, strict=True)):
@@ -1329,7 +1328,7 @@ def _patch_window(
             continue  # it does not scan: its last answer stands
         os_key = _OS_OF[(info["PlatformName"], info["PlatformVersion"])]
         rows = fleet.patches.setdefault(state["InstanceId"], [])
-        spell = _SNAKE if rows and rows[0]["State"].isupper() else _CAMEL
+        spell = _SNAKE if rows and rows[0]["State"].isupper() else WIRE_STATES
         blank_cves = _PLATFORMS[os_key].family == "al2023"
         if os_key in _WINDOWS:
             released = releases.windows(os_key, since, until)
@@ -1370,7 +1369,7 @@ def _install(
             new = "INSTALLED"  # rebooted: the install it waited on takes effect
         else:
             continue
-        spell = _SNAKE if row["State"].isupper() else _CAMEL
+        spell = _SNAKE if row["State"].isupper() else WIRE_STATES
         row["State"] = spell[new]
         if new == "FAILED":
             continue

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from frames import patches_from_rows
 
 from patchframe import filters
 from patchframe._schema import NodeKey, PatchColumns, UnknownStateWarning, build_patches
@@ -66,27 +67,16 @@ FLEET: dict[str, tuple[str, str, list[tuple[str, str, str, str, float, str]]]] =
 
 
 def build(fleet: dict[str, Any], *, node_columns: bool = True) -> pd.DataFrame:
-    parts = []
-    for instance_id, (_, _, rows) in fleet.items():
-        cols = PatchColumns()
-        cols.extend(
-            {
-                "KBId": kb,
-                "Title": f"Title of {kb}" if sev else "",
-                "State": state,
-                "Severity": sev,
-                "Classification": cls,
-                "InstalledTime": when,
-                "CVEIds": cves,
-            }
-            for kb, state, sev, cls, when, cves in rows
-        )
-        parts.append((NodeKey(instance_id, "123456789012", "eu-west-1"), cols))
     extra = {
         "platform_type": [v[0] for v in fleet.values()],
         "platform_name": [v[1] for v in fleet.values()],
     }
-    return build_patches(parts, node_columns=extra if node_columns else None)
+    return patches_from_rows(
+        {instance_id: rows for instance_id, (_, _, rows) in fleet.items()},
+        account_id="123456789012",
+        region="eu-west-1",
+        node_columns=extra if node_columns else None,
+    )
 
 
 @pytest.fixture

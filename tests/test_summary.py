@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from frames import patches_from_rows
 
 from patchframe import summary
 from patchframe._load import load_instance_patches
@@ -60,29 +61,9 @@ A, B, C, D = FLEET
 NOW = "2024-03-06T12:00:00Z"
 
 
-def build(fleet: dict[str, list[tuple[str, str, str, str, float, str]]]) -> pd.DataFrame:
-    parts = []
-    for instance_id, rows in fleet.items():
-        cols = PatchColumns()
-        cols.extend(
-            {
-                "KBId": kb,
-                "Title": f"Title of {kb}" if sev else "",
-                "State": state,
-                "Severity": sev,
-                "Classification": cls,
-                "InstalledTime": when,
-                "CVEIds": cves,
-            }
-            for kb, state, sev, cls, when, cves in rows
-        )
-        parts.append((NodeKey(instance_id), cols))
-    return build_patches(parts)
-
-
 @pytest.fixture
 def fleet() -> pd.DataFrame:
-    return build(FLEET)
+    return patches_from_rows(FLEET)
 
 
 def utc(text: str) -> pd.Timestamp:
@@ -141,7 +122,7 @@ def test_node_compliance_worst_gap_and_last_install(fleet: pd.DataFrame) -> None
 
 
 def test_node_compliance_of_a_node_never_installed_has_na_days() -> None:
-    nodes = summary.node_compliance(build({A: [FLEET[A][0]]}), now=NOW)
+    nodes = summary.node_compliance(patches_from_rows({A: [FLEET[A][0]]}), now=NOW)
     assert nodes["last_installed_time"].isna().all()
     assert nodes["days_since_install"].isna().all()
 
@@ -218,10 +199,10 @@ def test_top_missing_keeps_n_and_breaks_ties_by_severity_then_id(fleet: pd.DataF
         ("KB20", "Missing", "Critical", "Security", 0, ""),
         ("KB21", "Missing", "Critical", "Security", 0, ""),
     ]
-    top = summary.top_missing(build(more), n=3)
+    top = summary.top_missing(patches_from_rows(more), n=3)
     assert top["kb_id"].tolist() == ["KB1", "KB5", "KB20"]
     assert top["nodes"].tolist() == [2, 2, 1]
-    assert len(summary.top_missing(build(more), n=None)) == 4
+    assert len(summary.top_missing(patches_from_rows(more), n=None)) == 4
 
 
 @pytest.mark.parametrize("n", [0, -1, 2.5, True, "10"])
@@ -245,7 +226,7 @@ def test_cve_exposure_explodes_cve_lists(fleet: pd.DataFrame) -> None:
 
 
 def test_cve_exposure_counts_only_open_patches() -> None:
-    fleet = build(
+    fleet = patches_from_rows(
         {A: [("KB1", "Installed", "Critical", "Security", ts("2024-01-01"), "CVE-2024-9")]}
     )
     assert summary.cve_exposure(fleet).empty
@@ -281,7 +262,9 @@ def test_install_activity_per_day(fleet: pd.DataFrame) -> None:
 
 
 def test_install_activity_before_1970() -> None:
-    fleet = build({A: [("KB1", "Installed", "Low", "Security", ts("1969-12-31T23:00"), "")]})
+    fleet = patches_from_rows(
+        {A: [("KB1", "Installed", "Low", "Security", ts("1969-12-31T23:00"), "")]}
+    )
     assert summary.install_activity(fleet, freq="W")["period"].tolist() == [utc("1969-12-29")]
 
 
