@@ -28,8 +28,8 @@ from botocore.config import Config
 from botocore.utils import parse_timestamp
 
 import patchframe as pf
-from patchframe._aws import fast_patch_pages
-from patchframe.sample import WireFleet, synthetic_fleet
+from patchframe.aws._client import fast_patch_pages
+from patchframe.sandbox.sample import WireFleet, synthetic_fleet
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 KEYS = {"aws_access_key_id": f"AKIAEMUL{ACCOUNT}", "aws_secret_access_key": "benchmark"}

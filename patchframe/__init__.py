@@ -5,19 +5,24 @@ Load one node with :func:`load_instance_patches` or a whole fleet with
 :func:`sample_client`. Filters, summaries and plots live in the modules
 :mod:`patchframe.filters`, :mod:`patchframe.summary` and :mod:`patchframe.plots`,
 and on every patches frame as the ``.pf`` accessor.
+
+``import patchframe`` loads only the data contract, the exceptions and the
+accessor; the AWS loaders, plots, export, history and the sandbox load on first
+use (PEP 562), so a notebook that only reads a Parquet file never imports
+matplotlib, xlsxwriter or the emulator.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from . import accessor as accessor  # registers the DataFrame accessor ``.pf``
-from . import filters, history, plots, summary
-from ._fanout import load_fleet
 from ._fleet import Fleet
-from ._html import style_states
-from ._load import load_instance_patches
 from ._schema import (
     COMPLIANT_STATES,
     NON_COMPLIANT_STATES,
+    OPEN_STATES,
     PATCH_COLUMNS,
     SEVERITY_LEVELS,
     STATES,
@@ -26,7 +31,6 @@ from ._schema import (
     empty_patches,
 )
 from ._version import VERSION as __version__
-from .emulator import Emulator, sample_client
 from .exceptions import (
     AWSRequestError,
     ColumnsError,
@@ -35,22 +39,59 @@ from .exceptions import (
     StoreError,
     ValidationError,
 )
-from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
-from .history import (
-    FleetDiff,
-    Snapshot,
-    diff,
-    list_snapshots,
-    load_snapshot,
-    plot_trend,
-    save_snapshot,
-    trend,
-)
-from .sample import sample_fleet, synthetic_fleet, synthetic_history
+
+if TYPE_CHECKING:
+    from . import export, filters, history, plots, sandbox, summary
+    from ._html import style_states
+    from .aws import load_fleet, load_instance_patches, make_client
+    from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
+    from .history import (
+        FleetDiff,
+        Snapshot,
+        diff,
+        list_snapshots,
+        load_snapshot,
+        plot_trend,
+        save_snapshot,
+        trend,
+    )
+    from .sandbox import (
+        Emulator,
+        sample_client,
+        sample_fleet,
+        synthetic_fleet,
+        synthetic_history,
+    )
+
+# Loaded on first use: each name, and the module that holds it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(["export", "filters", "history", "plots", "sandbox", "summary"], ""),
+    "style_states": "._html",
+    **dict.fromkeys(["load_fleet", "load_instance_patches", "make_client"], ".aws"),
+    **dict.fromkeys(["read_parquet", "to_compliance_csv", "to_excel", "to_parquet"], ".export"),
+    **dict.fromkeys(
+        [
+            "FleetDiff",
+            "Snapshot",
+            "diff",
+            "list_snapshots",
+            "load_snapshot",
+            "plot_trend",
+            "save_snapshot",
+            "trend",
+        ],
+        ".history",
+    ),
+    **dict.fromkeys(
+        ["Emulator", "sample_client", "sample_fleet", "synthetic_fleet", "synthetic_history"],
+        ".sandbox",
+    ),
+}
 
 __all__ = [
     "COMPLIANT_STATES",
     "NON_COMPLIANT_STATES",
+    "OPEN_STATES",
     "PATCH_COLUMNS",
     "SEVERITY_LEVELS",
     "STATES",
@@ -69,17 +110,20 @@ __all__ = [
     "concat_patches",
     "diff",
     "empty_patches",
+    "export",
     "filters",
     "history",
     "list_snapshots",
     "load_fleet",
     "load_instance_patches",
     "load_snapshot",
+    "make_client",
     "plot_trend",
     "plots",
     "read_parquet",
     "sample_client",
     "sample_fleet",
+    "sandbox",
     "save_snapshot",
     "style_states",
     "summary",
@@ -90,3 +134,18 @@ __all__ = [
     "to_parquet",
     "trend",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'patchframe' has no attribute {name!r}")
+    where = _LAZY[name]
+    value = import_module(where or f".{name}", __name__)
+    if where:
+        value = getattr(value, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ._html import fleet_html
+from ._text import counted
 
 __all__ = ["Fleet"]
 
@@ -66,10 +67,10 @@ class Fleet:
     def __repr__(self) -> str:
         s = self.summary()
         return (
-            f"<Fleet: {_count(s['nodes'], 'node')} in {_count(s['accounts'], 'account')} and "
-            f"{_count(s['regions'], 'region')}, {_count(s['patches'], 'patch', 'patches')}, "
-            f"{_count(s['non_compliant_nodes'], 'non-compliant node')}, "
-            f"{_count(s['errors'], 'error')}>"
+            f"<Fleet: {counted(s['nodes'], 'node')} in {counted(s['accounts'], 'account')} and "
+            f"{counted(s['regions'], 'region')}, {counted(s['patches'], 'patch', 'patches')}, "
+            f"{counted(s['non_compliant_nodes'], 'non-compliant node')}, "
+            f"{counted(s['errors'], 'error')}>"
         )
 
     def _repr_html_(self) -> str:
@@ -83,7 +84,3 @@ class Fleet:
         True
         """
         return fleet_html(self)
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else many or one + 's'}"

@@ -23,6 +23,7 @@ from pandas.api.types import is_numeric_dtype
 
 from ._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, STATE_COLORS, UNKNOWN_COLOR
 from ._schema import NON_COMPLIANT_STATES, STATES, normalise_state
+from ._text import counted
 from .exceptions import ValidationError
 
 if TYPE_CHECKING:
@@ -249,10 +250,6 @@ def style_states(data: pd.DataFrame, *, caption: str | None = None) -> Styler:
 # The Fleet at a glance.
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def _swatch(colour: str) -> str:
     return f'<span style="{_SWATCH.format(colour)}"></span>'
 
@@ -364,7 +361,7 @@ def fleet_html(fleet: Fleet) -> str:
     (True, True, True)
     """
     figures = fleet.summary()
-    where = f"{_plural(figures['accounts'], 'account')}, {_plural(figures['regions'], 'region')}"
+    where = f"{counted(figures['accounts'], 'account')}, {counted(figures['regions'], 'region')}"
     strip = "".join(
         [
             _figure(figures["nodes"], "nodes"),

@@ -23,6 +23,7 @@ Unspecified                 Unspecified, an empty value, any other word
 from __future__ import annotations
 
 import datetime as dt
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .exceptions import ValidationError
+
 __all__ = [
     "COMPLIANT_STATES",
     "COUNT_COLUMNS",
@@ -38,6 +41,7 @@ __all__ = [
     "NODE_COLUMNS",
     "NODE_PATCH_COLUMNS",
     "NON_COMPLIANT_STATES",
+    "OPEN_STATES",
     "PATCH_COLUMNS",
     "PATCH_DTYPES",
     "SEVERITY_LEVELS",
@@ -55,6 +59,7 @@ __all__ = [
     "normalise_state",
     "severity_level_of",
     "to_utc",
+    "validate_instance_id",
 ]
 
 #: Patch states of the API model, in the model's order.
@@ -90,6 +95,10 @@ NON_COMPLIANT_STATES: frozenset[str] = frozenset(
     }
 )
 
+#: The states of a patch that is still to be installed: what "missing" means in
+#: summaries, the workbook and history.
+OPEN_STATES: frozenset[str] = frozenset({"MISSING", "FAILED"})
+
 #: The one severity scale, lowest first (the order of the ordered category).
 SEVERITY_LEVELS: tuple[str, ...] = ("Unspecified", "Low", "Medium", "High", "Critical")
 
@@ -124,6 +133,8 @@ PATCH_DTYPES: dict[str, Any] = {
 PATCH_COLUMNS: tuple[str, ...] = tuple(PATCH_DTYPES)
 
 # InstalledTime values that mean "never": the Unix epoch and .NET's DateTime.MinValue.
+# AWS's own pattern; ASCII, as AWS matches it, so no other script's digits pass.
+_INSTANCE_ID = re.compile(r"i-(\w{8}|\w{17})|mi-\w{17}", re.ASCII)
 _SENTINEL_SECONDS = (0.0, -62135596800.0)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -164,6 +175,26 @@ def severity_level_of(severity: str | None) -> str:
     if not severity:
         return "Unspecified"
     return _LEVEL_OF_WORD.get(severity.lower(), "Unspecified")
+
+
+def validate_instance_id(instance_id: object) -> str:
+    """Check a node id against the API's pattern.
+
+    Examples
+    --------
+    >>> validate_instance_id("i-0123456789abcdef0")
+    'i-0123456789abcdef0'
+    >>> validate_instance_id("web-1")
+    Traceback (most recent call last):
+    ...
+    patchframe.exceptions.ValidationError: instance_id 'web-1' is not a managed node id: ...
+    """
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+        raise ValidationError(
+            f"instance_id {instance_id!r} is not a managed node id: expected 'i-' and 8 "
+            "or 17 letters or digits (EC2), or 'mi-' and 17 (hybrid)"
+        )
+    return instance_id
 
 
 def to_utc(value: object) -> float:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from . import filters, summary
-from .filters import TimeLike
+from ._frames import TimeLike
 from .summary import Freq
 
 if TYPE_CHECKING:

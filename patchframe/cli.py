@@ -23,9 +23,10 @@ from typing import Any, NoReturn
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._fanout import load_fleet
 from ._fleet import Fleet
+from ._text import counted
 from ._version import VERSION
+from .aws._fleet import load_fleet
 from .exceptions import PatchframeError, ValidationError
 
 __all__ = ["main"]
@@ -134,7 +135,7 @@ def _parser() -> _Parser:
     )
     report.set_defaults(run=_report, parser=report)
 
-    from .emulator import add_serve_arguments, serve
+    from .sandbox.emulator import add_serve_arguments, serve
 
     serve_parser = commands.add_parser(
         "serve",
@@ -241,7 +242,7 @@ def _load(args: argparse.Namespace) -> Fleet:
     # A bar redrawn with carriage returns only clutters a log or a pipe.
     progress = args.progress and sys.stderr.isatty()
     if args.sample:
-        from .emulator import sample_client
+        from .sandbox.emulator import sample_client
 
         return load_fleet(client=sample_client(), progress=progress)
     return load_fleet(profiles=args.profiles, regions=args.regions, progress=progress)
@@ -255,20 +256,16 @@ def _first_error(fleet: Fleet) -> str:
     return message
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
-
-
 def _print_summary(fleet: Fleet, *, sample: bool, top: int) -> None:
     from .summary import top_missing
 
     figures = fleet.summary()
     where = (
-        f"{_plural(figures['accounts'], 'account')} and {_plural(figures['regions'], 'region')}"
+        f"{counted(figures['accounts'], 'account')} and {counted(figures['regions'], 'region')}"
     )
     source = "Sample fleet" if sample else "Fleet"
     print(
-        f"{source}: {_plural(figures['nodes'], 'node')} in {where}, "
+        f"{source}: {counted(figures['nodes'], 'node')} in {where}, "
         f"{figures['patches']:,} patch rows"
     )
     compliance = fleet.nodes["compliance"].astype("str")

@@ -13,23 +13,28 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from ._axes import check_top, new_axes, no_data, over_time
+from ._frames import (
+    category_codes,
+    first_rows,
+    patch_state,
+    require_columns,
+    state_codes,
+    state_mask,
+)
 from ._palette import COMPLIANCE_COLORS, UNKNOWN_COLOR, severity_color, state_color
 from ._schema import NON_COMPLIANT_STATES, STATES
-from .exceptions import ColumnsError, ValidationError
-from .filters import _codes, _patch_state, _require, _state_mask, _state_names
+from .exceptions import ColumnsError
 from .summary import (
     Freq,
-    _first_rows,
     cve_exposure,
     install_activity,
     node_compliance,
@@ -44,7 +49,6 @@ __all__ = [
     "top_cves",
 ]
 
-_BAR_INCHES = 0.28  # height per horizontal bar of a figure patchframe makes
 _PERIOD_DAYS = {"D": 0.8, "W": 6.0, "M": 26.0}  # bar widths: a gap between periods
 _PERIOD_NAMES = {"D": "day", "W": "week", "M": "month"}
 # Worst first, so the bad part of every node's bar starts at zero and bars compare at a glance.
@@ -58,28 +62,6 @@ _STACK_ORDER = (
     "INSTALLED",
     "NOT_APPLICABLE",
 )
-
-
-def _axes(ax: Axes | None, *, bars: int = 0, width: float = 8.0) -> Axes:
-    """``ax``, or the Axes of a new figure tall enough for ``bars`` horizontal bars."""
-    if ax is not None:
-        return ax
-    height = max(3.0, 1.4 + _BAR_INCHES * bars) if bars else 4.5
-    _, new = plt.subplots(figsize=(width, height), layout="constrained")
-    return new
-
-
-def _no_data(ax: Axes, message: str) -> Axes:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return ax
-
-
-def _check_top(top: object, name: str = "top") -> int:
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValidationError(f"{name} {top!r} is not a positive whole number")
-    return top
 
 
 def _stacked_barh(
@@ -143,26 +125,26 @@ def states_by_node(
     ['mi-0a1b2c3d4e5f67890', 'other 7 nodes (mean)']
     >>> plt.close(ax.figure)
     """
-    shown = _check_top(top)
-    _require(
+    shown = check_top(top)
+    require_columns(
         data,
         ["instance_id", "state", "severity_level", "installed_time"],
         needed_by="states_by_node",
     )
-    _, in_frame = _state_names(data["state"])
+    _, in_frame = state_codes(data["state"])
     known = [*STATES, *(s for s in in_frame if s not in STATES)]
     counts = node_compliance(data)
     if states is None:
         order = [*_STACK_ORDER[:-1], *known[len(STATES) :]]
         chosen = [s for s in order if counts[s.lower()].sum() > 0]
     else:
-        chosen = list(dict.fromkeys(_patch_state(s, known) for s in states))
-    ax = _axes(ax, bars=min(len(counts), shown + 1))
+        chosen = list(dict.fromkeys(patch_state(s, known) for s in states))
+    ax = new_axes(ax, bars=min(len(counts), shown + 1))
     ax.set_title("Patch states by node")
     ax.set_xlabel("patches")
     ax.set_ylabel("node")
     if counts.empty or not chosen:
-        return _no_data(ax, "no patches")
+        return no_data(ax, "no patches")
 
     bad = counts[[s.lower() for s in NON_COMPLIANT_STATES]].sum(axis=1)
     ranked = counts.assign(_bad=bad, _gap=counts["missing"] + counts["failed"]).sort_values(
@@ -200,13 +182,13 @@ def severity_state_heatmap(data: pd.DataFrame, *, ax: Axes | None = None) -> Axe
     >>> plt.close(ax.figure)
     """
     table = state_by_severity(data, totals=False)
-    ax = _axes(ax, width=7.5)
+    ax = new_axes(ax, width=7.5)
     ax.set_title("Patches by state and severity")
     ax.set_xlabel("severity level")
     ax.set_ylabel("state")
     values = table.to_numpy()
     if values.sum() == 0:
-        return _no_data(ax, "no patches")
+        return no_data(ax, "no patches")
     norm = LogNorm(vmin=1, vmax=max(int(values.max()), 2))
     image = ax.imshow(np.ma.masked_equal(values, 0), cmap="Reds", norm=norm, aspect="auto")
     for (row, column), count in np.ndenumerate(values):
@@ -252,12 +234,12 @@ def install_timeline(data: pd.DataFrame, *, ax: Axes | None = None, freq: Freq =
     >>> plt.close(ax.figure)
     """
     activity = install_activity(data, freq=freq)
-    ax = _axes(ax, width=9.0)
+    ax = new_axes(ax, width=9.0)
     ax.set_title(f"Patch installs per {_PERIOD_NAMES[freq]}")
     ax.set_xlabel("installed (UTC)")
     ax.set_ylabel("count")
     if activity.empty:
-        return _no_data(ax, "no installs")
+        return no_data(ax, "no installs")
     starts = activity["period"].dt.tz_localize(None).to_numpy()
     width = np.timedelta64(int(_PERIOD_DAYS[freq] * 24), "h")
     ax.bar(
@@ -276,7 +258,7 @@ def install_timeline(data: pd.DataFrame, *, ax: Axes | None = None, freq: Freq =
         linewidth=1,
         label="nodes installing",
     )
-    return _over_time(ax)
+    return over_time(ax)
 
 
 def top_cves(data: pd.DataFrame, *, ax: Axes | None = None, n: int = 15) -> Axes:
@@ -296,10 +278,10 @@ def top_cves(data: pd.DataFrame, *, ax: Axes | None = None, n: int = 15) -> Axes
     ['CVE-2024-1085', 'CVE-2023-6780']
     >>> plt.close(ax.figure)
     """
-    shown = _check_top(n, "n")
+    shown = check_top(n, "n")
     exposure = cve_exposure(data)
     head = exposure.head(shown)
-    ax = _axes(ax, bars=len(head))
+    ax = new_axes(ax, bars=len(head))
     total = len(exposure)
     ax.set_title(
         f"Open CVEs by nodes affected: top {shown} of {total:,}"
@@ -309,7 +291,7 @@ def top_cves(data: pd.DataFrame, *, ax: Axes | None = None, n: int = 15) -> Axes
     ax.set_xlabel("nodes affected")
     ax.set_ylabel("CVE")
     if head.empty:
-        return _no_data(ax, "no open CVEs")
+        return no_data(ax, "no open CVEs")
     levels = head["severity_level"].astype("str").fillna("Unspecified").tolist()
     y = np.arange(len(head))
     ax.barh(y, head["nodes"], color=[severity_color(v) for v in levels], height=0.8)
@@ -363,14 +345,14 @@ def compliance_by_platform(
     ['COMPLIANT', 'NON_COMPLIANT', 'NOT_SCANNED']
     >>> plt.close(ax.figure)
     """
-    shown = _check_top(top)
+    shown = check_top(top)
     table = _compliance_table(data, by)
-    ax = _axes(ax, bars=min(len(table), shown + 1))
+    ax = new_axes(ax, bars=min(len(table), shown + 1))
     ax.set_title("Node compliance by platform")
     ax.set_xlabel("nodes")
     ax.set_ylabel(by.replace("_", " "))
     if table.empty:
-        return _no_data(ax, "no nodes")
+        return no_data(ax, "no nodes")
     table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     labels = [str(v) for v in table.index]
     values = table.to_numpy(dtype=np.float64)
@@ -385,16 +367,16 @@ def compliance_by_platform(
 
 def _compliance_table(data: pd.DataFrame, by: str) -> pd.DataFrame:
     """Nodes per platform (rows, "unknown" for NA) and compliance status (columns)."""
-    _require(data, [by], needed_by="compliance_by_platform")
+    require_columns(data, [by], needed_by="compliance_by_platform")
     if "state" in data.columns:
-        _require(data, ["instance_id"], needed_by="compliance_by_platform")
-        node, node_names = _codes(data["instance_id"])
-        platform, platform_names = _codes(data[by])
+        require_columns(data, ["instance_id"], needed_by="compliance_by_platform")
+        node, node_names = category_codes(data["instance_id"])
+        platform, platform_names = category_codes(data[by])
         seen = node >= 0
-        first = _first_rows(node[seen], len(node_names))
+        first = first_rows(node[seen], len(node_names))
         nodes = np.flatnonzero(first < seen.sum())
         bad = np.bincount(
-            node[_state_mask(data, NON_COMPLIANT_STATES) & seen], minlength=len(node_names)
+            node[state_mask(data, NON_COMPLIANT_STATES) & seen], minlength=len(node_names)
         )
         status = np.where(bad[nodes] > 0, "NON_COMPLIANT", "COMPLIANT")
         names: pd.Series[Any] = pd.Series(
@@ -412,13 +394,3 @@ def _compliance_table(data: pd.DataFrame, by: str) -> pd.DataFrame:
     table = pd.crosstab(labels, status)
     known = [c for c in COMPLIANCE_COLORS if c in table.columns]
     return table[[*known, *(c for c in table.columns if c not in known)]].astype(np.int64)
-
-
-def _over_time(ax: Axes) -> Axes:
-    """Dates on x, whole numbers on y, the legend outside: the look of every chart over time."""
-    locator = AutoDateLocator()  # type: ignore[no-untyped-call]  # matplotlib's stubs lack it
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    return ax

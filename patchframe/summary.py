@@ -16,25 +16,33 @@ only for them.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._schema import NON_COMPLIANT_STATES, PATCH_DTYPES, SEVERITY_LEVELS, STATES
-from .exceptions import ValidationError
-from .filters import (
+from ._frames import (
+    NAT,
+    Codes,
+    CveLists,
     TimeLike,
-    _codes,
-    _level_codes,
-    _require,
-    _split_cves,
-    _state_mask,
-    _state_names,
-    _utc_nanoseconds,
-    _utc_timestamp,
+    category_codes,
+    distinct,
+    distinct_pairs,
+    first_rows,
+    level_codes,
+    levels_by,
+    require_columns,
+    run_starts,
+    state_codes,
+    state_mask,
+    texts_at,
+    utc_nanoseconds,
+    utc_timestamp,
 )
+from ._schema import NON_COMPLIANT_STATES, OPEN_STATES, PATCH_DTYPES, SEVERITY_LEVELS, STATES
+from .exceptions import ValidationError
 
 __all__ = [
     "cve_exposure",
@@ -45,11 +53,8 @@ __all__ = [
     "top_missing",
 ]
 
-Codes = npt.NDArray[np.intp]
 Freq = Literal["D", "W", "M"]
 
-OPEN_STATES: frozenset[str] = frozenset({"MISSING", "FAILED"})
-_NAT = np.iinfo(np.int64).min
 _DAY_NS = 86_400 * 10**9
 _LEVEL_DTYPE: pd.CategoricalDtype = PATCH_DTYPES["severity_level"]
 _FREQS = {"D": "day", "W": "week, from Monday", "M": "month"}
@@ -61,55 +66,14 @@ _FREQS = {"D": "day", "W": "week, from Monday", "M": "month"}
 def _state_columns(df: pd.DataFrame) -> tuple[Codes, list[str]]:
     """Each row's state as an index into the returned names: the model's 8 states
     first, in the model's order, then states nobody knew yet; -1 for NA."""
-    codes, names = _state_names(df["state"])
+    codes, names = state_codes(df["state"])
     ordered = [*STATES, *dict.fromkeys(n for n in names if n not in STATES)]
     position = np.array([*(ordered.index(n) for n in names), -1], dtype=np.intp)
     return position[codes], ordered
 
 
-def _distinct(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The distinct keys, sorted."""
-    # Sorting and comparing neighbours beats hashing (pandas.unique) and numpy.unique
-    # several times over on a million mostly distinct keys.
-    ordered = np.sort(keys)
-    return ordered[_starts(ordered)]
-
-
-def _starts(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """Where a run of equal values starts in a sorted array."""
-    return np.concatenate([[True], ordered[1:] != ordered[:-1]]) if len(ordered) else ordered > 0
-
-
-def _distinct_pairs(a: Codes, b: Codes, b_size: int) -> tuple[Codes, Codes]:
-    """The distinct (a, b) pairs among rows (0 <= b < b_size), sorted by a, then b."""
-    keys = _distinct(a.astype(np.int64) * b_size + b)
-    return (keys // b_size).astype(np.intp), (keys % b_size).astype(np.intp)
-
-
-def _first_rows(group: Codes, n_groups: int) -> Codes:
-    """The first row of each group, len(group) where a group has no row."""
-    first = np.full(n_groups, len(group), dtype=np.intp)
-    np.minimum.at(first, group, np.arange(len(group)))
-    return first
-
-
-def _levels_by(group: Codes, levels: Codes, n_groups: int) -> Codes:
-    """The highest severity level (0-4) per group, -1 where a group has no row."""
-    counts = np.bincount(
-        group * len(SEVERITY_LEVELS) + levels, minlength=n_groups * len(SEVERITY_LEVELS)
-    ).reshape(n_groups, len(SEVERITY_LEVELS))
-    present = np.where(counts > 0, np.arange(len(SEVERITY_LEVELS)), -1)
-    return np.asarray(present.max(axis=1, initial=-1), dtype=np.intp)
-
-
 def _level_column(levels: Codes) -> pd.Categorical[Any]:
     return pd.Categorical.from_codes(levels, dtype=_LEVEL_DTYPE)
-
-
-def _texts(categories: pd.Index, codes: Codes) -> pd.Index:
-    """Strings of ``categories`` picked by ``codes``, NA for -1."""
-    picked: pd.Index = pd.Index(pd.Categorical.from_codes(codes, categories=categories))
-    return picked.astype("str")
 
 
 def _times(nanoseconds: npt.NDArray[np.int64]) -> pd.DatetimeIndex:
@@ -119,42 +83,11 @@ def _times(nanoseconds: npt.NDArray[np.int64]) -> pd.DatetimeIndex:
 def _whole_days(since: npt.NDArray[np.int64], now: pd.Timestamp) -> pd.arrays.IntegerArray:
     """Whole days from each time to ``now``, NA where the time is NaT."""
     days = (int(now.as_unit("ns").value) - since) // _DAY_NS
-    return pd.arrays.IntegerArray(days.astype(np.int64), since == _NAT)
+    return pd.arrays.IntegerArray(days.astype(np.int64), since == NAT)
 
 
 def _now(now: TimeLike | None) -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC") if now is None else _utc_timestamp(now, name="now")
-
-
-class _CveLists(NamedTuple):
-    """The CVE ids in each ``cve_ids`` category, as indexes into ``ids``."""
-
-    ids: list[str]  # sorted
-    starts: Codes  # category i's ids are flat[starts[i] : starts[i] + lengths[i]]
-    lengths: Codes
-    flat: Codes
-
-    @classmethod
-    def of(cls, categories: pd.Index, codes: Codes) -> _CveLists:
-        """Split the categories that ``codes`` use; a few thousand strings, not a row each."""
-        used = np.bincount(codes, minlength=len(categories)) > 0
-        lists = [
-            sorted(_split_cves(str(c)) - {""}) if u else []
-            for c, u in zip(categories, used, strict=True)
-        ]
-        ids = sorted({cve for cves in lists for cve in cves})
-        index_of = {cve: i for i, cve in enumerate(ids)}
-        lengths = np.array([len(cves) for cves in lists], dtype=np.intp)
-        flat = np.array([index_of[c] for cves in lists for c in cves], dtype=np.intp)
-        starts = np.cumsum(lengths) - lengths
-        return cls(ids, starts, lengths, flat)
-
-    def explode(self, codes: Codes) -> tuple[Codes, Codes]:
-        """One (position in ``codes``, CVE index) pair per CVE listed by each code."""
-        counts = self.lengths[codes]
-        position = np.repeat(np.arange(len(codes)), counts)
-        within = np.arange(len(position)) - np.repeat(np.cumsum(counts) - counts, counts)
-        return position, self.flat[self.starts[codes][position] + within]
+    return pd.Timestamp.now(tz="UTC") if now is None else utc_timestamp(now, name="now")
 
 
 def _check_n(n: object) -> int | None:
@@ -209,12 +142,12 @@ def node_compliance(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.Data
     >>> int(nodes["compliant"].sum()), len(nodes)
     (1, 12)
     """
-    _require(
+    require_columns(
         df,
         ["instance_id", "state", "severity_level", "installed_time"],
         needed_by="node_compliance",
     )
-    node, node_names = _codes(df["instance_id"])
+    node, node_names = category_codes(df["instance_id"])
     state, states = _state_columns(df)
     n_nodes, n_states = len(node_names), len(states)
 
@@ -225,18 +158,18 @@ def node_compliance(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.Data
     present = np.bincount(node[node >= 0], minlength=n_nodes) > 0
 
     bad = [states.index(s) for s in NON_COMPLIANT_STATES]
-    open_rows = _state_mask(df, OPEN_STATES) & (node >= 0)
-    levels = _level_codes(df["severity_level"])
+    open_rows = state_mask(df, OPEN_STATES) & (node >= 0)
+    levels = level_codes(df["severity_level"])
     open_rows &= levels >= 0
-    worst = _levels_by(node[open_rows], levels[open_rows], n_nodes)
+    worst = levels_by(node[open_rows], levels[open_rows], n_nodes)
 
-    times = _utc_nanoseconds(df["installed_time"])
-    last = np.full(n_nodes, _NAT, dtype=np.int64)
+    times = utc_nanoseconds(df["installed_time"])
+    last = np.full(n_nodes, NAT, dtype=np.int64)
     np.maximum.at(last, node[node >= 0], times[node >= 0])  # NaT is the smallest int64
 
     keep = np.flatnonzero(present)
     order = keep[np.argsort(np.asarray(node_names[keep], dtype=object), kind="stable")]
-    out: dict[str, Any] = {"instance_id": _texts(node_names, order)}
+    out: dict[str, Any] = {"instance_id": texts_at(node_names, order)}
     for i, name in enumerate(states):
         out[name.lower()] = counts[order, i].astype(np.int64)
     out["compliant"] = counts[order][:, bad].sum(axis=1) == 0
@@ -268,9 +201,9 @@ def state_by_severity(df: pd.DataFrame, *, totals: bool = True) -> pd.DataFrame:
     FAILED                 7    10       5   14            3     39
     total                183   300     256  351          930   2020
     """
-    _require(df, ["state", "severity_level"], needed_by="state_by_severity")
+    require_columns(df, ["state", "severity_level"], needed_by="state_by_severity")
     state, states = _state_columns(df)
-    levels = _level_codes(df["severity_level"])
+    levels = level_codes(df["severity_level"])
     counted = (state >= 0) & (levels >= 0)
     n_levels = len(SEVERITY_LEVELS)
     counts = np.bincount(
@@ -319,47 +252,47 @@ def top_missing(df: pd.DataFrame, n: int | None = 10) -> pd.DataFrame:
     2  KB5039129       Critical      2        2       0
     """
     columns = ["instance_id", "kb_id", "title", "classification", "severity_level"]
-    _require(df, [*columns, "state", "cve_ids"], needed_by="top_missing")
+    require_columns(df, [*columns, "state", "cve_ids"], needed_by="top_missing")
     limit = _check_n(n)
-    rows = np.flatnonzero(_state_mask(df, OPEN_STATES))
-    kb, kb_names = _codes(df["kb_id"], rows)
-    node, node_names = _codes(df["instance_id"], rows)
+    rows = np.flatnonzero(state_mask(df, OPEN_STATES))
+    kb, kb_names = category_codes(df["kb_id"], rows)
+    node, node_names = category_codes(df["instance_id"], rows)
     known = (kb >= 0) & (node >= 0)
     rows, kb, node = rows[known], kb[known], node[known]
     n_kb, n_nodes = len(kb_names), len(node_names)
-    state, states = _state_names(df["state"], rows)
+    state, states = state_codes(df["state"], rows)
     failed = np.array([*(s == "FAILED" for s in states), False])[state]
 
     # Distinct (patch, node, failed) triples, sorted; a patch's nodes are its distinct
     # (patch, node) prefixes, which the sort has put next to each other.
-    triples = _distinct((kb.astype(np.int64) * n_nodes + node) * 2 + failed)
+    triples = distinct((kb.astype(np.int64) * n_nodes + node) * 2 + failed)
     kb_of, is_failed = triples // (2 * n_nodes), triples % 2 == 1
     missing_nodes = np.bincount(kb_of[~is_failed], minlength=n_kb)
     failed_nodes = np.bincount(kb_of[is_failed], minlength=n_kb)
-    nodes = np.bincount(kb_of[_starts(triples // 2)], minlength=n_kb)
+    nodes = np.bincount(kb_of[run_starts(triples // 2)], minlength=n_kb)
 
-    cve_codes, cve_categories = _codes(df["cve_ids"], rows)
+    cve_codes, cve_categories = category_codes(df["cve_ids"], rows)
     listed = cve_codes >= 0
-    kb_list, list_code = _distinct_pairs(kb[listed], cve_codes[listed], len(cve_categories))
-    lists = _CveLists.of(cve_categories, list_code)
+    kb_list, list_code = distinct_pairs(kb[listed], cve_codes[listed], len(cve_categories))
+    lists = CveLists.of(cve_categories, list_code)
     pair, cve = lists.explode(list_code)
-    cve_kb = _distinct_pairs(kb_list[pair], cve, max(len(lists.ids), 1))[0]
+    cve_kb = distinct_pairs(kb_list[pair], cve, max(len(lists.ids), 1))[0]
     cve_count = np.bincount(cve_kb, minlength=n_kb)
 
-    levels = _level_codes(df["severity_level"], rows)
-    worst = _levels_by(kb[levels >= 0], levels[levels >= 0], n_kb)
-    first_row = _first_rows(kb, n_kb)
+    levels = level_codes(df["severity_level"], rows)
+    worst = levels_by(kb[levels >= 0], levels[levels >= 0], n_kb)
+    first_row = first_rows(kb, n_kb)
     kept = np.flatnonzero(first_row < len(kb))
 
     order = np.lexsort((np.asarray(kb_names[kept], dtype=object), -worst[kept], -nodes[kept]))
     pick, first = kept[order][:limit], rows[first_row[kept[order][:limit]]]
-    title_codes, title_names = _codes(df["title"], first)
-    class_codes, class_names = _codes(df["classification"], first)
+    title_codes, title_names = category_codes(df["title"], first)
+    class_codes, class_names = category_codes(df["classification"], first)
     return pd.DataFrame(
         {
-            "kb_id": _texts(kb_names, pick),
-            "title": _texts(title_names, title_codes),
-            "classification": _texts(class_names, class_codes),
+            "kb_id": texts_at(kb_names, pick),
+            "title": texts_at(title_names, title_codes),
+            "classification": texts_at(class_names, class_codes),
             "severity_level": _level_column(worst[pick]),
             "nodes": nodes[pick].astype(np.int64),
             "missing": missing_nodes[pick].astype(np.int64),
@@ -393,32 +326,32 @@ def cve_exposure(df: pd.DataFrame) -> pd.DataFrame:
     1   CVE-2023-6780      2        1       Critical
     2  CVE-2023-48231      2        2           High
     """
-    _require(
+    require_columns(
         df,
         ["instance_id", "kb_id", "severity_level", "state", "cve_ids"],
         needed_by="cve_exposure",
     )
-    cve_codes, cve_categories = _codes(df["cve_ids"])
-    rows = np.flatnonzero(_state_mask(df, OPEN_STATES) & (cve_codes >= 0))
+    cve_codes, cve_categories = category_codes(df["cve_ids"])
+    rows = np.flatnonzero(state_mask(df, OPEN_STATES) & (cve_codes >= 0))
     listed = cve_codes[rows]
-    lists = _CveLists.of(cve_categories, listed)
+    lists = CveLists.of(cve_categories, listed)
     n_lists, n_cves = len(cve_categories), len(lists.ids)
 
     def per_cve(codes: Codes, size: int) -> Codes:
         """Distinct ``codes`` per CVE: distinct per list first, so only those explode."""
         known = codes >= 0
-        list_code, code = _distinct_pairs(listed[known], codes[known], size)
+        list_code, code = distinct_pairs(listed[known], codes[known], size)
         pair, cve = lists.explode(list_code)
-        return np.bincount(_distinct_pairs(cve, code[pair], size)[0], minlength=n_cves)
+        return np.bincount(distinct_pairs(cve, code[pair], size)[0], minlength=n_cves)
 
-    node, node_names = _codes(df["instance_id"], rows)
-    kb, kb_names = _codes(df["kb_id"], rows)
+    node, node_names = category_codes(df["instance_id"], rows)
+    kb, kb_names = category_codes(df["kb_id"], rows)
     nodes = per_cve(node, len(node_names))
     patches = per_cve(kb, len(kb_names))
-    levels = _level_codes(df["severity_level"], rows)
-    list_worst = _levels_by(listed[levels >= 0], levels[levels >= 0], n_lists)
+    levels = level_codes(df["severity_level"], rows)
+    list_worst = levels_by(listed[levels >= 0], levels[levels >= 0], n_lists)
     pair, cve = lists.explode(np.flatnonzero(list_worst >= 0))
-    worst = _levels_by(cve, list_worst[list_worst >= 0][pair], n_cves)
+    worst = levels_by(cve, list_worst[list_worst >= 0][pair], n_cves)
 
     names = np.array(lists.ids, dtype=object)
     order = np.lexsort((names, -worst, -nodes))
@@ -468,10 +401,10 @@ def install_activity(df: pd.DataFrame, *, freq: Freq = "D") -> pd.DataFrame:
             f"freq {freq!r} is not a period patchframe counts by: expected "
             + ", ".join(f"{k!r} ({v})" for k, v in _FREQS.items())
         )
-    _require(df, ["instance_id", "installed_time"], needed_by="install_activity")
-    times = _utc_nanoseconds(df["installed_time"])
-    node, node_names = _codes(df["instance_id"])
-    installed = (times != _NAT) & (node >= 0)
+    require_columns(df, ["instance_id", "installed_time"], needed_by="install_activity")
+    times = utc_nanoseconds(df["installed_time"])
+    node, node_names = category_codes(df["instance_id"])
+    installed = (times != NAT) & (node >= 0)
     days = times[installed] // _DAY_NS
     if freq == "D":
         period = days
@@ -484,7 +417,7 @@ def install_activity(df: pd.DataFrame, *, freq: Freq = "D") -> pd.DataFrame:
     index = (period - first).astype(np.intp)
     installs = np.bincount(index, minlength=span)
     active = np.bincount(
-        _distinct_pairs(index, node[installed].astype(np.intp), len(node_names))[0],
+        distinct_pairs(index, node[installed].astype(np.intp), len(node_names))[0],
         minlength=span,
     )
     steps = np.arange(first, first + span)
@@ -534,30 +467,30 @@ def pending_reboot(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.DataF
     1   i-0f2b4d6f8a0c1e3a5        8            33       Critical
     2   i-0b7e2d4f6a8c91023        3            19       Critical
     """
-    _require(
+    require_columns(
         df,
         ["instance_id", "state", "severity_level", "installed_time"],
         needed_by="pending_reboot",
     )
-    node, node_names = _codes(df["instance_id"])
-    rows = np.flatnonzero(_state_mask(df, {"INSTALLED_PENDING_REBOOT"}) & (node >= 0))
+    node, node_names = category_codes(df["instance_id"])
+    rows = np.flatnonzero(state_mask(df, {"INSTALLED_PENDING_REBOOT"}) & (node >= 0))
     node = node[rows]
     n_nodes = len(node_names)
     patches = np.bincount(node, minlength=n_nodes)
-    times = _utc_nanoseconds(df["installed_time"])[rows]
+    times = utc_nanoseconds(df["installed_time"])[rows]
     never = np.iinfo(np.int64).max
     since = np.full(n_nodes, never, dtype=np.int64)
-    np.minimum.at(since, node, np.where(times == _NAT, never, times))
-    since[since == never] = _NAT
-    levels = _level_codes(df["severity_level"], rows)
-    worst = _levels_by(node[levels >= 0], levels[levels >= 0], n_nodes)
+    np.minimum.at(since, node, np.where(times == NAT, never, times))
+    since[since == never] = NAT
+    levels = level_codes(df["severity_level"], rows)
+    worst = levels_by(node[levels >= 0], levels[levels >= 0], n_nodes)
 
     keep = np.flatnonzero(patches)
-    waiting = np.where(since[keep] == _NAT, never, since[keep])
+    waiting = np.where(since[keep] == NAT, never, since[keep])
     order = keep[np.lexsort((np.asarray(node_names[keep], dtype=object), waiting))]
     return pd.DataFrame(
         {
-            "instance_id": _texts(node_names, order),
+            "instance_id": texts_at(node_names, order),
             "patches": patches[order].astype(np.int64),
             "pending_since": _times(since[order]),
             "days_pending": _whole_days(since[order], _now(now)),

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import patchframe as pf
 
 
@@ -32,3 +37,31 @@ def test_public_functions_have_examples() -> None:
         obj = getattr(pf, name)
         if callable(obj) and not isinstance(obj, type):
             assert obj.__doc__ and ">>>" in obj.__doc__, name
+
+
+def test_import_is_light() -> None:
+    """``import patchframe`` loads neither charts, Excel, HTTP serving nor the sandbox."""
+    code = (
+        "import sys, patchframe\n"
+        "heavy = ('matplotlib', 'xlsxwriter', 'http.server', 'boto3', 'patchframe.sandbox',"
+        " 'patchframe.plots', 'patchframe.export', 'patchframe.history', 'patchframe.aws')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+
+
+def test_lazy_names_load_on_first_use_and_are_listed() -> None:
+    code = (
+        "import sys, patchframe as pf\n"
+        "assert set(pf.__all__) <= set(dir(pf))\n"
+        "pf.to_excel\n"
+        "print('xlsxwriter' in sys.modules, 'matplotlib' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'load_fleets'"):
+        pf.load_fleets  # noqa: B018

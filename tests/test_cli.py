@@ -13,12 +13,13 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from patchframe import cli, emulator
-from patchframe._fanout import load_fleet
+from patchframe import cli
 from patchframe._fleet import Fleet
 from patchframe._schema import build_errors
-from patchframe.emulator import sample_client
+from patchframe.aws import load_fleet
 from patchframe.exceptions import AWSRequestError
+from patchframe.sandbox import emulator
+from patchframe.sandbox.emulator import sample_client
 
 CHARTS = [
     "states-by-node.png",

@@ -24,8 +24,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from patchframe._schema import normalise_state
-from patchframe.emulator import Emulator, add_serve_arguments, sample_client
-from patchframe.sample import WireFleet, synthetic_fleet
+from patchframe.sandbox.emulator import Emulator, add_serve_arguments, sample_client
+from patchframe.sandbox.sample import WireFleet, synthetic_fleet
 
 WINDOWS_2022 = "i-0e1f2a3b4c5d6e7f8"  # 320 patches
 UBUNTU_SNAKE = "i-07e9a1c3e5f7b9d2e"  # states in upper snake case
@@ -778,7 +778,7 @@ def test_faults_never_touch_the_ground_truth() -> None:
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_from_the_command_line(stop: signal.Signals) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "patchframe.emulator", "--synthetic", "5", "--seed", "3"],
+        [sys.executable, "-m", "patchframe.sandbox.emulator", "--synthetic", "5", "--seed", "3"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -19,8 +19,6 @@ import pytest
 from openpyxl.utils.escape import unescape
 from openpyxl.worksheet.worksheet import Worksheet
 
-from patchframe import _excel
-from patchframe._fanout import load_fleet
 from patchframe._fleet import Fleet
 from patchframe._schema import (
     NON_COMPLIANT_STATES,
@@ -31,18 +29,20 @@ from patchframe._schema import (
     build_patches,
     empty_patches,
 )
-from patchframe.emulator import sample_client
+from patchframe.aws import load_fleet
 from patchframe.exceptions import ColumnsError, ValidationError
 from patchframe.export import (
     CSV_DETAIL_COLUMNS,
     CSV_SUMMARY_COLUMNS,
     EXCEL_CELL_LIMIT,
     EXCEL_SHEETS,
+    _excel,
     read_parquet,
     to_compliance_csv,
     to_excel,
     to_parquet,
 )
+from patchframe.sandbox.emulator import sample_client
 from patchframe.summary import cve_exposure
 
 NASTY = ["=1+1", "+SUM(A1:A9)", "-2+3", "@SUM(A1)", '=HYPERLINK("http://x","y")', "\tx", "\rx"]

@@ -14,7 +14,6 @@ import pytest
 from botocore.config import Config
 
 import patchframe as pf
-from patchframe._aws import RETRY_CONFIG
 from patchframe._schema import (
     PATCH_COLUMNS,
     STATE_COUNT_FIELDS,
@@ -22,8 +21,9 @@ from patchframe._schema import (
     PatchColumns,
     build_patches,
 )
-from patchframe.emulator import Emulator
-from patchframe.sample import WireFleet, synthetic_fleet
+from patchframe.aws._client import RETRY_CONFIG
+from patchframe.sandbox.emulator import Emulator
+from patchframe.sandbox.sample import WireFleet, synthetic_fleet
 
 ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
 

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections import Counter
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 from matplotlib.collections import PolyCollection
 
-from patchframe import _store, cli
-from patchframe._fanout import load_fleet
+from patchframe import cli
 from patchframe._fleet import Fleet
 from patchframe._palette import severity_color
 from patchframe._schema import (
@@ -43,7 +43,7 @@ from patchframe._schema import (
     normalise_state,
     severity_level_of,
 )
-from patchframe.emulator import Emulator, sample_client
+from patchframe.aws import load_fleet
 from patchframe.exceptions import ColumnsError, StoreError, ValidationError
 from patchframe.history import (
     Snapshot,
@@ -54,13 +54,16 @@ from patchframe.history import (
     save_snapshot,
     trend,
 )
-from patchframe.sample import (
+from patchframe.sandbox.emulator import Emulator, sample_client
+from patchframe.sandbox.sample import (
     HISTORY_START,
     WireFleet,
     synthetic_fleet,
     synthetic_history,
 )
 from patchframe.summary import cve_exposure
+
+_store = import_module("patchframe.history._store")
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 PART = "account_id=123456789012/region=eu-west-1/part-0.parquet"
@@ -271,7 +274,8 @@ CRASH = textwrap.dedent(
     """
     import os, sys
     import patchframe as pf
-    from patchframe import _store
+    from importlib import import_module
+    _store = import_module("patchframe.history._store")
 
     write_table, written = _store.pq.write_table, []
 

@@ -13,7 +13,7 @@ import pytest
 from botocore.model import StructureShape
 
 from patchframe._schema import STATE_COUNT_FIELDS, STATES, normalise_state
-from patchframe.sample import (
+from patchframe.sandbox.sample import (
     YEAR_ONE,
     WireFleet,
     build_sample_fleet,

@@ -13,7 +13,6 @@ import pytest
 from frames import patches_from_rows
 
 from patchframe import summary
-from patchframe._load import load_instance_patches
 from patchframe._schema import (
     NON_COMPLIANT_STATES,
     STATES,
@@ -24,8 +23,9 @@ from patchframe._schema import (
     concat_patches,
     empty_patches,
 )
-from patchframe.emulator import sample_client
+from patchframe.aws import load_instance_patches
 from patchframe.exceptions import ColumnsError, ValidationError
+from patchframe.sandbox.emulator import sample_client
 
 
 def ts(day: str) -> float:

@@ -42,13 +42,13 @@ import xlsxwriter
 from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.utility import xl_col_to_name
 
-from ._fleet import Fleet
-from ._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, UNKNOWN_COLOR, state_color
+from .._fleet import Fleet
+from .._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, UNKNOWN_COLOR, state_color
+from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
+from .._version import VERSION
+from ..exceptions import ValidationError
+from ..summary import cve_exposure
 from ._report_data import PathLike, _Data, _data, _node_summary
-from ._schema import NON_COMPLIANT_STATES, SEVERITY_LEVELS
-from ._version import VERSION
-from .exceptions import ValidationError
-from .summary import cve_exposure
 
 #: The most characters (UTF-16 code units) one Excel cell holds.
 EXCEL_CELL_LIMIT = 32_767
@@ -63,8 +63,6 @@ EXCEL_SHEETS: tuple[str, ...] = (
     "Nodes",
     "Errors",
 )
-
-_OPEN_STATES = ["MISSING", "FAILED"]
 
 
 # --- Excel: cells ---------------------------------------------------------------
@@ -496,7 +494,7 @@ def _column_chart(book: Any, title: str, block: tuple[int, int, int], colors: li
 def _sheets(parts: _Data, nodes: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
     """The table sheets after Summary: sheet name -> (Excel table name, frame)."""
     patches = parts.patches
-    open_rows = patches[patches["state"].astype("str").isin(_OPEN_STATES)]
+    open_rows = patches[patches["state"].astype("str").isin(OPEN_STATES)]
     open_rows = open_rows.sort_values(
         ["severity_level", "instance_id", "kb_id"], ascending=[False, True, True], kind="stable"
     )

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._schema import NodeKey, PatchColumns, to_utc
+from .._schema import NodeKey, PatchColumns, to_utc
 
 __all__ = ["NodeCache"]
 

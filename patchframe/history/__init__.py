@@ -3,7 +3,7 @@
 :func:`diff` says what changed between two fleets, :func:`trend` and :func:`plot_trend`
 show compliance over time, from the snapshots in a store. The store itself,
 :func:`save_snapshot`, :func:`list_snapshots`, :func:`load_snapshot` and
-:class:`Snapshot`, lives in :mod:`patchframe._store` (its notes describe the layout,
+:class:`Snapshot`, lives in :mod:`patchframe.history._store` (its notes describe the layout,
 safe writes and damage); this module re-exports it.
 """
 
@@ -20,9 +20,24 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ._fleet import Fleet
-from ._palette import severity_color
-from ._schema import NON_COMPLIANT_STATES, PATCH_DTYPES, SEVERITY_LEVELS, STATES
+from .._axes import check_top, no_data, over_time
+from .._fleet import Fleet
+from .._frames import (
+    Codes,
+    CveLists,
+    category_codes,
+    distinct_pairs,
+    level_codes,
+    require_columns,
+    state_codes,
+    state_mask,
+    texts_at,
+    utc_nanoseconds,
+)
+from .._palette import severity_color
+from .._schema import NON_COMPLIANT_STATES, PATCH_DTYPES, SEVERITY_LEVELS, STATES
+from .._text import counted
+from ..exceptions import ValidationError
 from ._store import (
     Snapshot,
     StorePath,
@@ -33,17 +48,6 @@ from ._store import (
     load_snapshot,
     save_snapshot,
 )
-from .exceptions import ValidationError
-from .filters import (
-    _codes,
-    _level_codes,
-    _require,
-    _state_mask,
-    _state_names,
-    _utc_nanoseconds,
-)
-from .plots import _check_top, _no_data, _over_time
-from .summary import Codes, _CveLists, _distinct_pairs, _texts
 
 __all__ = [
     "FleetDiff",
@@ -61,7 +65,7 @@ _INSTALLED = frozenset(
     {"INSTALLED", "INSTALLED_OTHER", "INSTALLED_PENDING_REBOOT", "INSTALLED_REJECTED"}
 )
 _LEVEL_DTYPE: pd.CategoricalDtype = PATCH_DTYPES["severity_level"]
-_NAT = np.iinfo(np.int64).min
+NAT = np.iinfo(np.int64).min
 _KEY = ("account_id", "region", "instance_id")
 
 
@@ -140,10 +144,10 @@ class FleetDiff:
         """
         c = self.counts()
         return (
-            f"{_count(c['added_nodes'], 'node')} added, {c['removed_nodes']:,} removed; "
-            f"{_count(c['newly_missing'], 'patch', 'patches')} newly missing, "
+            f"{counted(c['added_nodes'], 'node')} added, {c['removed_nodes']:,} removed; "
+            f"{counted(c['newly_missing'], 'patch', 'patches')} newly missing, "
             f"{c['fixed']:,} fixed, {c['changed']:,} other changes; "
-            f"{_count(c['cves_opened'], 'CVE')} opened, {c['cves_closed']:,} closed"
+            f"{counted(c['cves_opened'], 'CVE')} opened, {c['cves_closed']:,} closed"
         )
 
     def __str__(self) -> str:
@@ -161,10 +165,6 @@ class FleetDiff:
         return f"<div><p>{html.escape(self.summary())}</p><table>{rows}</table></div>"
 
 
-def _count(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else plural or word + 's'}"
-
-
 @dataclass(frozen=True)
 class _Side:
     patches: pd.DataFrame
@@ -177,20 +177,20 @@ _DIFF_COLUMNS = (*_KEY, "kb_id", "title", "severity_level", "state", "installed_
 def _side(data: Fleet | pd.DataFrame, name: str) -> _Side:
     if isinstance(data, Fleet):
         side = _Side(data.patches, data.nodes)
-        _require(data.nodes, _KEY, needed_by=f"diff ({name} nodes)")
+        require_columns(data.nodes, _KEY, needed_by=f"diff ({name} nodes)")
     elif isinstance(data, pd.DataFrame):
         side = _Side(data, None)
     else:
         raise ValidationError(
             f"{name}: expected a Fleet or a patches DataFrame, got {type(data).__name__}"
         )
-    _require(side.patches, _DIFF_COLUMNS, needed_by=f"diff ({name})")
+    require_columns(side.patches, _DIFF_COLUMNS, needed_by=f"diff ({name})")
     return side
 
 
 def _union_codes(columns: Sequence[pd.Series[Any]]) -> tuple[list[Codes], pd.Index]:
     """Codes of several columns over the union of their values (-1 for NA), and that union."""
-    coded = [_codes(c) for c in columns]
+    coded = [category_codes(c) for c in columns]
     union = pd.Index(np.concatenate([np.asarray(cats, dtype=object) for _, cats in coded]))
     union = union.unique()
     return [
@@ -290,8 +290,8 @@ class _Diff:
 
     def _align_states(self) -> None:
         """Each key's state on either side, on one list of states; -1 where not listed."""
-        old_codes, old_names = _state_names(self.old.patches["state"])
-        new_codes, new_names = _state_names(self.new.patches["state"])
+        old_codes, old_names = state_codes(self.old.patches["state"])
+        new_codes, new_names = state_codes(self.new.patches["state"])
         unknown = dict.fromkeys(n for n in [*old_names, *new_names] if n not in STATES)
         self.states = [*STATES, *unknown]
         self.state_old = _at(_recode(old_codes, old_names, self.states), self.pos_old, -1)
@@ -302,13 +302,13 @@ class _Diff:
         return table[codes]
 
     def node_text(self, column: str, nodes: Codes) -> pd.Index:
-        return _texts(self.key_names[column], self.node_codes[column][nodes])
+        return texts_at(self.key_names[column], self.node_codes[column][nodes])
 
     def patch_rows(self, mask: npt.NDArray[np.bool_]) -> pd.DataFrame:
         keys = np.flatnonzero(mask)
         po, pn = self.pos_old[keys], self.pos_new[keys]
         old, new = self.old.patches, self.new.patches
-        times = _at(_utc_nanoseconds(new["installed_time"]), pn, _NAT)
+        times = _at(utc_nanoseconds(new["installed_time"]), pn, NAT)
         state_dtype = pd.CategoricalDtype(self.states, ordered=True)
         nodes = self.key_node[keys]
         frame = pd.DataFrame(
@@ -316,7 +316,7 @@ class _Diff:
                 "account_id": self.node_text("account_id", nodes),
                 "region": self.node_text("region", nodes),
                 "instance_id": self.node_text("instance_id", nodes),
-                "kb_id": _texts(self.kb_names, self.key_kb[keys]),
+                "kb_id": texts_at(self.kb_names, self.key_kb[keys]),
                 "title": _either(old["title"], po, new["title"], pn),
                 "cve_ids": _either(old["cve_ids"], po, new["cve_ids"], pn),
                 "severity_level": pd.Categorical(
@@ -334,7 +334,7 @@ class _Diff:
         ids = np.flatnonzero(nodes)
         patches = (self.old, self.new)[side].patches
         node = (self.node_old, self.node_new)[side]
-        open_rows = _state_mask(patches, _OPEN)
+        open_rows = state_mask(patches, _OPEN)
         platform = np.full(len(ids), None, dtype=object)
         # Each frame that names the node may know its platform; the nodes frame, last, wins.
         for frame, frame_ids in self.node_frames[side]:
@@ -359,15 +359,15 @@ class _Diff:
     def open_cves(self, side: int, common: npt.NDArray[np.bool_]) -> _OpenCves:
         patches = (self.old, self.new)[side].patches
         node = (self.node_old, self.node_new)[side]
-        cve, lists_of = _codes(patches["cve_ids"])
-        rows = np.flatnonzero(_state_mask(patches, _OPEN) & (cve >= 0) & common[node])
-        lists = _CveLists.of(lists_of, cve[rows])
+        cve, lists_of = category_codes(patches["cve_ids"])
+        rows = np.flatnonzero(state_mask(patches, _OPEN) & (cve >= 0) & common[node])
+        lists = CveLists.of(lists_of, cve[rows])
         at, which = lists.explode(cve[rows])
-        kb, kb_names = _codes(patches["kb_id"], rows[at])
+        kb, kb_names = category_codes(patches["kb_id"], rows[at])
         return _OpenCves(
             node[rows[at]],
             np.array(lists.ids, dtype=object)[which],
-            _level_codes(patches["severity_level"], rows[at]),
+            level_codes(patches["severity_level"], rows[at]),
             kb,
             kb_names,
         )
@@ -538,17 +538,17 @@ _TREND_NODE_COLUMNS = (*_KEY, "platform_name", "compliance")
 
 def _figures(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
     """One snapshot's figures per scope: the fleet, each platform, each node."""
-    _require(patches, _TREND_PATCH_COLUMNS, needed_by="trend (patches)")
-    _require(nodes, _TREND_NODE_COLUMNS, needed_by="trend (nodes)")
+    require_columns(patches, _TREND_PATCH_COLUMNS, needed_by="trend (patches)")
+    require_columns(nodes, _TREND_NODE_COLUMNS, needed_by="trend (nodes)")
     keys = {c: _union_codes([nodes[c], patches[c]]) for c in _KEY}
     flat = {c: np.concatenate(codes) for c, (codes, _) in keys.items()}
     node, n_nodes = _ids([(flat[c], len(keys[c][1])) for c in _KEY])
     of_nodes, of_patches = node[: len(nodes)], node[len(nodes) :]
-    names = pd.DataFrame({c: _texts(keys[c][1], _at_ids(node, flat[c], n_nodes)) for c in _KEY})
+    names = pd.DataFrame({c: texts_at(keys[c][1], _at_ids(node, flat[c], n_nodes)) for c in _KEY})
 
     # Per node: itself, AWS's verdict, open patches, and those by level, worst first.
-    open_rows = np.flatnonzero(_state_mask(patches, _OPEN))
-    levels = _level_codes(patches["severity_level"], open_rows)
+    open_rows = np.flatnonzero(state_mask(patches, _OPEN))
+    levels = level_codes(patches["severity_level"], open_rows)
     graded = levels >= 0
     by_level = np.bincount(
         of_patches[open_rows[graded]] * len(SEVERITY_LEVELS) + levels[graded],
@@ -573,7 +573,7 @@ def _figures(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
     tables = []
     for scope, (group, labels, order) in scopes.items():
         counts = [np.bincount(group, weights=v, minlength=len(labels)) for v in per_node]
-        cves = _distinct_pairs(group[cve_node], cve, max(int(cve.max(initial=0)) + 1, 1))[0]
+        cves = distinct_pairs(group[cve_node], cve, max(int(cve.max(initial=0)) + 1, 1))[0]
         counts.append(np.bincount(cves, minlength=len(labels)))
         # A platform only the patches named, with no node left, is none; the fleet always is.
         shown = order[counts[0][order] > 0] if scope == "platform" else order
@@ -586,7 +586,7 @@ def _non_compliant(
 ) -> npt.NDArray[np.float64]:
     """1.0 per non-compliant node: AWS's verdict where the nodes frame has one, else its states."""
     bad = np.zeros(n_nodes)
-    bad[of_patches[_state_mask(patches, NON_COMPLIANT_STATES)]] = 1.0
+    bad[of_patches[state_mask(patches, NON_COMPLIANT_STATES)]] = 1.0
     bad[of_nodes] = (nodes["compliance"] == "NON_COMPLIANT").to_numpy(dtype=bool, na_value=False)
     return bad
 
@@ -595,9 +595,9 @@ def _open_cves_by_node(
     patches: pd.DataFrame, of_patches: Codes, open_rows: Codes
 ) -> tuple[Codes, Codes]:
     """One (node, CVE index) entry per CVE listed by each open patch row."""
-    cve, lists_of = _codes(patches["cve_ids"], open_rows)
+    cve, lists_of = category_codes(patches["cve_ids"], open_rows)
     listed = cve >= 0
-    at, which = _CveLists.of(lists_of, cve[listed]).explode(cve[listed])
+    at, which = CveLists.of(lists_of, cve[listed]).explode(cve[listed])
     return of_patches[open_rows[listed][at]], which
 
 
@@ -727,12 +727,12 @@ def plot_trend(
     ('Missing and failed patches by severity', ['Critical', 'High'])
     >>> plt.close(ax.figure)
     """
-    shown = _check_top(top)
+    shown = check_top(top)
     if metric not in _TREND_METRICS:
         raise ValidationError(f"metric {metric!r}: expected one of {', '.join(_TREND_METRICS)}")
     if scope not in _SCOPES.categories:
         raise ValidationError(f"scope {scope!r}: expected 'fleet', 'platform' or 'node'")
-    _require(data, ["time", "scope", "group", metric], needed_by="plot_trend")
+    require_columns(data, ["time", "scope", "group", metric], needed_by="plot_trend")
     rows = data[(data["scope"] == scope).to_numpy(dtype=bool, na_value=False)]
     if ax is None:
         _, ax = plt.subplots(figsize=(9.0, 4.5), layout="constrained")
@@ -741,13 +741,13 @@ def plot_trend(
     ax.set_ylabel(label)
     if rows.empty:
         ax.set_title(f"{label.capitalize()} by {scope}")
-        return _no_data(ax, "no snapshots")
+        return no_data(ax, "no snapshots")
     times = pd.DatetimeIndex(rows["time"]).tz_convert("UTC").tz_localize(None)
     if metric == "missing" and scope == "fleet":
         _stacked_levels(ax, rows.set_index(times).sort_index())
     else:
         _lines(ax, rows.assign(time=times), metric, scope, shown)
-    return _over_time(ax)
+    return over_time(ax)
 
 
 def _stacked_levels(ax: Axes, rows: pd.DataFrame) -> None:

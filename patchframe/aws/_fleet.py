@@ -26,25 +26,25 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 from tqdm.auto import tqdm
 
-from ._aws import caller_account, make_client, make_sts_client
-from ._cache import NodeCache
-from ._fleet import Fleet
-from ._load import (
-    PatchFilters,
-    aws_error,
-    fetch_node_patches,
-    validate_instance_id,
-    validate_patch_filters,
-)
-from ._ratelimit import AdaptiveRateLimiter
-from ._schema import (
+from .._fleet import Fleet
+from .._schema import (
     NodeKey,
     PatchColumns,
     build_errors,
     build_nodes,
     build_patches,
+    validate_instance_id,
 )
-from .exceptions import AWSRequestError, NodeNotFoundError, ValidationError
+from ..exceptions import AWSRequestError, NodeNotFoundError, ValidationError
+from ._checkpoints import NodeCache
+from ._client import caller_account, make_client, make_sts_client
+from ._node import (
+    PatchFilters,
+    aws_error,
+    fetch_node_patches,
+    validate_patch_filters,
+)
+from ._pacer import AdaptiveRateLimiter
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient

@@ -15,10 +15,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ._fleet import Fleet
+from .._fleet import Fleet
+from .._schema import NON_COMPLIANT_STATES
+from ..exceptions import ValidationError
 from ._report_data import _LEVEL_COUNTS, _LEVEL_DTYPE, PathLike, _data, _keys, _node_summary
-from ._schema import NON_COMPLIANT_STATES
-from .exceptions import ValidationError
 
 #: Columns of the summary CSV, as the Systems Manager console names them.
 CSV_SUMMARY_COLUMNS: tuple[str, ...] = (

@@ -3,12 +3,12 @@
 A :class:`WireFleet` is one account and region's state in the API's own JSON:
 ``DescribeInstanceInformation`` entries, ``DescribeInstancePatchStates`` entries,
 ``DescribeInstancePatches`` rows per node, and each node's tags. The local emulator
-(:mod:`patchframe.emulator`) serves fleets; tests use them as ground truth.
+(:mod:`patchframe.sandbox.emulator`) serves fleets; tests use them as ground truth.
 
 :func:`sample_fleet` reads the bundled sample (``sample_data/``, packaged as
 ``patchframe.sample_data``): thirteen nodes across Windows Server, Amazon Linux,
 RHEL, Ubuntu and SUSE, with the quirks real responses have. :func:`build_sample_fleet`
-is the deterministic builder that wrote it (``python -m patchframe.sample --write
+is the deterministic builder that wrote it (``python -m patchframe.sandbox.sample --write
 sample_data``), and :func:`synthetic_fleet` makes fleets of any size from the same
 per-OS catalogues.
 
@@ -36,7 +36,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._schema import STATE_COUNT_FIELDS, STATES, WIRE_STATES, normalise_state
+from .._schema import STATE_COUNT_FIELDS, STATES, WIRE_STATES, normalise_state
 
 __all__ = [
     "HISTORY_START",
@@ -1492,7 +1492,7 @@ def synthetic_history(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the sample fleet: ``python -m patchframe.sample --write sample_data``.
+    """Write the sample fleet: ``python -m patchframe.sandbox.sample --write sample_data``.
 
     Examples
     --------
@@ -1502,7 +1502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = argparse.ArgumentParser(
-        prog="python -m patchframe.sample", description="Write the sample fleet as wire JSON."
+        prog="python -m patchframe.sandbox.sample",
+        description="Write the sample fleet as wire JSON.",
     )
     parser.add_argument(
         "--write", metavar="DIR", required=True, help="directory to write the sample fleet to"

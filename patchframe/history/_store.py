@@ -84,10 +84,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ._fleet import Fleet
-from .exceptions import StoreError, ValidationError
-from .filters import TimeLike, _codes, _require, _utc_timestamp
-from .summary import Codes
+from .._fleet import Fleet
+from .._frames import Codes, TimeLike, category_codes, require_columns, utc_timestamp
+from ..exceptions import StoreError, ValidationError
 
 __all__ = ["Snapshot", "StorePath", "list_snapshots", "load_snapshot", "save_snapshot"]
 
@@ -193,7 +192,7 @@ def _hidden(name: str) -> bool:
 
 
 def _snapshot_time(when: TimeLike | None) -> pd.Timestamp:
-    stamp = pd.Timestamp.now(tz="UTC") if when is None else _utc_timestamp(when, name="when")
+    stamp = pd.Timestamp.now(tz="UTC") if when is None else utc_timestamp(when, name="when")
     # Ids hold microseconds; anything finer would not survive the round trip.
     stamp = stamp.floor("us").as_unit("ns")
     if not 1000 <= stamp.year <= 9999:
@@ -224,8 +223,8 @@ class _Partition(NamedTuple):
 
 def _partitions(frame: pd.DataFrame) -> list[_Partition]:
     """The rows of each (account_id, region), pairs in order of first appearance."""
-    account, accounts = _codes(frame["account_id"])
-    region, regions = _codes(frame["region"])
+    account, accounts = category_codes(frame["account_id"])
+    region, regions = category_codes(frame["region"])
     pair, firsts = pd.factorize((account + 1) * (len(regions) + 1) + region + 1)
     order = np.argsort(pair, kind="stable")
     bounds = np.searchsorted(pair[order], np.arange(len(firsts) + 1))
@@ -266,7 +265,7 @@ def _dtype_note(name: object, dtype: Any) -> dict[str, Any]:
 
 
 def _dtype_notes(name: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    _require(frame, _PARTITIONS, needed_by=f"save_snapshot ({name} frame)")
+    require_columns(frame, _PARTITIONS, needed_by=f"save_snapshot ({name} frame)")
     if not all(isinstance(c, str) for c in frame.columns) or frame.columns.has_duplicates:
         raise ValidationError(f"the {name} frame's column names must be distinct strings")
     return [_dtype_note(c, frame[c].dtype) for c in frame.columns]
@@ -559,7 +558,7 @@ def _scan(where: _Store) -> list[_Entry]:
     return sorted(entries, key=lambda e: (e.time, e.seq))
 
 
-def _pick(where: _Store, entries: list[_Entry], when: TimeLike | None) -> _Entry:
+def pick_rows(where: _Store, entries: list[_Entry], when: TimeLike | None) -> _Entry:
     if not entries:
         raise ValidationError(
             f"store {where.shown(where.root)} holds no snapshot yet: save one first"
@@ -574,7 +573,7 @@ def _pick(where: _Store, entries: list[_Entry], when: TimeLike | None) -> _Entry
             f"no snapshot {when!r} in {where.shown(where.root)}; it holds "
             f"{entries[0].id} ... {entries[-1].id}"
         )
-    stamp = _utc_timestamp(when, name="when")
+    stamp = utc_timestamp(when, name="when")
     earlier = [e for e in entries if e.time <= stamp]
     if not earlier:
         raise ValidationError(
@@ -778,6 +777,6 @@ def load_snapshot(
     (True, True)
     """
     where = _store(store, filesystem)
-    entry = _pick(where, _scan(where), when)
+    entry = pick_rows(where, _scan(where), when)
     frames = _read_snapshot(where, entry)
     return Fleet(frames["patches"], frames["nodes"], frames["errors"])

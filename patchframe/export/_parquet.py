@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..exceptions import ValidationError
 from ._report_data import PathLike
-from .exceptions import ValidationError
 
 _PARQUET_KEY = b"patchframe"
 

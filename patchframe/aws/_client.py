@@ -15,14 +15,15 @@ the page through untouched, and leaves botocore an empty body to parse. Retries,
 signing, credentials and error parsing stay botocore's. The hook acts only
 inside :func:`fast_patch_pages`, so a user's own calls on the same client are
 parsed as usual.
+
+Sending stays botocore's too, so proxies, client certificates, TLS settings,
+timeouts and connection pooling are exactly what the user configured for boto3.
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
-import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,8 +31,6 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-
-from ._transport import LeanSender
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -145,26 +144,12 @@ def _hand_page_through(
     response_dict["body"] = b"{}"
 
 
-_SENDERS: weakref.WeakKeyDictionary[Any, LeanSender] = weakref.WeakKeyDictionary()
-_SENDERS_LOCK = threading.Lock()
-
-
-def _send_lean(request: Any, **kwargs: Any) -> Any:
-    if not _fast_pages.get():
-        return None
-    return _fast_sender.get().send(request, **kwargs)
-
-
-_fast_sender: contextvars.ContextVar[LeanSender] = contextvars.ContextVar("patchframe_sender")
-
-
 @contextmanager
 def fast_patch_pages(client: SSMClient) -> Iterator[None]:
     """Within the block, DescribeInstancePatches calls take patchframe's fast path.
 
     The page, as the wire sent it, is under :data:`PAGE_KEY` of the response;
-    ``Patches`` and ``NextToken`` are then absent. Requests go out through
-    :class:`~patchframe._transport.LeanSender`. Clients that never reach HTTP
+    ``Patches`` and ``NextToken`` are then absent. Clients that never reach HTTP
     (botocore's Stubber) answer as usual, so callers handle both.
 
     Examples
@@ -173,22 +158,12 @@ def fast_patch_pages(client: SSMClient) -> Iterator[None]:
     >>> with fast_patch_pages(client):
     ...     pass
     """
-    with _SENDERS_LOCK:
-        sender = _SENDERS.get(client)
-        if sender is None:
-            sender = _SENDERS[client] = LeanSender(client)
-            # unique_id makes registering on the same client twice a no-op.
-            events = client.meta.events
-            events.register(
-                "before-parse.ssm.DescribeInstancePatches", _hand_page_through, unique_id=_HOOK_ID
-            )
-            events.register(
-                "before-send.ssm.DescribeInstancePatches", _send_lean, unique_id=_HOOK_ID + "-send"
-            )
+    # unique_id makes registering on the same client twice a no-op.
+    client.meta.events.register(
+        "before-parse.ssm.DescribeInstancePatches", _hand_page_through, unique_id=_HOOK_ID
+    )
     token = _fast_pages.set(True)
-    sender_token = _fast_sender.set(sender)
     try:
         yield
     finally:
-        _fast_sender.reset(sender_token)
         _fast_pages.reset(token)

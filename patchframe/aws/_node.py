@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,9 +10,16 @@ import boto3
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ._aws import PAGE_KEY, fast_patch_pages, make_client
-from ._schema import WIRE_STATES, NodeKey, PatchColumns, build_patches, normalise_state
-from .exceptions import AWSRequestError, NodeNotFoundError, ValidationError
+from .._schema import (
+    WIRE_STATES,
+    NodeKey,
+    PatchColumns,
+    build_patches,
+    normalise_state,
+    validate_instance_id,
+)
+from ..exceptions import AWSRequestError, NodeNotFoundError, ValidationError
+from ._client import PAGE_KEY, fast_patch_pages, make_client
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -24,7 +30,6 @@ __all__ = [
     "aws_error",
     "fetch_node_patches",
     "load_instance_patches",
-    "validate_instance_id",
     "validate_page_size",
     "validate_patch_filters",
 ]
@@ -32,33 +37,12 @@ __all__ = [
 #: What ``filters`` accepts: ``{"State": ["Missing"]}`` or the API's own list.
 PatchFilters = Mapping[str, Sequence[str]] | Sequence[Mapping[str, Any]]
 
-_INSTANCE_ID = re.compile(r"(i-(\w{8}|\w{17})|mi-\w{17})")
 _FILTER_KEYS = ("Classification", "KBId", "Severity", "State")
 _MAX_FILTERS = 5
 _PAGE_SIZES = range(10, 101)
 _LARGEST_PAGE, _FALLBACK_PAGE = 100, 50
 # Clients whose service refused pages of 100: ask them for 50 from then on.
 _refuses_largest_page: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def validate_instance_id(instance_id: object) -> str:
-    """Check a node id against the API's pattern.
-
-    Examples
-    --------
-    >>> validate_instance_id("i-0123456789abcdef0")
-    'i-0123456789abcdef0'
-    >>> validate_instance_id("web-1")
-    Traceback (most recent call last):
-    ...
-    patchframe.exceptions.ValidationError: instance_id 'web-1' is not a managed node id: ...
-    """
-    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
-        raise ValidationError(
-            f"instance_id {instance_id!r} is not a managed node id: expected 'i-' and 8 "
-            "or 17 letters or digits (EC2), or 'mi-' and 17 (hybrid)"
-        )
-    return instance_id
 
 
 def validate_page_size(page_size: object) -> int | None:

@@ -3,8 +3,8 @@
 :func:`_data` takes what a writer was given, a :class:`~patchframe.Fleet` or a
 bare patches frame, and checks it; :func:`_node_summary` makes one row per node,
 worst first: what the node is, its compliance, and its non-compliant patch
-counts. The workbook (:mod:`patchframe._excel`) shows that table on its Summary
-sheet and the CSV (:mod:`patchframe._csv`) writes it out. :data:`PathLike` is the
+counts. The workbook (:mod:`patchframe.export._excel`) shows that table on its Summary
+sheet and the CSV (:mod:`patchframe.export._csv`) writes it out. :data:`PathLike` is the
 path every writer of :mod:`patchframe.export` takes.
 """
 
@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._fleet import Fleet
-from ._schema import NON_COMPLIANT_STATES, PATCH_COLUMNS, PATCH_DTYPES, SEVERITY_LEVELS
-from ._schema import build_errors as _build_errors
-from .exceptions import ColumnsError, ValidationError
+from .._fleet import Fleet
+from .._schema import NON_COMPLIANT_STATES, PATCH_COLUMNS, PATCH_DTYPES, SEVERITY_LEVELS
+from .._schema import build_errors as _build_errors
+from ..exceptions import ColumnsError, ValidationError
 
 PathLike = str | os.PathLike[str]
 

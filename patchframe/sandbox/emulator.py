@@ -1,6 +1,6 @@
 """A local Systems Manager endpoint: the SSM JSON 1.1 protocol over HTTP on 127.0.0.1.
 
-:class:`Emulator` serves :class:`~patchframe.sample.WireFleet` objects to real boto3
+:class:`Emulator` serves :class:`~patchframe.sandbox.sample.WireFleet` objects to real boto3
 clients (and to ``aws ... --endpoint-url``) the way the service does: the operations
 ``DescribeInstanceInformation``, ``DescribeInstancePatchStates`` and
 ``DescribeInstancePatches`` with the service's paging, filters, validation and
@@ -25,7 +25,7 @@ Faults
     arrive. Faults never change the data: a retried request, or a restarted
     pagination, can succeed.
 
-Run one from a shell with ``python -m patchframe.emulator`` (or ``patchframe serve``).
+Run one from a shell with ``python -m patchframe.sandbox.emulator`` (or ``patchframe serve``).
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ from urllib.parse import parse_qs
 import boto3
 from botocore.config import Config
 
-from ._aws import RETRY_CONFIG
-from ._schema import STATES, normalise_state
+from .._schema import STATES, normalise_state
+from ..aws._client import RETRY_CONFIG
 from .sample import WireFleet, sample_fleet, synthetic_fleet
 
 if TYPE_CHECKING:
@@ -1000,7 +1000,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the emulator from a shell: ``python -m patchframe.emulator --help``.
+    """Run the emulator from a shell: ``python -m patchframe.sandbox.emulator --help``.
 
     Examples
     --------
@@ -1008,7 +1008,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     patchframe emulator listening on http://127.0.0.1:49152
     """
     parser = argparse.ArgumentParser(
-        prog="python -m patchframe.emulator", description="Serve a local SSM endpoint."
+        prog="python -m patchframe.sandbox.emulator", description="Serve a local SSM endpoint."
     )
     add_serve_arguments(parser)
     return serve(parser.parse_args(argv))

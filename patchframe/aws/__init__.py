@@ -1,0 +1,16 @@
+"""The only code that talks to AWS: clients, argument checks, node and fleet loading.
+
+:func:`make_client` is the one client factory; :func:`load_instance_patches` pages one
+node, :func:`load_fleet` every node of every account and region, paced to the
+service's limit by one :class:`~patchframe.aws._pacer.AdaptiveRateLimiter` per
+account and region, with optional Parquet checkpoints. Everything else in
+patchframe sees only the typed frames these return.
+"""
+
+from __future__ import annotations
+
+from ._client import make_client
+from ._fleet import load_fleet
+from ._node import load_instance_patches
+
+__all__ = ["load_fleet", "load_instance_patches", "make_client"]
