@@ -10,7 +10,8 @@ A :class:`WireFleet` is one account and region's state in the API's own JSON:
 RHEL, Ubuntu and SUSE, with the quirks real responses have. :func:`build_sample_fleet`
 is the deterministic builder that wrote it (``python -m patchframe.sandbox.sample --write
 sample_data``), and :func:`synthetic_fleet` makes fleets of any size from the same
-per-OS catalogues.
+per-OS catalogues. The tables they are made from (platforms, Windows updates, Linux
+packages, CVEs, the sample's nodes) are package data files in ``sandbox/catalog/``.
 
 Patch-state counts follow AWS's rules: MISSING, FAILED, INSTALLED_PENDING_REBOOT,
 INSTALLED_REJECTED and AVAILABLE_SECURITY_UPDATE are non-compliant (the sample's
@@ -26,7 +27,10 @@ import copy
 import datetime as dt
 import json
 import math
+import operator
+import os
 import random
+import re
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -36,7 +40,34 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .._schema import STATE_COUNT_FIELDS, STATES, WIRE_STATES, normalise_state
+from .._schema import (
+    NON_COMPLIANT_STATES,
+    STATE_COUNT_FIELDS,
+    STATES,
+    WIRE_STATES,
+    normalise_state,
+)
+from ..exceptions import ValidationError
+from ._catalog import (
+    AGENT_VERSIONS,
+    ENVIRONMENTS,
+    HYGIENE,
+    HYGIENE_MIX,
+    INSTALLS_PER_WINDOW,
+    NEWEST_MONTH,
+    PLATFORM_MIX,
+    PLATFORMS,
+    ROLES,
+    SAMPLE_NODES,
+    SECURITY_CLASSES,
+    TEAMS,
+    WINDOWS,
+    Catalogue,
+    Entry,
+    catalogue,
+    catalogue_size,
+    windows_month,
+)
 
 __all__ = [
     "HISTORY_START",
@@ -51,26 +82,15 @@ __all__ = [
     "write_fleet",
 ]
 
-#: Patch states in the API model's spelling and order.
-
-# Real responses spell states in CamelCase even though the model says upper snake case.
+# Real responses spell states in CamelCase (WIRE_STATES); a few nodes spell them as the
+# model does, in upper snake case.
 _SNAKE = {state: state for state in STATES}
 
-_NON_COMPLIANT = frozenset(
-    {
-        "MISSING",
-        "FAILED",
-        "INSTALLED_PENDING_REBOOT",
-        "INSTALLED_REJECTED",
-        "AVAILABLE_SECURITY_UPDATE",
-    }
-)
 _INSTALLED = frozenset(
     {"INSTALLED", "INSTALLED_OTHER", "INSTALLED_PENDING_REBOOT", "INSTALLED_REJECTED"}
 )
 # The service leaves these rows' descriptive fields empty rather than absent.
 _BLANK = frozenset({"INSTALLED_OTHER", "NOT_APPLICABLE"})
-_SECURITY_CLASSES = frozenset({"SecurityUpdates", "Security", "security"})
 
 #: Seconds since the epoch of 0001-01-01, a sentinel the service sends for "never".
 YEAR_ONE = -62135596800
@@ -126,538 +146,38 @@ class WireFleet:
         return sum(len(rows) for rows in self.patches.values())
 
 
-# --------------------------------------------------------------------------- catalogues
+# --------------------------------------------------------------------------- arguments
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
-class _Entry(NamedTuple):
-    title: str
-    kb_id: str
-    classification: str
-    severity: str
-    cve_ids: str
+def _check_whole(name: str, value: object, *, low: int, high: int | None = None) -> None:
+    """Refuse ``value`` unless it is a whole number (numpy's too) from ``low`` to ``high``."""
+    bounds = f"{low} or more" if high is None else f"between {low} and {high}"
+    # bool is an int to Python, never a count to a person.
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValidationError(f"{name} must be a whole number ({bounds}), not {value!r}")
+    number = operator.index(value)
+    if number < low or (high is not None and number > high):
+        raise ValidationError(f"{name} must be {bounds}, not {value!r}")
 
 
-class _Catalogue(NamedTuple):
-    entries: list[_Entry]
-    # Entries before `recent` are the newest: more often missing on a node.
-    recent: int
-    # Entries from `applicable` on are other products' patches: only NOT_APPLICABLE.
-    applicable: int
+def _check_fleet_arguments(
+    nodes: object, seed: object, patches_per_node: object, account_id: object, region: object
+) -> None:
+    """Refuse arguments of :func:`synthetic_fleet` that it cannot honour."""
+    _check_whole("nodes", nodes, low=0)
+    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+        raise ValidationError(f"seed must be a whole number, not {seed!r}")
+    _check_whole("patches_per_node", patches_per_node, low=0, high=1000)
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
+        raise ValidationError(f"account_id must be 12 digits, not {account_id!r}")
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
+        raise ValidationError(f"region must be a region name such as 'us-east-1', not {region!r}")
 
 
-class _Windows(NamedTuple):
-    product: str
-    dotnet: str
-    sql: str
-    released: int  # first month, as year * 12 + month - 1
-    kb: dict[str, int]  # KB offset within the month's range, per kind of update
-
-
-_WINDOWS = {
-    "win2022": _Windows(
-        "Windows Server 2022",
-        ".NET Framework 3.5, 4.8 and 4.8.1 for Microsoft server operating system version 21H2",
-        "SQL Server 2022 RTM GDR",
-        2021 * 12 + 8,
-        {
-            "cu": 129,
-            "security": 439,
-            "preview": 770,
-            "dotnet": 20,
-            "dotnet_preview": 880,
-            "sql": 530,
-        },
-    ),
-    "win2019": _Windows(
-        "Windows Server 2019 (1809)",
-        ".NET Framework 3.5, 4.7.2 and 4.8 for Windows Server 2019",
-        "SQL Server 2019 RTM CU",
-        2018 * 12 + 10,
-        {
-            "cu": 127,
-            "security": 441,
-            "preview": 768,
-            "dotnet": 18,
-            "dotnet_preview": 882,
-            "sql": 532,
-            "ssu": 300,
-        },
-    ),
-    "win2016": _Windows(
-        "Windows Server 2016",
-        ".NET Framework 3.5 and 4.8 for Windows Server 2016",
-        "SQL Server 2017 RTM CU",
-        2016 * 12 + 9,
-        {"cu": 119, "security": 443, "preview": 766, "dotnet": 16, "ssu": 302, "sql": 534},
-    ),
-}
-_NEWEST_MONTH = 2024 * 12 + 5  # June 2024
-_DEFENDER = [
-    _Entry(
-        "Security Intelligence Update for Microsoft Defender Antivirus - KB2267602 "
-        "(Version 1.411.395.0)",
-        "KB2267602",
-        "DefinitionUpdates",
-        "Unspecified",
-        "",
-    ),
-    _Entry(
-        "Update for Microsoft Defender Antivirus antimalware platform - KB4052623 "
-        "(Version 4.18.24050.7)",
-        "KB4052623",
-        "DefinitionUpdates",
-        "Unspecified",
-        "",
-    ),
-]
-
-
-def _windows_month(product: _Windows, month: int) -> list[_Entry]:
-    ym = f"{month // 12}-{month % 12 + 1:02d}"
-    # KB numbers grow by about a thousand a month; January 2024's CU for 2022 is KB5034129.
-    base = 5034000 + 1000 * (month - 2024 * 12)
-    kb = {kind: f"KB{base + offset}" for kind, offset in product.kb.items()}
-    os_title = f"{product.product} for x64-based Systems"
-    entries = [
-        _Entry(
-            f"{ym} Cumulative Update for {os_title} ({kb['cu']})",
-            kb["cu"],
-            "SecurityUpdates",
-            "Critical",
-            "",
-        ),
-        _Entry(
-            f"{ym} Cumulative Update for {product.dotnet} for x64 ({kb['dotnet']})",
-            kb["dotnet"],
-            "SecurityUpdates",
-            ("Important", "Important", "Moderate", "Low")[month % 4],
-            "",
-        ),
-        _Entry(
-            f"{ym} Cumulative Update Preview for {os_title} ({kb['preview']})",
-            kb["preview"],
-            "Updates",
-            "Unspecified",
-            "",
-        ),
-    ]
-    if "dotnet_preview" in kb and month % 2 == 0:
-        title = (
-            f"{ym} Cumulative Update Preview for {product.dotnet} for x64 ({kb['dotnet_preview']})"
-        )
-        entries.append(_Entry(title, kb["dotnet_preview"], "Updates", "Unspecified", ""))
-    if "ssu" in kb and month % 3 == 0:
-        title = f"{ym} Servicing Stack Update for {os_title} ({kb['ssu']})"
-        entries.append(_Entry(title, kb["ssu"], "CriticalUpdates", "Unspecified", ""))
-    if month % 4 == 0:
-        title = f"{ym} Security Update for {os_title} ({kb['security']})"
-        entries.append(_Entry(title, kb["security"], "SecurityUpdates", "Important", ""))
-    if month % 2 == 1:
-        title = f"Security Update for {product.sql} ({kb['sql']})"
-        entries.append(_Entry(title, kb["sql"], "SecurityUpdates", "Important", ""))
-    return entries
-
-
-def _windows_catalogue(os_key: str, size: int) -> _Catalogue:
-    product = _WINDOWS[os_key]
-    entries = list(_DEFENDER)
-    for month in range(_NEWEST_MONTH, product.released - 1, -1):
-        entries.extend(_windows_month(product, month))
-    applicable = len(entries)
-    # Other Windows versions' updates fill the rest: a node reports them NotApplicable.
-    others = [p for key, p in _WINDOWS.items() if key != os_key]
-    month = _NEWEST_MONTH
-    while len(entries) < size:
-        for other in others:
-            entries.extend(_windows_month(other, month))
-        month -= 1
-    return _Catalogue(entries, 24, applicable)
-
-
-class _Package(NamedTuple):
-    name: str
-    epoch: str
-    version: str
-    release: str
-    n0: int
-    arch: str
-    tag: str  # a CVE pool for rpm families, "section priority" for Ubuntu
-
-
-# Columns: name, epoch, version, release ({n} counts updates), newest n, arch, CVE pool.
-# A cell "a|b" holds the RHEL 8 and RHEL 9 values.
-_AL2023 = """
-kernel 0 6.1.90 99.{n}.amzn2023 160 x86_64 kernel
-kernel-tools 0 6.1.90 99.{n}.amzn2023 160 x86_64 kernel
-openssl-libs 1 3.0.8 1.amzn2023.0.{n} 10 x86_64 openssl
-openssl 1 3.0.8 1.amzn2023.0.{n} 10 x86_64 openssl
-glibc 0 2.34 52.amzn2023.0.{n} 8 x86_64 glibc
-glibc-common 0 2.34 52.amzn2023.0.{n} 8 x86_64 glibc
-glibc-minimal-langpack 0 2.34 52.amzn2023.0.{n} 8 x86_64 glibc
-curl-minimal 0 8.5.0 1.amzn2023.0.{n} 2 x86_64 curl
-libcurl-minimal 0 8.5.0 1.amzn2023.0.{n} 2 x86_64 curl
-openssh 0 8.7p1 8.amzn2023.0.{n} 9 x86_64 openssh
-openssh-server 0 8.7p1 8.amzn2023.0.{n} 9 x86_64 openssh
-openssh-clients 0 8.7p1 8.amzn2023.0.{n} 9 x86_64 openssh
-sudo 0 1.9.15 1.p5.amzn2023.0.{n} 1 x86_64 sudo
-systemd 0 252.23 2.amzn2023.0.{n} 1 x86_64 systemd
-systemd-libs 0 252.23 2.amzn2023.0.{n} 1 x86_64 systemd
-systemd-udev 0 252.23 2.amzn2023.0.{n} 1 x86_64 systemd
-python3 0 3.9.16 1.amzn2023.0.{n} 7 x86_64 python
-python3-libs 0 3.9.16 1.amzn2023.0.{n} 7 x86_64 python
-python3-setuptools 0 59.6.0 2.amzn2023.0.{n} 4 noarch -
-python3-requests 0 2.25.1 1.amzn2023.0.{n} 3 noarch -
-expat 0 2.5.0 1.amzn2023.0.{n} 4 x86_64 expat
-libxml2 0 2.10.4 1.amzn2023.0.{n} 5 x86_64 libxml2
-sqlite-libs 0 3.40.0 1.amzn2023.0.{n} 4 x86_64 sqlite
-zlib 0 1.2.11 33.amzn2023.0.{n} 4 x86_64 zlib
-bind-libs 32 9.16.48 1.amzn2023.0.{n} 2 x86_64 bind
-bind-utils 32 9.16.48 1.amzn2023.0.{n} 2 x86_64 bind
-bind-license 32 9.16.48 1.amzn2023.0.{n} 2 noarch bind
-krb5-libs 0 1.21 3.amzn2023.0.{n} 4 x86_64 krb5
-gnutls 0 3.8.0 377.amzn2023.0.{n} 1 x86_64 gnutls
-nss 0 3.90.0 3.amzn2023.0.{n} 3 x86_64 nss
-nss-util 0 3.90.0 3.amzn2023.0.{n} 3 x86_64 nss
-pam 0 1.5.1 8.amzn2023.0.{n} 3 x86_64 pam
-tar 2 1.34 1.amzn2023.0.{n} 4 x86_64 tar
-less 0 608 2.amzn2023.0.{n} 3 x86_64 less
-vim-minimal 2 9.0.2153 1.amzn2023.0.{n} 1 x86_64 vim
-vim-data 2 9.0.2153 1.amzn2023.0.{n} 1 noarch vim
-git 0 2.40.1 1.amzn2023.0.{n} 3 x86_64 git
-git-core 0 2.40.1 1.amzn2023.0.{n} 3 x86_64 git
-libssh 0 0.10.6 1.amzn2023.0.{n} 1 x86_64 libssh
-libnghttp2 0 1.59.0 3.amzn2023.0.{n} 1 x86_64 nghttp2
-ca-certificates 0 2023.2.64 1.0.amzn2023.0.{n} 1 noarch -
-tzdata 0 2024a 1.amzn2023.0.{n} 1 noarch -
-amazon-ssm-agent 0 3.3.380.0 1.amzn2023.0.{n} 1 x86_64 -
-awscli-2 0 2.15.30 1.amzn2023.0.{n} 1 noarch -
-cloud-init 0 22.2.2 1.amzn2023.1.{n} 14 noarch -
-chrony 0 4.3 1.amzn2023.0.{n} 4 x86_64 -
-rpm 0 4.16.1.3 29.amzn2023.0.{n} 6 x86_64 -
-rpm-libs 0 4.16.1.3 29.amzn2023.0.{n} 6 x86_64 -
-dnf 0 4.14.0 1.amzn2023.0.{n} 5 noarch -
-libdnf 0 0.69.0 8.amzn2023.0.{n} 1 x86_64 -
-shadow-utils 2 4.9 12.amzn2023.0.{n} 4 x86_64 -
-util-linux 0 2.37.4 1.amzn2023.0.{n} 4 x86_64 -
-coreutils-single 0 8.32 30.amzn2023.0.{n} 3 x86_64 -
-binutils 0 2.39 6.amzn2023.0.{n} 10 x86_64 -
-perl-interpreter 4 5.32.1 477.amzn2023.0.{n} 6 x86_64 -
-docker 0 25.0.3 1.amzn2023.0.{n} 1 x86_64 runc
-containerd 0 1.7.11 1.amzn2023.0.{n} 1 x86_64 containerd
-runc 0 1.1.11 1.amzn2023.0.{n} 1 x86_64 runc
-libgcrypt 0 1.10.2 1.amzn2023.0.{n} 2 x86_64 -
-audit-libs 0 3.0.6 1.amzn2023.0.{n} 2 x86_64 -
-ec2-utils 0 2.2.0 1.amzn2023.{n} 1 noarch -
-"""
-
-_RHEL = """
-kernel 0 4.18.0|5.14.0 513.{n}.1.el8_9|427.{n}.1.el9_4 5|13 x86_64 kernel
-kernel-core 0 4.18.0|5.14.0 513.{n}.1.el8_9|427.{n}.1.el9_4 5|13 x86_64 kernel
-kernel-modules 0 4.18.0|5.14.0 513.{n}.1.el8_9|427.{n}.1.el9_4 5|13 x86_64 kernel
-kernel-tools 0 4.18.0|5.14.0 513.{n}.1.el8_9|427.{n}.1.el9_4 5|13 x86_64 kernel
-openssl-libs 1 1.1.1k|3.0.7 {n}.el8_9|{n}.el9 12|27 x86_64 openssl
-openssl 1 1.1.1k|3.0.7 {n}.el8_9|{n}.el9 12|27 x86_64 openssl
-glibc 0 2.28|2.34 236.el8_9.{n}|100.el9_4.{n} 12|2 x86_64 glibc
-glibc-common 0 2.28|2.34 236.el8_9.{n}|100.el9_4.{n} 12|2 x86_64 glibc
-glibc-langpack-en 0 2.28|2.34 236.el8_9.{n}|100.el9_4.{n} 12|2 x86_64 glibc
-curl 0 7.61.1|7.76.1 33.el8_9.{n}|29.el9_4.{n} 5|1 x86_64 curl
-libcurl 0 7.61.1|7.76.1 33.el8_9.{n}|29.el9_4.{n} 5|1 x86_64 curl
-openssh 0 8.0p1|8.7p1 19.el8_9.{n}|38.el9_4.{n} 2|1 x86_64 openssh
-openssh-server 0 8.0p1|8.7p1 19.el8_9.{n}|38.el9_4.{n} 2|1 x86_64 openssh
-openssh-clients 0 8.0p1|8.7p1 19.el8_9.{n}|38.el9_4.{n} 2|1 x86_64 openssh
-sudo 0 1.9.5p2 1.el8_9.{n}|10.el9_3.{n} 1 x86_64 sudo
-systemd 0 239|252 78.el8.{n}|32.el9_4.{n} 3|1 x86_64 systemd
-systemd-libs 0 239|252 78.el8.{n}|32.el9_4.{n} 3|1 x86_64 systemd
-systemd-pam 0 239|252 78.el8.{n}|32.el9_4.{n} 3|1 x86_64 systemd
-python3-libs 0 3.6.8|3.9.18 56.el8_9.{n}|3.el9_4.{n} 3|1 x86_64 python
-platform-python 0 3.6.8|3.9.18 56.el8_9.{n}|3.el9_4.{n} 3|1 x86_64 python
-expat 0 2.2.5|2.5.0 11.el8_9.{n}|2.el9_4.{n} 1 x86_64 expat
-libxml2 0 2.9.7|2.9.13 18.el8_9.{n}|6.el9_4.{n} 1 x86_64 libxml2
-sqlite-libs 0 3.26.0|3.34.1 19.el8_9.{n}|7.el9_3.{n} 1 x86_64 sqlite
-zlib 0 1.2.11 25.el8.{n}|40.el9.{n} 1 x86_64 zlib
-bind-libs 32 9.11.36|9.16.23 11.el8_9.{n}|15.el9.{n} 1 x86_64 bind
-bind-utils 32 9.11.36|9.16.23 11.el8_9.{n}|15.el9.{n} 1 x86_64 bind
-krb5-libs 0 1.18.2|1.21.1 26.el8_9.{n}|1.el9.{n} 1 x86_64 krb5
-gnutls 0 3.6.16|3.8.3 8.el8_9.{n}|4.el9_4.{n} 3|1 x86_64 gnutls
-nss 0 3.90.0 7.el8_9.{n}|6.el9_4.{n} 1 x86_64 nss
-pam 0 1.3.1|1.5.1 27.el8.{n}|19.el9.{n} 1 x86_64 pam
-tar 2 1.30|1.34 9.el8.{n}|6.el9_1.{n} 1 x86_64 tar
-less 0 530|590 1.el8.{n}|4.el9_4.{n} 1 x86_64 less
-vim-minimal 2 8.0.1763|8.2.2637 19.el8_4.{n}|20.el9_1.{n} 1 x86_64 vim
-git 0 2.43.0 1.el8.{n}|1.el9.{n} 1 x86_64 git
-libssh 0 0.9.6|0.10.4 13.el8_9.{n}|13.el9.{n} 1 x86_64 libssh
-libnghttp2 0 1.33.0|1.43.0 5.el8_9.{n}|5.el9_3.{n} 1 x86_64 nghttp2
-ca-certificates 0 2023.2.60_v7.0.306 80.0.el8_9.{n}|90.3.el9_2.{n} 1 noarch -
-tzdata 0 2024a 1.el8.{n}|1.el9.{n} 1 noarch -
-rpm 0 4.14.3|4.16.1.3 28.el8_9.{n}|29.el9.{n} 1 x86_64 -
-rpm-libs 0 4.14.3|4.16.1.3 28.el8_9.{n}|29.el9.{n} 1 x86_64 -
-dnf 0 4.7.0|4.14.0 19.el8.{n}|9.el9.{n} 1 noarch -
-yum 0 4.7.0|4.14.0 19.el8.{n}|9.el9.{n} 1 noarch -
-NetworkManager 1 1.44.0|1.46.0 3.el8.{n}|8.el9_4.{n} 1 x86_64 -
-firewalld 0 0.9.11|1.2.5 4.el8.{n}|2.el9.{n} 1 noarch -
-selinux-policy 0 3.14.3|38.1.35 128.el8_9.{n}|2.el9_4.{n} 1 noarch -
-podman 4 4.6.1|4.9.4 8.el8_9.{n}|3.el9_4.{n} 1 x86_64 runc
-runc 1 1.1.12 1.el8.{n}|2.el9_4.{n} 1 x86_64 runc
-httpd 0 2.4.37|2.4.57 62.el8.{n}|8.el9.{n} 1 x86_64 -
-cloud-init 0 23.4 7.el8_10.{n}|7.el9_4.{n} 1 noarch -
-chrony 0 4.2|4.5 1.el8.{n}|1.el9.{n} 1 x86_64 -
-binutils 0 2.30|2.35.2 123.el8.{n}|43.el9.{n} 1 x86_64 -
-perl-interpreter 4 5.26.3|5.32.1 422.el8.{n}|481.el9.{n} 1 x86_64 -
-shadow-utils 2 4.6|4.9 19.el8.{n}|8.el9.{n} 1 x86_64 -
-util-linux 0 2.32.1|2.37.4 44.el8_9.{n}|18.el9.{n} 1 x86_64 -
-audit-libs 0 3.0.7|3.1.2 5.el8.{n}|1.el9.{n} 1 x86_64 -
-libgcrypt 0 1.8.5|1.10.0 7.el8_6.{n}|10.el9_2.{n} 1 x86_64 -
-"""
-
-_SLES = """
-kernel-default 0 5.14.21 150500.55.{n}.1 44 x86_64 kernel
-libopenssl3 0 3.0.8 150500.5.{n}.1 20 x86_64 openssl
-openssl-3 0 3.0.8 150500.5.{n}.1 20 x86_64 openssl
-glibc 0 2.31 150300.{n}.1 63 x86_64 glibc
-glibc-locale-base 0 2.31 150300.{n}.1 63 x86_64 glibc
-curl 0 8.0.1 150400.5.{n}.1 41 x86_64 curl
-libcurl4 0 8.0.1 150400.5.{n}.1 41 x86_64 curl
-openssh 0 8.4p1 150300.3.{n}.1 30 x86_64 openssh
-openssh-server 0 8.4p1 150300.3.{n}.1 30 x86_64 openssh
-openssh-clients 0 8.4p1 150300.3.{n}.1 30 x86_64 openssh
-sudo 0 1.9.12p1 150500.7.{n}.1 5 x86_64 sudo
-systemd 0 249.17 150400.8.{n}.1 40 x86_64 systemd
-libsystemd0 0 249.17 150400.8.{n}.1 40 x86_64 systemd
-udev 0 249.17 150400.8.{n}.1 40 x86_64 systemd
-python3 0 3.6.15 150300.10.{n}.1 57 x86_64 python
-libpython3_6m1_0 0 3.6.15 150300.10.{n}.1 57 x86_64 python
-python311 0 3.11.9 150400.9.{n}.1 29 x86_64 python
-libexpat1 0 2.4.4 150400.3.{n}.1 17 x86_64 expat
-libxml2-2 0 2.10.3 150500.5.{n}.1 14 x86_64 libxml2
-libsqlite3-0 0 3.44.0 150000.3.{n}.1 23 x86_64 sqlite
-libz1 0 1.2.13 150500.4.{n}.1 3 x86_64 zlib
-bind-utils 0 9.16.48 150500.8.{n}.1 16 x86_64 bind
-krb5 0 1.20.1 150500.3.{n}.1 6 x86_64 krb5
-libgnutls30 0 3.7.3 150500.4.{n}.1 21 x86_64 gnutls
-pam 0 1.3.0 150000.6.{n}.1 66 x86_64 pam
-tar 0 1.34 150000.3.{n}.1 34 x86_64 tar
-less 0 590 150400.3.{n}.1 6 x86_64 less
-vim 0 9.1.0330 150500.20.{n}.1 9 x86_64 vim
-vim-data-common 0 9.1.0330 150500.20.{n}.1 9 noarch vim
-git-core 0 2.43.0 150500.4.{n}.1 3 x86_64 git
-libssh4 0 0.9.8 150400.3.{n}.1 3 x86_64 libssh
-libnghttp2-14 0 1.40.0 150200.12.{n}.1 1 x86_64 nghttp2
-ca-certificates-mozilla 0 2.62 150200.30.{n}.1 1 noarch -
-timezone 0 2024a 150000.75.{n}.1 4 x86_64 -
-zypper 0 1.14.68 150400.3.{n}.1 49 x86_64 -
-libzypp 0 17.32.4 150500.6.{n}.1 13 x86_64 -
-rpm 0 4.14.3 150400.59.{n}.1 16 x86_64 -
-libgcrypt20 0 1.9.4 150500.12.{n}.1 3 x86_64 -
-saptune 0 3.1.2 150500.3.{n}.1 6 x86_64 -
-sapconf 0 5.0.5 150000.4.{n}.1 9 noarch -
-cloud-regionsrv-client 0 10.1.7 150000.6.{n}.1 11 noarch -
-amazon-ssm-agent 0 3.3.40.0 150000.5.{n}.1 15 x86_64 -
-aws-cli 0 1.29.25 150200.30.{n}.1 1 noarch -
-docker 0 24.0.7_ce 150000.198.{n}.1 2 x86_64 runc
-runc 0 1.1.12 150000.61.{n}.1 1 x86_64 runc
-containerd 0 1.7.10 150000.106.{n}.1 1 x86_64 containerd
-util-linux 0 2.37.4 150500.9.{n}.1 6 x86_64 -
-coreutils 0 8.32 150400.9.{n}.1 3 x86_64 -
-grub2-x86_64-efi 0 2.06 150500.29.{n}.1 11 noarch -
-"""
-
-# Columns: name, version ({n} counts updates), newest n, arch, section, priority.
-_UBUNTU = """
-linux-image-5.15.0-{n}-generic - 5.15.0-{n}.{n} - 105 amd64 kernel Optional
-linux-modules-5.15.0-{n}-generic - 5.15.0-{n}.{n} - 105 amd64 kernel Optional
-linux-modules-extra-5.15.0-{n}-generic - 5.15.0-{n}.{n} - 105 amd64 kernel Extra
-linux-generic - 5.15.0.{n}.{n} - 105 amd64 kernel Optional
-libssl3 - 3.0.2-0ubuntu1.{n} - 15 amd64 libs Important
-openssl - 3.0.2-0ubuntu1.{n} - 15 amd64 utils Standard
-libc6 - 2.35-0ubuntu3.{n} - 7 amd64 libs Required
-libc-bin - 2.35-0ubuntu3.{n} - 7 amd64 libs Required
-locales - 2.35-0ubuntu3.{n} - 7 all localization Standard
-curl - 7.81.0-1ubuntu1.{n} - 16 amd64 web Optional
-libcurl4 - 7.81.0-1ubuntu1.{n} - 16 amd64 libs Optional
-openssh-client - 1:8.9p1-3ubuntu0.{n} - 7 amd64 net Standard
-openssh-server - 1:8.9p1-3ubuntu0.{n} - 7 amd64 net Optional
-openssh-sftp-server - 1:8.9p1-3ubuntu0.{n} - 7 amd64 net Optional
-sudo - 1.9.9-1ubuntu2.{n} - 4 amd64 admin Important
-systemd - 249.11-0ubuntu3.{n} - 12 amd64 admin Important
-libsystemd0 - 249.11-0ubuntu3.{n} - 12 amd64 libs Required
-libudev1 - 249.11-0ubuntu3.{n} - 12 amd64 libs Required
-udev - 249.11-0ubuntu3.{n} - 12 amd64 admin Important
-python3.10 - 3.10.12-1~22.04.{n} - 3 amd64 python Standard
-libpython3.10-minimal - 3.10.12-1~22.04.{n} - 3 amd64 python Standard
-python3-urllib3 - 1.26.5-1~exp1ubuntu0.{n} - 1 all python Standard
-libexpat1 - 2.4.7-1ubuntu0.{n} - 3 amd64 libs Standard
-libxml2 - 2.9.13+dfsg-1ubuntu0.{n} - 4 amd64 libs Standard
-libsqlite3-0 - 3.37.2-2ubuntu0.{n} - 3 amd64 libs Standard
-zlib1g - 1:1.2.11.dfsg-2ubuntu9.{n} - 2 amd64 libs Required
-bind9-libs - 1:9.18.18-0ubuntu0.22.04.{n} - 2 amd64 libs Standard
-bind9-host - 1:9.18.18-0ubuntu0.22.04.{n} - 2 amd64 net Standard
-libkrb5-3 - 1.19.2-2ubuntu0.{n} - 3 amd64 libs Standard
-libgnutls30 - 3.7.3-4ubuntu1.{n} - 5 amd64 libs Standard
-libpam-modules - 1.4.0-11ubuntu2.{n} - 4 amd64 admin Required
-tar - 1.34+dfsg-1ubuntu0.1.22.04.{n} - 2 amd64 utils Required
-less - 590-1ubuntu0.22.04.{n} - 3 amd64 text Important
-vim-tiny - 2:8.2.3995-1ubuntu2.{n} - 16 amd64 editors Important
-vim-common - 2:8.2.3995-1ubuntu2.{n} - 16 all editors Important
-git - 1:2.34.1-1ubuntu1.{n} - 11 amd64 vcs Optional
-libssh-4 - 0.9.6-2ubuntu0.22.04.{n} - 3 amd64 libs Optional
-libnghttp2-14 - 1.43.0-1ubuntu0.{n} - 2 amd64 libs Optional
-ca-certificates - 20230311ubuntu0.22.04.{n} - 1 all misc Important
-tzdata - 2024a-0ubuntu0.22.04.{n} - 1 all localization Required
-snapd - 2.63+22.04ubuntu0.{n} - 1 amd64 devel Optional
-apt - 2.4.{n} - 12 amd64 admin Important
-libapt-pkg6.0 - 2.4.{n} - 12 amd64 libs Important
-dpkg - 1.21.1ubuntu2.{n} - 3 amd64 admin Required
-bash - 5.1-6ubuntu1.{n} - 1 amd64 shells Required
-coreutils - 8.32-4.1ubuntu1.{n} - 2 amd64 utils Required
-login - 1:4.8.1-2ubuntu2.{n} - 2 amd64 admin Required
-passwd - 1:4.8.1-2ubuntu2.{n} - 2 amd64 admin Required
-util-linux - 2.37.2-4ubuntu3.{n} - 4 amd64 utils Required
-cloud-init - 24.1.3-0ubuntu1~22.04.{n} - 5 all admin Optional
-docker.io - 24.0.7-0ubuntu2~22.04.{n} - 1 amd64 admin Optional
-containerd - 1.7.12-0ubuntu2~22.04.{n} - 1 amd64 admin Optional
-runc - 1.1.12-0ubuntu2~22.04.{n} - 1 amd64 admin Optional
-libgcrypt20 - 1.9.4-3ubuntu3.{n} - 1 amd64 libs Standard
-libtiff5 - 4.3.0-6ubuntu0.{n} - 8 amd64 libs Extra
-"""
-
-_CVES = {
-    "kernel": "CVE-2024-1086 CVE-2023-6817 CVE-2024-26581 CVE-2023-46838 "
-    "CVE-2024-1085 CVE-2023-6932 CVE-2023-6931 CVE-2024-0646 CVE-2023-4622 "
-    "CVE-2024-26925 CVE-2024-26642",
-    "openssl": "CVE-2023-5678 CVE-2024-0727 CVE-2023-5363 CVE-2023-3817 CVE-2023-6129 "
-    "CVE-2024-2511",
-    "glibc": "CVE-2023-4911 CVE-2023-6246 CVE-2023-6779 CVE-2023-6780 CVE-2024-2961 "
-    "CVE-2024-33599",
-    "curl": "CVE-2023-38545 CVE-2023-38546 CVE-2024-2398 CVE-2023-46218 CVE-2024-2004",
-    "openssh": "CVE-2023-48795 CVE-2023-51385 CVE-2024-6387 CVE-2023-51384",
-    "sudo": "CVE-2023-22809 CVE-2023-28486 CVE-2023-28487 CVE-2023-42465",
-    "systemd": "CVE-2023-26604 CVE-2023-7008",
-    "python": "CVE-2023-40217 CVE-2023-6597 CVE-2024-0450 CVE-2023-27043 CVE-2023-24329",
-    "expat": "CVE-2023-52425 CVE-2024-28757 CVE-2023-52426",
-    "libxml2": "CVE-2024-25062 CVE-2023-39615 CVE-2023-45322",
-    "sqlite": "CVE-2023-7104 CVE-2024-0232",
-    "zlib": "CVE-2023-45853",
-    "bind": "CVE-2023-50387 CVE-2023-50868 CVE-2023-4408 CVE-2023-5517",
-    "krb5": "CVE-2024-26458 CVE-2024-26461 CVE-2023-36054",
-    "gnutls": "CVE-2024-0553 CVE-2024-0567 CVE-2024-28834 CVE-2024-28835",
-    "nss": "CVE-2023-6135 CVE-2023-5388",
-    "pam": "CVE-2024-22365",
-    "tar": "CVE-2022-48303 CVE-2023-39804",
-    "less": "CVE-2024-32487",
-    "vim": "CVE-2023-48231 CVE-2023-48706 CVE-2024-22667",
-    "git": "CVE-2024-32002 CVE-2024-32004",
-    "libssh": "CVE-2023-48795 CVE-2023-6004",
-    "nghttp2": "CVE-2023-44487 CVE-2024-28182",
-    "runc": "CVE-2024-21626",
-    "containerd": "CVE-2023-25153",
-}
-
-# Per family: package table, vendor classifications with weights, and per
-# classification the severities with weights.
-_Grades = dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
-_RPM_GRADES: _Grades = {
-    "Security": (("Critical", "Important", "Medium", "Low"), (8, 42, 35, 15)),
-    "Bugfix": (("Medium", "Low"), (25, 75)),
-    "Enhancement": (("Medium", "Low"), (25, 75)),
-}
-_SUSE_GRADES: _Grades = {
-    "security": (("Critical", "Important", "Moderate", "Low"), (5, 45, 40, 10)),
-    "recommended": (("Moderate", "Low"), (30, 70)),
-}
-_CLASS_WEIGHTS = {"rpm": (55, 35, 10), "suse": (55, 45)}
-
-
-def _parse_table(table: str, variant: int) -> list[_Package]:
-    def cell(text: str) -> str:
-        choices = text.split("|")
-        return choices[min(variant, len(choices) - 1)]
-
-    packages = []
-    for line in table.strip().splitlines():
-        name, epoch, version, release, n0, arch, *tag = (cell(c) for c in line.split())
-        packages.append(_Package(name, epoch, version, release, int(n0), arch, " ".join(tag)))
-    return packages
-
-
-def _linux_catalogue(os_key: str, size: int) -> _Catalogue:
-    family = _PLATFORMS[os_key].family
-    table = {"al2023": _AL2023, "rhel": _RHEL, "suse": _SLES, "ubuntu": _UBUNTU}[family]
-    packages = _parse_table(table, variant=1 if os_key == "rhel9" else 0)
-    # The catalogue is the same whatever fleet asks for it.
-    rng = random.Random(f"patchframe catalogue {os_key} {size}")
-    grades = _SUSE_GRADES if family == "suse" else _RPM_GRADES
-    class_weights = _CLASS_WEIGHTS["suse" if family == "suse" else "rpm"]
-    steps = math.ceil(size / len(packages))
-    entries = []
-    for step in range(steps):  # step 0 holds each package's newest update
-        for pkg in packages:
-            n = pkg.n0 + steps - 1 - step
-            name, version = pkg.name.format(n=n), pkg.version.format(n=n)
-            release = pkg.release.format(n=n)
-            if family == "ubuntu":
-                section, priority = pkg.tag.split()
-                title, kb_id = f"{name}.{pkg.arch}:{version}", f"{name}-{version}.{pkg.arch}"
-                entries.append(_Entry(title, kb_id, section, priority, ""))
-                continue
-            title = f"{name}.{pkg.arch}:{pkg.epoch}:{version}-{release}"
-            kb_id = f"{name}-{version}-{release}.{pkg.arch}"
-            classification = rng.choices(tuple(grades), weights=class_weights)[0]
-            words, weights = grades[classification]
-            severity = rng.choices(words, weights=weights)[0]
-            cves = ""
-            if classification in _SECURITY_CLASSES and pkg.tag in _CVES:
-                pool = _CVES[pkg.tag].split()
-                picked = rng.sample(
-                    pool, min(len(pool), 1 + (rng.random() < 0.4) + (rng.random() < 0.15))
-                )
-                cves = ",".join(sorted(picked, reverse=True))
-            entries.append(_Entry(title, kb_id, classification, severity, cves))
-    return _Catalogue(entries, len(packages), len(entries))
-
-
-class _Platform(NamedTuple):
-    type: str
-    name: str
-    version: str
-    family: str
-
-
-_PLATFORMS = {
-    "win2019": _Platform(
-        "Windows", "Microsoft Windows Server 2019 Datacenter", "10.0.17763", "windows"
-    ),
-    "win2022": _Platform(
-        "Windows", "Microsoft Windows Server 2022 Datacenter", "10.0.20348", "windows"
-    ),
-    "al2023": _Platform("Linux", "Amazon Linux", "2023", "al2023"),
-    "rhel8": _Platform("Linux", "Red Hat Enterprise Linux", "8.9", "rhel"),
-    "rhel9": _Platform("Linux", "Red Hat Enterprise Linux", "9.4", "rhel"),
-    "ubuntu22": _Platform("Linux", "Ubuntu", "22.04", "ubuntu"),
-    "sles15": _Platform("Linux", "SLES", "15.5", "suse"),
-}
-
-
-def _catalogue(os_key: str, size: int) -> _Catalogue:
-    if _PLATFORMS[os_key].family == "windows":
-        return _windows_catalogue(os_key, size)
-    return _linux_catalogue(os_key, size)
-
-
-def _catalogue_size(patches_per_node: int) -> int:
-    # Room for the largest node (1.3 x the mean) drawing 85% of what applies.
-    return math.ceil(1.3 * patches_per_node / 0.85) + 20
-
-
-# --------------------------------------------------------------------------- states
-
-# Per hygiene profile, (weights for older patches, weights for the newest), over
-# STATES in order. AVAILABLE_SECURITY_UPDATE only exists on Windows.
-_PROFILES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "compliant": ((62, 14, 0, 0, 0, 24, 0, 0), (80, 0, 0, 0, 0, 20, 0, 0)),
-    "good": ((60, 14, 0, 2, 1, 23, 0, 1), (55, 0, 10, 0, 20, 8, 3, 4)),
-    "lagging": ((52, 12, 1, 2, 10, 19, 2, 2), (20, 0, 7, 0, 55, 5, 8, 5)),
-    "stale": ((40, 10, 0, 1, 30, 15, 3, 1), (0, 0, 0, 0, 85, 5, 5, 5)),
-}
+# --------------------------------------------------------------------------- building
 
 
 class _Node(NamedTuple):
@@ -689,31 +209,48 @@ def _stamp(rng: random.Random, when: float) -> float | int:
     return round(when + rng.random(), 3) if rng.random() < 0.5 else int(when)
 
 
+def _state_counts(rows: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """A node's DescribeInstancePatchStates counts: per state, and non-compliant graded."""
+    states = [normalise_state(row["State"]) for row in rows]
+    counts = Counter(states)
+    graded = dict.fromkeys(
+        ("CriticalNonCompliantCount", "SecurityNonCompliantCount", "OtherNonCompliantCount"), 0
+    )
+    for row, state in zip(rows, states, strict=True):
+        if state in NON_COMPLIANT_STATES:
+            if row["Severity"] == "Critical":
+                graded["CriticalNonCompliantCount"] += 1
+            elif row["Classification"] in SECURITY_CLASSES:
+                graded["SecurityNonCompliantCount"] += 1
+            else:
+                graded["OtherNonCompliantCount"] += 1
+    return {name: counts[state] for state, name in STATE_COUNT_FIELDS.items()}, graded
+
+
 def _patches(
-    rng: random.Random, node: _Node, catalogue: _Catalogue, runs: list[float | int]
-) -> tuple[list[dict[str, Any]], Counter[str]]:
-    entries, recent, applicable = catalogue
+    rng: random.Random, node: _Node, offered: Catalogue, runs: list[float | int]
+) -> list[dict[str, Any]]:
+    entries, recent, applicable = offered
     take = min(node.rows, int(0.85 * applicable))
     picks = rng.sample(range(applicable), take)
     picks += rng.sample(range(applicable, len(entries)), node.rows - take)
-    older_weights, recent_weights = _PROFILES[node.profile]
+    older_weights, recent_weights = HYGIENE[node.profile]
     states = rng.choices(STATES, weights=older_weights, k=node.rows)
     fresh = [i for i, index in enumerate(picks) if index < recent]
     newest = rng.choices(STATES, weights=recent_weights, k=len(fresh))
     for i, state in zip(fresh, newest, strict=True):
         states[i] = state
     states[take:] = ["NOT_APPLICABLE"] * (node.rows - take)
-    windows = _PLATFORMS[node.os].family == "windows"
+    windows = PLATFORMS[node.os].family == "windows"
     for i, state in enumerate(states):
         if state == "AVAILABLE_SECURITY_UPDATE" and (
             not windows or entries[picks[i]].classification != "SecurityUpdates"
         ):
             states[i] = "MISSING"
-    counts = Counter(states)
     installed_at = rng.choices(runs, k=node.rows)
     year_one = set(rng.sample(range(node.rows), node.rows // 20))
     spell = _SNAKE if node.upper_snake else WIRE_STATES
-    blank_cves = _PLATFORMS[node.os].family == "al2023"
+    blank_cves = PLATFORMS[node.os].family == "al2023"
     rows = []
     for i, (index, state) in enumerate(zip(picks, states, strict=True)):
         title, kb_id, classification, severity, cve_ids = entries[index]
@@ -737,30 +274,23 @@ def _patches(
             row["CVEIds"] = cve_ids
         elif blank_cves:
             row["CVEIds"] = ""
-        if state in _NON_COMPLIANT:
-            if severity == "Critical":
-                counts["critical"] += 1
-            elif classification in _SECURITY_CLASSES:
-                counts["security"] += 1
-            else:
-                counts["other"] += 1
         rows.append(row)
-    return rows, counts
+    return rows
 
 
 def _instance(rng: random.Random, node: _Node, region: str) -> dict[str, Any]:
-    platform = _PLATFORMS[node.os]
+    platform = PLATFORMS[node.os]
     hybrid = node.instance_id.startswith("mi-")
     ping = _NOW - (
         12 * 86400 + rng.randrange(3600) if node.ping == "ConnectionLost" else rng.randrange(300)
     )
-    agent = rng.choice(("3.3.131.0", "3.3.380.0", "3.3.418.0", "3.3.484.0"))
+    agent = rng.choice(AGENT_VERSIONS)
     info: dict[str, Any] = {
         "InstanceId": node.instance_id,
         "PingStatus": node.ping,
         "LastPingDateTime": round(ping + rng.random(), 3),
         "AgentVersion": agent,
-        "IsLatestVersion": agent == "3.3.484.0",
+        "IsLatestVersion": agent == AGENT_VERSIONS[-1],
         "PlatformType": platform.type,
         "PlatformName": platform.name,
         "PlatformVersion": platform.version,
@@ -813,8 +343,8 @@ def _build(
     rng: random.Random,
     patches_per_node: int,
 ) -> WireFleet:
-    size = _catalogue_size(patches_per_node)
-    catalogues = {os_key: _catalogue(os_key, size) for os_key in {node.os for node in nodes}}
+    size = catalogue_size(patches_per_node)
+    catalogues = {os_key: catalogue(os_key, size) for os_key in {node.os for node in nodes}}
     # One custom baseline per patch group; nodes without a group get the default.
     baselines: dict[tuple[str, str], str] = {}
     fleet = WireFleet(account_id, region)
@@ -832,9 +362,9 @@ def _build(
         )
         end = start + 40 + rng.randrange(600 if node.operation == "Install" else 120)
         runs = sorted(_stamp(rng, start - 86400 * rng.randrange(1, 400)) for _ in range(6))
-        rows, counts = _patches(rng, node, catalogues[node.os], runs)
+        rows = _patches(rng, node, catalogues[node.os], runs)
         fleet.patches[node.instance_id] = rows
-        family = _PLATFORMS[node.os].family
+        family = PLATFORMS[node.os].family
         key = (family, node.patch_group)
         if key not in baselines:
             baseline = f"pb-0{_hex(rng, 16)}"
@@ -848,16 +378,15 @@ def _build(
             "BaselineId": baselines[key],
             "SnapshotId": _uuid(rng),
         }
-        state.update({name: counts[s] for s, name in STATE_COUNT_FIELDS.items()})
+        by_state, graded = _state_counts(rows)
+        state.update(by_state)
         state["OperationStartTime"] = _stamp(rng, start)
         state["OperationEndTime"] = _stamp(rng, end)
         state["Operation"] = node.operation
         if node.reboot == "NoReboot" and node.operation == "Install":
             state["LastNoRebootInstallOperationTime"] = state["OperationEndTime"]
         state["RebootOption"] = node.reboot
-        state["CriticalNonCompliantCount"] = counts["critical"]
-        state["SecurityNonCompliantCount"] = counts["security"]
-        state["OtherNonCompliantCount"] = counts["other"]
+        state.update(graded)
         fleet.patch_states.append(state)
     return fleet
 
@@ -865,40 +394,22 @@ def _build(
 # --------------------------------------------------------------------------- the sample
 
 _SAMPLE_ACCOUNT, _SAMPLE_REGION = "123456789012", "eu-west-1"
-# Columns: id, OS, patch rows, hygiene, name, environment, team, patch group ("-" for
-# none), and flags: install (the last operation installed), noreboot (installed without
-# rebooting), lost (ConnectionLost), snake (states in upper snake case), unscanned.
-_SAMPLE_NODES = """
-i-0e1f2a3b4c5d6e7f8  win2022  320 lagging   web-iis-01    prod    web      prod-windows   install
-i-0b7e2d4f6a8c91023  win2019  250 good      sql-01        prod    data     prod-windows   noreboot
-i-04c9e1a7b3d5f2068  win2022  120 stale     build-01      dev     platform -
-mi-0c2a5e7f9b1d3486a win2019  140 stale     onprem-fs-01  prod    it       onprem-windows lost
-i-0d1f3a5c7e9b24680  al2023   240 good      api-01        prod    payments prod-linux     install
-i-0e8c6a4f2d0b13579  al2023    95 compliant worker-01     prod    payments prod-linux
-i-05a7c9e1b3d5f7092  al2023     0 good      batch-02      staging data     -              unscanned
-i-0f2b4d6f8a0c1e3a5  rhel9    210 lagging   db-pg-01      prod    data     prod-linux
-mi-0a1b2c3d4e5f67890 rhel8    150 lagging   onprem-app-01 prod    it       onprem-linux
-i-06d8f0a2c4e6b8d1c  ubuntu22 180 good      k8s-node-01   prod    platform prod-linux
-i-07e9a1c3e5f7b9d2e  ubuntu22  70 lagging   bastion-01    prod    security prod-linux     snake
-i-08f0b2d4f6a8c0e3f  sles15   130 good      sap-app-01    prod    sap      prod-sap       install
-i-09a1c3e5a7c9e1f40  rhel8    115 stale     legacy-erp-01 prod    finance  prod-linux
-"""
 
 
 def _sample_nodes() -> list[_Node]:
     nodes = []
-    for line in _SAMPLE_NODES.strip().splitlines():
-        instance_id, os_key, rows, profile, name, environment, team, group, *flags = line.split()
+    for row in SAMPLE_NODES:
+        flags = row["flags"].split()
         nodes.append(
             _Node(
-                instance_id,
-                os_key,
-                int(rows),
-                profile,
-                name,
-                environment,
-                team,
-                "" if group == "-" else group,
+                row["instance_id"],
+                row["os"],
+                int(row["rows"]),
+                row["hygiene"],
+                row["name"],
+                row["environment"],
+                row["team"],
+                row["patch_group"],
                 ping="ConnectionLost" if "lost" in flags else "Online",
                 operation="Install" if {"install", "noreboot"} & set(flags) else "Scan",
                 reboot="NoReboot" if "noreboot" in flags else "RebootIfNeeded",
@@ -941,13 +452,27 @@ def read_fleet(directory: str | Path | Traversable) -> WireFleet:
     directory
         A directory path, or a package resource such as ``files("patchframe.sample_data")``.
 
+    Raises
+    ------
+    ValidationError
+        If ``directory`` is not a folder holding ``fleet.json``.
+
     Examples
     --------
     >>> from importlib.resources import files
     >>> read_fleet(files("patchframe.sample_data")).account_id
     '123456789012'
     """
-    root = Path(directory) if isinstance(directory, str) else directory
+    root = Path(directory) if isinstance(directory, str | os.PathLike) else directory
+    if not isinstance(root, Traversable):
+        raise ValidationError(f"directory must be a path or a package resource, not {directory!r}")
+    if not root.is_dir():
+        raise ValidationError(f"directory must be an existing folder, not {str(directory)!r}")
+    if not (root / "fleet.json").is_file():
+        raise ValidationError(
+            f"directory must hold a fleet as write_fleet writes it, with fleet.json; "
+            f"{str(directory)!r} has none"
+        )
 
     def load(name: str) -> Any:
         return json.loads((root / name).read_text(encoding="utf-8"))
@@ -1011,6 +536,11 @@ def write_fleet(fleet: WireFleet, directory: str | Path) -> list[Path]:
     list of Path
         The files written.
 
+    Raises
+    ------
+    ValidationError
+        If ``fleet`` is not a :class:`WireFleet` or ``directory`` is a file.
+
     Examples
     --------
     >>> import tempfile
@@ -1019,7 +549,13 @@ def write_fleet(fleet: WireFleet, directory: str | Path) -> list[Path]:
     ...     read_fleet(tmp) == sample_fleet()
     True
     """
+    if not isinstance(fleet, WireFleet):
+        raise ValidationError(f"fleet must be a WireFleet, not {type(fleet).__name__}")
+    if not isinstance(directory, str | os.PathLike):
+        raise ValidationError(f"directory must be a path, not {directory!r}")
     root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise ValidationError(f"directory must be a folder, not the file {str(directory)!r}")
     (root / "patches").mkdir(parents=True, exist_ok=True)
     documents = {
         "fleet.json": json.dumps({"AccountId": fleet.account_id, "Region": fleet.region}, indent=2)
@@ -1049,22 +585,6 @@ def write_fleet(fleet: WireFleet, directory: str | Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- synthetic
 
-_MIX = {
-    "win2019": 12,
-    "win2022": 18,
-    "al2023": 25,
-    "rhel8": 8,
-    "rhel9": 10,
-    "ubuntu22": 20,
-    "sles15": 7,
-}
-_ROLES = {
-    "windows": ("web-iis", "sql", "ad", "rds", "file"),
-    "suse": ("sap-app", "sap-hana"),
-}
-_LINUX_ROLES = ("api", "worker", "web", "db", "k8s-node", "batch", "cache")
-_TEAMS = ("platform", "payments", "data", "web", "identity", "it")
-
 
 def synthetic_fleet(
     nodes: int = 100,
@@ -1091,7 +611,12 @@ def synthetic_fleet(
         The mean number of patch rows per node (each node has 70% to 130% of it),
         at most 1000.
     account_id, region
-        Where the fleet lives.
+        Where the fleet lives: 12 digits, and a region name such as ``"eu-west-1"``.
+
+    Raises
+    ------
+    ValidationError
+        If an argument is not one of the values above.
 
     Examples
     --------
@@ -1099,34 +624,29 @@ def synthetic_fleet(
     >>> len(fleet.instances), fleet == synthetic_fleet(20, seed=7, patches_per_node=50)
     (20, True)
     """
-    if nodes < 0:
-        raise ValueError(f"nodes must be 0 or more, not {nodes}")
-    if not 0 <= patches_per_node <= 1000:
-        raise ValueError(f"patches_per_node must be between 0 and 1000, not {patches_per_node}")
-    if not (len(account_id) == 12 and account_id.isdigit()):
-        raise ValueError(f"account_id must be 12 digits, not {account_id!r}")
+    _check_fleet_arguments(nodes, seed, patches_per_node, account_id, region)
     rng = random.Random(f"patchframe synthetic {seed} {account_id} {region}")
     seen: set[str] = set()
     specs: list[_Node] = []
-    for os_key in rng.choices(tuple(_MIX), weights=tuple(_MIX.values()), k=nodes):
+    for os_key in rng.choices(tuple(PLATFORM_MIX), weights=tuple(PLATFORM_MIX.values()), k=nodes):
         hybrid = rng.random() < 0.1
         instance_id = ""
         while not instance_id or instance_id in seen:
             instance_id = f"mi-{_hex(rng, 17)}" if hybrid else f"i-0{_hex(rng, 16)}"
         seen.add(instance_id)
-        family = _PLATFORMS[os_key].family
-        environment = rng.choices(("prod", "staging", "dev"), weights=(6, 2, 2))[0]
-        group = "" if rng.random() < 0.1 else f"{environment}-{_PLATFORMS[os_key].type.lower()}"
+        family = PLATFORMS[os_key].family
+        environment = rng.choices(tuple(ENVIRONMENTS), weights=tuple(ENVIRONMENTS.values()))[0]
+        group = "" if rng.random() < 0.1 else f"{environment}-{PLATFORMS[os_key].type.lower()}"
         ping_draw = rng.random()
         specs.append(
             _Node(
                 instance_id,
                 os_key,
                 round(patches_per_node * (0.7 + 0.6 * rng.random())),
-                rng.choices(tuple(_PROFILES), weights=(15, 45, 28, 12))[0],
-                f"{rng.choice(_ROLES.get(family, _LINUX_ROLES))}-{len(specs) + 1:04d}",
+                rng.choices(tuple(HYGIENE_MIX), weights=tuple(HYGIENE_MIX.values()))[0],
+                f"{rng.choice(ROLES.get(family, ROLES['other']))}-{len(specs) + 1:04d}",
                 environment,
-                rng.choice(_TEAMS),
+                rng.choice(TEAMS),
                 group,
                 ping="ConnectionLost"
                 if ping_draw < 0.03
@@ -1149,9 +669,6 @@ def synthetic_fleet(
 #: When a synthetic history starts by default: the sample's clock, 2024-06-14T08:00:00Z.
 HISTORY_START = dt.datetime.fromtimestamp(_NOW, tz=dt.UTC)
 
-# Per node, the share of its open patches installed between two snapshots, drawn once
-# per node with the weights of _PROFILES' hygiene (compliant, good, lagging, stale).
-_DILIGENCE = ((0.85, 0.6, 0.3, 0.08), (15, 45, 28, 12))
 _FAIL_SHARE = 0.08  # of install attempts
 _REBOOT_SHARE = 0.6  # of pending reboots done by the next snapshot
 _LEAVE_SHARE = 0.04  # of nodes terminated between two snapshots
@@ -1167,7 +684,7 @@ _TIME_FIELDS = (
     "OperationEndTime",
     "LastNoRebootInstallOperationTime",
 )
-_OS_OF = {(p.name, p.version): key for key, p in _PLATFORMS.items()}
+_OS_OF = {(p.name, p.version): key for key, p in PLATFORMS.items()}
 
 
 def _copied(fleet: WireFleet) -> WireFleet:
@@ -1196,55 +713,32 @@ def _shifted(fleet: WireFleet, seconds: int) -> WireFleet:
     return moved
 
 
-def _state_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """A node's DescribeInstancePatchStates counts, as :func:`_patches` makes them."""
-    states = [normalise_state(row["State"]) for row in rows]
-    counts = Counter(states)
-    graded: Counter[str] = Counter()
-    for row, state in zip(rows, states, strict=True):
-        if state in _NON_COMPLIANT:
-            if row["Severity"] == "Critical":
-                graded["CriticalNonCompliantCount"] += 1
-            elif row["Classification"] in _SECURITY_CLASSES:
-                graded["SecurityNonCompliantCount"] += 1
-            else:
-                graded["OtherNonCompliantCount"] += 1
-    out = {name: counts[state] for state, name in STATE_COUNT_FIELDS.items()}
-    for name in (
-        "CriticalNonCompliantCount",
-        "SecurityNonCompliantCount",
-        "OtherNonCompliantCount",
-    ):
-        out[name] = graded[name]
-    return out
-
-
 class _Releases:
     """The patches vendors publish after the sample's catalogues end (June 2024)."""
 
     def __init__(self, patches_per_node: int, snapshots: int) -> None:
-        self.size = _catalogue_size(patches_per_node)
+        self.size = catalogue_size(patches_per_node)
         self.snapshots = snapshots
-        self._newer: dict[str, tuple[_Catalogue, int]] = {}
+        self._newer: dict[str, tuple[Catalogue, int]] = {}
 
-    def windows(self, os_key: str, since: dt.datetime, until: dt.datetime) -> list[_Entry]:
+    def windows(self, os_key: str, since: dt.datetime, until: dt.datetime) -> list[Entry]:
         """Windows updates of each month whose Patch Tuesday (second Tuesday) is in the period."""
         entries = []
-        for month in range(_NEWEST_MONTH + 1, until.year * 12 + until.month):
+        for month in range(NEWEST_MONTH + 1, until.year * 12 + until.month):
             first = dt.datetime(month // 12, month % 12 + 1, 1, 18, tzinfo=dt.UTC)
             tuesday = first + dt.timedelta(days=(1 - first.weekday()) % 7 + 7)
             if since < tuesday <= until:
-                entries.extend(_windows_month(_WINDOWS[os_key], month))
+                entries.extend(windows_month(WINDOWS[os_key], month))
         return entries
 
-    def linux(self, rng: random.Random, os_key: str, step: int) -> list[_Entry]:
+    def linux(self, rng: random.Random, os_key: str, step: int) -> list[Entry]:
         """New versions of a few packages: ``step`` versions past the catalogue's newest."""
         if os_key not in self._newer:
-            packages = _linux_catalogue(os_key, self.size).recent
+            packages = catalogue(os_key, self.size).recent
             steps = math.ceil(self.size / packages)
             # A longer catalogue starts that many versions further on: its first rows
             # are the versions after the ones nodes already list.
-            longer = _linux_catalogue(os_key, (steps + self.snapshots) * packages)
+            longer = catalogue(os_key, (steps + self.snapshots) * packages)
             self._newer[os_key] = (longer, packages)
         longer, packages = self._newer[os_key]
         row = (self.snapshots - step) * packages
@@ -1252,7 +746,7 @@ class _Releases:
         return [longer.entries[row + i] for i in sorted(picked)]
 
 
-def _new_row(entry: _Entry, spell: dict[str, str], blank_cves: bool) -> dict[str, Any]:
+def _new_row(entry: Entry, spell: dict[str, str], blank_cves: bool) -> dict[str, Any]:
     row: dict[str, Any] = {
         "Title": entry.title,
         "KBId": entry.kb_id,
@@ -1319,7 +813,7 @@ def _patch_window(
     linux = {
         os_key: releases.linux(rng, os_key, step)
         for os_key in sorted(platforms)
-        if _PLATFORMS[os_key].family != "windows"
+        if PLATFORMS[os_key].family != "windows"
     }
     infos = {n["InstanceId"]: n for n in fleet.instances}
     for state in fleet.patch_states:
@@ -1329,8 +823,8 @@ def _patch_window(
         os_key = _OS_OF[(info["PlatformName"], info["PlatformVersion"])]
         rows = fleet.patches.setdefault(state["InstanceId"], [])
         spell = _SNAKE if rows and rows[0]["State"].isupper() else WIRE_STATES
-        blank_cves = _PLATFORMS[os_key].family == "al2023"
-        if os_key in _WINDOWS:
+        blank_cves = PLATFORMS[os_key].family == "al2023"
+        if os_key in WINDOWS:
             released = releases.windows(os_key, since, until)
         else:
             released = [e for e in linux[os_key] if rng.random() < _RELEASE_SHARE]
@@ -1351,7 +845,11 @@ def _install(
 ) -> float | None:
     """Install a share of a node's open patches; return when, None if nothing was tried."""
     node = random.Random(f"patchframe diligence {state['InstanceId']}")
-    diligence = node.choices(*_DILIGENCE)[0]
+    # The share of its open patches a node installs, drawn once per node from the
+    # hygiene mix; the node's own hygiene profile plays no part.
+    diligence = node.choices(
+        tuple(INSTALLS_PER_WINDOW.values()), weights=tuple(HYGIENE_MIX.values())
+    )[0]
     # The node's maintenance window, in the second half of the period, ten minutes long.
     period = (until - since).total_seconds()
     window = until.timestamp() - period * rng.uniform(0.05, 0.5)
@@ -1396,7 +894,8 @@ def _report(
     """Update what the node reports: its counts, its last operation, its last ping."""
     now, period = until.timestamp(), (until - since).total_seconds()
     start = installed if installed is not None else now - period * rng.uniform(0.1, 0.2)
-    state.update(_state_counts(rows))
+    by_state, graded = _state_counts(rows)
+    state.update(by_state | graded)
     state["Operation"] = "Install" if installed is not None else "Scan"
     state["OperationStartTime"] = _stamp(rng, start)
     state["OperationEndTime"] = _stamp(rng, start + min(40 + rng.randrange(600), period / 20))
@@ -1448,6 +947,11 @@ def synthetic_history(
     patches_per_node, account_id, region
         As for :func:`synthetic_fleet`.
 
+    Raises
+    ------
+    ValidationError
+        If an argument is not one of the values above.
+
     Returns
     -------
     list of (datetime, WireFleet)
@@ -1462,12 +966,14 @@ def synthetic_history(
     >>> history == synthetic_history(3, nodes=10, patches_per_node=40)
     True
     """
-    if snapshots < 1:
-        raise ValueError(f"snapshots must be 1 or more, not {snapshots}")
-    if every <= dt.timedelta(0):
-        raise ValueError(f"every must be a positive time, not {every}")
-    if start.tzinfo is None:
-        raise ValueError(f"start must be timezone-aware, e.g. {HISTORY_START!r}, not {start!r}")
+    _check_whole("snapshots", snapshots, low=1)
+    _check_fleet_arguments(nodes, seed, patches_per_node, account_id, region)
+    if not isinstance(start, dt.datetime) or start.utcoffset() is None:
+        raise ValidationError(
+            f"start must be a timezone-aware datetime, e.g. {HISTORY_START!r}, not {start!r}"
+        )
+    if not isinstance(every, dt.timedelta) or every <= dt.timedelta(0):
+        raise ValidationError(f"every must be a positive timedelta, not {every!r}")
     start = start.astimezone(dt.UTC)
     rng = random.Random(f"patchframe history {seed} {account_id} {region}")
     fleet = _shifted(
