@@ -34,7 +34,7 @@ class Fleet:
     --------
     >>> import patchframe as pf
     >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
-    >>> fleet.summary()["errors"]
+    >>> fleet.figures()["errors"]
     0
     """
 
@@ -42,14 +42,17 @@ class Fleet:
     nodes: pd.DataFrame
     errors: pd.DataFrame
 
-    def summary(self) -> dict[str, int]:
+    def figures(self) -> dict[str, int]:
         """The figures at a glance: nodes, patches, non-compliant nodes, errors.
+
+        Named apart from :mod:`patchframe.summary`, whose functions return frames:
+        these are a few counts, as the repr and the HTML show them.
 
         Examples
         --------
         >>> import patchframe as pf
         >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
-        >>> figures = fleet.summary()
+        >>> figures = fleet.figures()
         >>> figures["accounts"], figures["regions"], figures["errors"]
         (1, 1, 0)
         """
@@ -65,7 +68,7 @@ class Fleet:
         }
 
     def __repr__(self) -> str:
-        s = self.summary()
+        s = self.figures()
         return (
             f"<Fleet: {counted(s['nodes'], 'node')} in {counted(s['accounts'], 'account')} and "
             f"{counted(s['regions'], 'region')}, {counted(s['patches'], 'patch', 'patches')}, "

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
-from ._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, STATE_COLORS, UNKNOWN_COLOR
+from ._palette import (
+    COMPLIANCE_COLORS,
+    SEVERITY_COLORS,
+    STATE_COLORS,
+    UNKNOWN_COLOR,
+    text_color,
+)
 from ._schema import NON_COMPLIANT_STATES, STATES, normalise_state
 from ._text import counted
 from .exceptions import ValidationError
@@ -58,24 +64,8 @@ _CAPTION = "caption-side: top; font-weight: bold; text-align: left"
 # Colours.
 
 
-def _text_on(background: str) -> str:
-    """Black or white, whichever reads better on ``background`` (``#rrggbb``).
-
-    WCAG's relative luminance: above 0.179, black text has the higher contrast.
-
-    Examples
-    --------
-    >>> _text_on("#fee391"), _text_on("#8b0a0a")
-    ('#000000', '#ffffff')
-    """
-    channels = (int(background[i : i + 2], 16) / 255 for i in (1, 3, 5))
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    return "#000000" if luminance > 0.179 else "#ffffff"
-
-
 def _fill(colour: str) -> str:
-    return f"background-color: {colour}; color: {_text_on(colour)}"
+    return f"background-color: {colour}; color: {text_color(colour)}"
 
 
 def _palette_color(label: object) -> str | None:
@@ -360,7 +350,7 @@ def fleet_html(fleet: Fleet) -> str:
     >>> "2,020" in page, "NON_COMPLIANT" in page, "#e0302b" in page
     (True, True, True)
     """
-    figures = fleet.summary()
+    figures = fleet.figures()
     where = f"{counted(figures['accounts'], 'account')}, {counted(figures['regions'], 'region')}"
     strip = "".join(
         [

@@ -4,7 +4,7 @@ Importing patchframe registers it. On any patches frame, ``df.pf.<name>(...)``
 calls the function of that name in :mod:`patchframe.filters`,
 :mod:`patchframe.summary` or :mod:`patchframe.plots` with ``df`` first::
 
-    fleet.patches.pf.non_compliant().pf.severity_at_least("High").pf.top_missing(10)
+    fleet.patches.pf.non_compliant().pf.severity_at_least("High").pf.top_missing(top=10)
     fleet.patches.pf.missing().pf.states_by_node(top=15)
 
 The accessor holds nothing but the frame. On a frame without the contract's
@@ -14,7 +14,8 @@ so ``hasattr(df, "pf")`` says whether a frame is a patches frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -42,7 +43,7 @@ class PatchesAccessor:
     >>> import patchframe as pf
     >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
     >>> gaps = fleet.patches.pf.non_compliant().pf.severity_at_least("Critical")
-    >>> gaps.pf.top_missing(3)[["kb_id", "nodes"]]
+    >>> gaps.pf.top_missing(top=3)[["kb_id", "nodes"]]
                                        kb_id  nodes
     0                              KB5037129      2
     1                              KB5039129      2
@@ -116,9 +117,9 @@ class PatchesAccessor:
         """State x severity counts: :func:`patchframe.summary.state_by_severity`."""
         return summary.state_by_severity(self._df, totals=totals)
 
-    def top_missing(self, n: int | None = 10) -> pd.DataFrame:
+    def top_missing(self, top: int | None = 10) -> pd.DataFrame:
         """Patches open on the most nodes: :func:`patchframe.summary.top_missing`."""
-        return summary.top_missing(self._df, n)
+        return summary.top_missing(self._df, top=top)
 
     def cve_exposure(self) -> pd.DataFrame:
         """One row per open CVE: :func:`patchframe.summary.cve_exposure`."""
@@ -133,43 +134,88 @@ class PatchesAccessor:
         return summary.pending_reboot(self._df, now=now)
 
     # Charts: patchframe.plots, imported on first use so that importing patchframe
-    # does not import matplotlib.
+    # does not import matplotlib. palette, legend and **kwargs go through unchanged.
 
     def states_by_node(
-        self, *, ax: Axes | None = None, top: int = 20, states: list[str] | None = None
+        self,
+        *,
+        ax: Axes | None = None,
+        top: int = 20,
+        states: list[str] | None = None,
+        palette: Mapping[str, str] | None = None,
+        legend: bool = True,
+        **kwargs: Any,
     ) -> Axes:
         """Stacked state bars per node: :func:`patchframe.plots.states_by_node`."""
         from . import plots
 
-        return plots.states_by_node(self._df, ax=ax, top=top, states=states)
+        return plots.states_by_node(
+            self._df, ax=ax, top=top, states=states, palette=palette, legend=legend, **kwargs
+        )
 
-    def severity_state_heatmap(self, *, ax: Axes | None = None) -> Axes:
+    def severity_state_heatmap(
+        self,
+        *,
+        ax: Axes | None = None,
+        palette: Mapping[str, str] | None = None,
+        legend: bool = True,
+        **kwargs: Any,
+    ) -> Axes:
         """State x severity heatmap: :func:`patchframe.plots.severity_state_heatmap`."""
         from . import plots
 
-        return plots.severity_state_heatmap(self._df, ax=ax)
+        return plots.severity_state_heatmap(
+            self._df, ax=ax, palette=palette, legend=legend, **kwargs
+        )
 
-    def install_timeline(self, *, ax: Axes | None = None, freq: Freq = "W") -> Axes:
+    def install_timeline(
+        self,
+        *,
+        ax: Axes | None = None,
+        freq: Freq = "W",
+        palette: Mapping[str, str] | None = None,
+        legend: bool = True,
+        **kwargs: Any,
+    ) -> Axes:
         """Installs over time: :func:`patchframe.plots.install_timeline`."""
         from . import plots
 
-        return plots.install_timeline(self._df, ax=ax, freq=freq)
+        return plots.install_timeline(
+            self._df, ax=ax, freq=freq, palette=palette, legend=legend, **kwargs
+        )
 
-    def top_cves(self, *, ax: Axes | None = None, n: int = 15) -> Axes:
+    def top_cves(
+        self,
+        *,
+        ax: Axes | None = None,
+        top: int = 15,
+        palette: Mapping[str, str] | None = None,
+        legend: bool = True,
+        **kwargs: Any,
+    ) -> Axes:
         """CVEs open on the most nodes: :func:`patchframe.plots.top_cves`."""
         from . import plots
 
-        return plots.top_cves(self._df, ax=ax, n=n)
+        return plots.top_cves(self._df, ax=ax, top=top, palette=palette, legend=legend, **kwargs)
 
     def compliance_by_platform(
-        self, *, ax: Axes | None = None, by: str = "platform_name", top: int = 15
+        self,
+        *,
+        ax: Axes | None = None,
+        by: str = "platform_name",
+        top: int = 15,
+        palette: Mapping[str, str] | None = None,
+        legend: bool = True,
+        **kwargs: Any,
     ) -> Axes:
         """Compliance per platform: :func:`patchframe.plots.compliance_by_platform`."""
         from . import plots
 
-        return plots.compliance_by_platform(self._df, ax=ax, by=by, top=top)
+        return plots.compliance_by_platform(
+            self._df, ax=ax, by=by, top=top, palette=palette, legend=legend, **kwargs
+        )
 
-    # -- display ------------------------------------------------------------------
+    # Display: patchframe._html, imported on first use (pandas' Styler needs jinja2).
 
     def style_states(self, *, caption: str | None = None) -> Styler:
         """This frame as an HTML table in the charts' colours: :func:`patchframe.style_states`."""

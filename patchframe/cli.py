@@ -1,8 +1,8 @@
 """The ``patchframe`` command: ``patchframe report`` and ``patchframe serve``.
 
 ``patchframe report`` loads a fleet (the bundled sample with ``--sample``, or
-every node of the given profiles and regions), prints a short summary and
-writes a report folder: the Excel workbook, the AWS-style compliance summary
+every node of the given profiles and regions), prints its figures and writes
+a report folder: the Excel workbook, the AWS-style compliance summary
 CSV and PNG charts. ``patchframe serve`` runs the local Systems Manager emulator.
 
 Exit codes: 0 when the report was written (nodes that failed to load are listed
@@ -26,8 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ._fleet import Fleet
 from ._text import counted
 from ._version import VERSION
-from .aws._fleet import load_fleet
-from .exceptions import PatchframeError, ValidationError
+from .aws import load_fleet
+from .exceptions import AWSRequestError, PatchframeError, ValidationError
 
 __all__ = ["main"]
 
@@ -71,9 +71,9 @@ def _parser() -> _Parser:
 
     report = commands.add_parser(
         "report",
-        help="load a fleet, print a summary, write the workbook, CSV and charts",
+        help="load a fleet, print its figures, write the workbook, CSV and charts",
         description=(
-            "Load every managed node's patches, print a short summary (nodes, "
+            "Load every managed node's patches, print the fleet's figures (nodes, "
             "non-compliant nodes, errors, the most widespread missing patches) and "
             f"write a report folder: {WORKBOOK} (Summary, Patches, Missing and "
             f"Failed, CVEs, Nodes, Errors), {SUMMARY_CSV} (the columns of the AWS "
@@ -182,8 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
+    except AWSRequestError as err:
+        _fail(_failure(str(err), code=err.code))
+        return 1
     except (PatchframeError, BotoCoreError, ClientError, OSError) as err:
-        _fail(_one_line(err))
+        _fail(_one_line(str(err)) or type(err).__name__)
         return 1
 
 
@@ -191,26 +194,40 @@ def _fail(message: str) -> None:
     print(f"{_PROG}: error: {message}", file=sys.stderr)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """A bad option or argument: one line naming the command's help; exit code 2."""
+    print(f"{parser.prog}: error: {message} (see '{parser.prog} --help')", file=sys.stderr)
+    return 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _failure(message: str, *, code: str) -> str:
+    """An AWS failure as one line, and the command's way out chosen by its error code.
+
+    The loader's message is shown as it is, never read: what to suggest depends on
+    ``code`` alone (``AWSRequestError.code``, or the errors frame's ``error_code``).
+    """
+    line = _one_line(message)
+    if code == "NoCredentialsError":
+        line += "; or try: patchframe report --sample"
+    return line
 
 
 # --- patchframe report -----------------------------------------------------------
 
 
 def _report(args: argparse.Namespace) -> int:
-    """Load, summarise, write. AWS and patchframe errors not handled here, main() reports."""
+    """Load, print, write. AWS and patchframe errors not handled here, main() reports."""
     if args.sample and (args.profiles or args.regions):
-        prog = args.parser.prog
         message = "--sample loads the bundled sample fleet: leave out --profile and --region"
-        print(f"{prog}: error: {message} (see '{prog} --help')", file=sys.stderr)
-        return 2
+        return _usage_error(args.parser, message)
     try:
         fleet = _load(args)
-    except ValidationError as err:  # raised before any AWS call: a bad argument
-        # The loader speaks Python; the command's user passes options.
-        _fail(_one_line(err).replace("pass regions=[...]", "pass --region R"))
-        return 2
+    except ValidationError as err:  # raised before any AWS call: a bad --profile or --region
+        return _usage_error(args.parser, _one_line(str(err)))
     if not fleet.errors.empty and not fleet.nodes["patch_rows"].notna().any():
         _fail(_first_error(fleet))  # nothing loaded: no credentials, no access, ...
         return 1
@@ -220,19 +237,19 @@ def _report(args: argparse.Namespace) -> int:
 
         # Saved first: the history is what a scheduled run is for; a report can be rewritten.
         snapshot = save_snapshot(fleet, args.snapshot_store)
-    _print_summary(fleet, sample=args.sample, top=args.top)
+    _print_overview(fleet, sample=args.sample, top=args.top)
     try:
         written = _write_report(fleet, args.out)
     except OSError as err:
-        _fail(f"cannot write the report into {args.out}: {err.strerror or _one_line(err)}")
+        _fail(f"cannot write the report into {args.out}: {err.strerror or _one_line(str(err))}")
         return 1
     _print_written(args.out, written)
     if snapshot is not None:
         print(f"Saved snapshot {snapshot.id} in {args.snapshot_store}")
     if not fleet.errors.empty:
         print(
-            f"{_PROG}: warning: {len(fleet.errors):,} error(s) while loading, listed in the "
-            f"Errors sheet; first: {_first_error(fleet)}",
+            f"{_PROG}: warning: {counted(len(fleet.errors), 'error')} while loading, listed in "
+            f"the Errors sheet; first: {_first_error(fleet)}",
             file=sys.stderr,
         )
     return 0
@@ -250,16 +267,14 @@ def _load(args: argparse.Namespace) -> Fleet:
 
 def _first_error(fleet: Fleet) -> str:
     first = fleet.errors.iloc[0]
-    message = " ".join(str(first["message"]).split())
-    if first["error_code"] == "NoCredentialsError":
-        message += "; or try: patchframe report --sample"
-    return message
+    return _failure(str(first["message"]), code=str(first["error_code"]))
 
 
-def _print_summary(fleet: Fleet, *, sample: bool, top: int) -> None:
+def _print_overview(fleet: Fleet, *, sample: bool, top: int) -> None:
+    """The figures, then the most widespread missing patches."""
     from .summary import top_missing
 
-    figures = fleet.summary()
+    figures = fleet.figures()
     where = (
         f"{counted(figures['accounts'], 'account')} and {counted(figures['regions'], 'region')}"
     )
@@ -278,7 +293,7 @@ def _print_summary(fleet: Fleet, *, sample: bool, top: int) -> None:
     ]
     for label, value in rows:
         print(f"  {label:<20} {value:>7,}")
-    missing = top_missing(fleet.patches, top)
+    missing = top_missing(fleet.patches, top=top)
     if missing.empty:
         print("\nNo patch is missing or failed on any node.")
         return
@@ -348,7 +363,7 @@ def _write_charts(fleet: Fleet, out: Path) -> list[str]:
 
 
 def _print_written(out: Path, written: list[tuple[str, str]]) -> None:
-    print(f"\nWrote {len(written)} files to {out.resolve()}:")
+    print(f"\nWrote {counted(len(written), 'file')} to {out.resolve()}:")
     width = max(len(name) for name, _ in written)
     for name, what in written:
         print(f"  {name:<{width}}  {what}")

@@ -7,31 +7,40 @@ States, severity levels and compliance have one colour each, the same in every
 chart (see :mod:`patchframe._palette`): MISSING red, FAILED dark red, INSTALLED green.
 Charts over nodes, CVEs or platforms draw the top few and fold the rest into one
 "other" bar, so they read the same for 3 nodes as for 3,000.
+
+As in seaborn, every chart also takes ``palette`` (colours by label: a state,
+severity level, compliance status or series name, overriding the defaults),
+``legend`` (False leaves the legend or colour bar out) and further keyword
+arguments, which go to the matplotlib call that draws the data (``barh``,
+``bar`` or ``imshow``), so ``alpha=0.8`` or ``edgecolor="white"`` work as usual.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, LogNorm, to_hex, to_rgba
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ._axes import check_top, new_axes, no_data, over_time
-from ._frames import (
-    category_codes,
-    first_rows,
-    patch_state,
-    require_columns,
-    state_codes,
-    state_mask,
+from ._axes import check_top, label_colors, legend_outside, new_axes, no_data, over_time
+from ._frames import patch_state, require_columns, state_codes, state_mask
+from ._palette import (
+    COMPLIANCE_COLORS,
+    UNKNOWN_COLOR,
+    severity_color,
+    state_color,
+    text_color,
+    tint,
 )
-from ._palette import COMPLIANCE_COLORS, UNKNOWN_COLOR, severity_color, state_color
 from ._schema import NON_COMPLIANT_STATES, STATES
+from ._text import counted
 from .exceptions import ColumnsError
 from .summary import (
     Freq,
@@ -62,27 +71,41 @@ _STACK_ORDER = (
     "INSTALLED",
     "NOT_APPLICABLE",
 )
+_INSTALLS, _INSTALLERS = "patches installed", "nodes installing"  # install_timeline's series
+_TIMELINE_COLORS = {_INSTALLS: state_color("INSTALLED"), _INSTALLERS: "#333333"}
+# A heatmap cell is its row's colour mixed into white, from this much (one patch) to all of
+# it (the largest count), so that a cell of one patch still shows against an empty one.
+_FAINTEST = 0.15
+_SCALE_COLOR = "#595959"  # the colour bar's grey: the heatmap's rows each have their own hue
 
 
 def _stacked_barh(
     ax: Axes,
     labels: list[str],
     table: npt.NDArray[np.float64],
-    series: list[tuple[str, str]],
-    legend: str,
+    colors: Mapping[str, str],
+    *,
+    title: str,
+    legend: bool,
+    kwargs: dict[str, Any],
 ) -> None:
-    """Horizontal bars, first label on top, one stacked segment per (name, colour)."""
+    """Horizontal bars, first label on top, one stacked segment per series (``colors``)."""
     y = np.arange(len(labels))
     left = np.zeros(len(labels))
-    for column, (name, colour) in enumerate(series):
-        ax.barh(y, table[:, column], left=left, color=colour, label=name, height=0.8)
+    for column, (name, color) in enumerate(colors.items()):
+        options = {"left": left.copy(), "color": color, "label": name, "height": 0.8, **kwargs}
+        ax.barh(y, table[:, column], **options)
         left += table[:, column]
-    ax.set_yticks(y, labels, fontsize="small")
-    ax.set_ylim(len(labels) - 0.5, -0.5)  # first label on top
+    _label_bars(ax, labels)
+    if legend:
+        legend_outside(ax, title=title)
+
+
+def _label_bars(ax: Axes, labels: list[str]) -> None:
+    """Horizontal bars' labels, the first on top; whole numbers along the bars."""
+    ax.set_yticks(np.arange(len(labels)), labels, fontsize="small")
+    ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(
-        title=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False
-    )
 
 
 def states_by_node(
@@ -91,6 +114,9 @@ def states_by_node(
     ax: Axes | None = None,
     top: int = 20,
     states: list[str] | None = None,
+    palette: Mapping[str, str] | None = None,
+    legend: bool = True,
+    **kwargs: Any,
 ) -> Axes:
     """Stacked horizontal bars of patch states per node, worst nodes on top.
 
@@ -111,6 +137,12 @@ def states_by_node(
         The states to stack, left to right, in any spelling ``by_state`` accepts.
         By default every state the frame holds, non-compliant ones first, except
         NOT_APPLICABLE, which would dwarf the rest.
+    palette
+        Colours by state (``{"MISSING": "black"}``), over patchframe's own.
+    legend
+        Whether to draw the legend of states.
+    **kwargs
+        Passed to ``Axes.barh`` for every segment (``edgecolor``, ``alpha``, ...).
 
     Examples
     --------
@@ -139,6 +171,7 @@ def states_by_node(
         chosen = [s for s in order if counts[s.lower()].sum() > 0]
     else:
         chosen = list(dict.fromkeys(patch_state(s, known) for s in states))
+    colors = label_colors(chosen, state_color, palette)
     ax = new_axes(ax, bars=min(len(counts), shown + 1))
     ax.set_title("Patch states by node")
     ax.set_xlabel("patches")
@@ -155,20 +188,41 @@ def states_by_node(
     if len(ranked) > shown:
         rest = len(ranked) - shown
         table = np.vstack([table[:shown], table[shown:].mean(axis=0)])
-        labels = [*labels[:shown], f"other {rest:,} nodes (mean)"]
+        labels = [*labels[:shown], f"other {counted(rest, 'node')} (mean)"]
         ax.set_title(
             f"Patch states by node: top {shown} of {len(ranked):,} by non-compliant patches"
         )
-    _stacked_barh(ax, labels, table, [(s, state_color(s)) for s in chosen], "state")
+    _stacked_barh(ax, labels, table, colors, title="state", legend=legend, kwargs=kwargs)
     return ax
 
 
-def severity_state_heatmap(data: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+def severity_state_heatmap(
+    data: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    palette: Mapping[str, str] | None = None,
+    legend: bool = True,
+    **kwargs: Any,
+) -> Axes:
     """Patch counts by state (rows) and severity level (columns), as a heatmap.
 
-    Colour is on a log scale, so a few MISSING Critical patches stand out next to
-    thousands of NOT_APPLICABLE ones; every cell is labelled with its count, and
-    empty cells are left blank.
+    Each row is drawn in its state's colour, as in every chart, from faint for
+    one patch to full for the largest count. Shading is on a log scale, so a few
+    MISSING Critical patches stand out next to thousands of NOT_APPLICABLE ones;
+    every cell is labelled with its count, and empty cells are left blank.
+
+    Parameters
+    ----------
+    data
+        A patches frame.
+    ax
+        The Axes to draw on; a new figure when None.
+    palette
+        Colours by state, the rows' hues, over patchframe's own.
+    legend
+        Whether to draw the colour bar of the (log) scale.
+    **kwargs
+        Passed to ``Axes.imshow`` (``alpha``, ``interpolation``, ...).
 
     Examples
     --------
@@ -182,6 +236,7 @@ def severity_state_heatmap(data: pd.DataFrame, *, ax: Axes | None = None) -> Axe
     >>> plt.close(ax.figure)
     """
     table = state_by_severity(data, totals=False)
+    colors = label_colors([str(s) for s in table.index], state_color, palette)
     ax = new_axes(ax, width=7.5)
     ax.set_title("Patches by state and severity")
     ax.set_xlabel("severity level")
@@ -190,26 +245,44 @@ def severity_state_heatmap(data: pd.DataFrame, *, ax: Axes | None = None) -> Axe
     if values.sum() == 0:
         return no_data(ax, "no patches")
     norm = LogNorm(vmin=1, vmax=max(int(values.max()), 2))
-    image = ax.imshow(np.ma.masked_equal(values, 0), cmap="Reds", norm=norm, aspect="auto")
+    row_colors = [to_hex(c) for c in colors.values()]  # any matplotlib colour, as #rrggbb
+    image = np.zeros((*values.shape, 4))  # empty cells: transparent
     for (row, column), count in np.ndenumerate(values):
-        if count:
-            dark = norm(count) > 0.6
-            ax.text(
-                column,
-                row,
-                f"{count:,}",
-                ha="center",
-                va="center",
-                fontsize="small",
-                color="white" if dark else "black",
-            )
+        if not count:
+            continue
+        shade = _FAINTEST + (1 - _FAINTEST) * float(norm(count))
+        cell = tint(row_colors[row], shade)
+        image[row, column] = to_rgba(cell)
+        ax.text(
+            column,
+            row,
+            f"{count:,}",
+            ha="center",
+            va="center",
+            fontsize="small",
+            color=text_color(cell),
+        )
+    ax.imshow(image, **{"aspect": "auto", **kwargs})
     ax.set_xticks(range(values.shape[1]), table.columns.tolist())
     ax.set_yticks(range(values.shape[0]), table.index.tolist(), fontsize="small")
-    ax.figure.colorbar(image, ax=ax, label="patches (log scale)")
+    if legend:
+        scale = LinearSegmentedColormap.from_list(
+            "patchframe_scale", [tint(_SCALE_COLOR, _FAINTEST), _SCALE_COLOR]
+        )
+        mappable = ScalarMappable(norm=norm, cmap=scale)
+        ax.figure.colorbar(mappable, ax=ax, label="patches (log scale)")
     return ax
 
 
-def install_timeline(data: pd.DataFrame, *, ax: Axes | None = None, freq: Freq = "W") -> Axes:
+def install_timeline(
+    data: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    freq: Freq = "W",
+    palette: Mapping[str, str] | None = None,
+    legend: bool = True,
+    **kwargs: Any,
+) -> Axes:
     """Patches installed per period as bars, and nodes that installed any as a line.
 
     Parameters
@@ -221,6 +294,13 @@ def install_timeline(data: pd.DataFrame, *, ax: Axes | None = None, freq: Freq =
     freq
         ``"D"``, ``"W"`` (the default) or ``"M"``, as in
         :func:`patchframe.summary.install_activity`.
+    palette
+        Colours by series, ``"patches installed"`` (the bars) and
+        ``"nodes installing"`` (the line), over patchframe's own.
+    legend
+        Whether to draw the legend.
+    **kwargs
+        Passed to ``Axes.bar``, which draws the installs (``alpha``, ``hatch``, ...).
 
     Examples
     --------
@@ -234,6 +314,7 @@ def install_timeline(data: pd.DataFrame, *, ax: Axes | None = None, freq: Freq =
     >>> plt.close(ax.figure)
     """
     activity = install_activity(data, freq=freq)
+    colors = label_colors(_TIMELINE_COLORS, _TIMELINE_COLORS.__getitem__, palette)
     ax = new_axes(ax, width=9.0)
     ax.set_title(f"Patch installs per {_PERIOD_NAMES[freq]}")
     ax.set_xlabel("installed (UTC)")
@@ -242,30 +323,47 @@ def install_timeline(data: pd.DataFrame, *, ax: Axes | None = None, freq: Freq =
         return no_data(ax, "no installs")
     starts = activity["period"].dt.tz_localize(None).to_numpy()
     width = np.timedelta64(int(_PERIOD_DAYS[freq] * 24), "h")
-    ax.bar(
-        starts,
-        activity["installs"],
-        width=width,
-        align="edge",
-        color=state_color("INSTALLED"),
-        label="patches installed",
-    )
+    options = {"width": width, "align": "edge", "color": colors[_INSTALLS], "label": _INSTALLS}
+    ax.bar(starts, activity["installs"], **{**options, **kwargs})
     ax.plot(
         starts + width / 2,
         activity["nodes"],
-        color="#333333",
+        color=colors[_INSTALLERS],
         marker=".",
         linewidth=1,
-        label="nodes installing",
+        label=_INSTALLERS,
     )
-    return over_time(ax)
+    return over_time(ax, legend=legend)
 
 
-def top_cves(data: pd.DataFrame, *, ax: Axes | None = None, n: int = 15) -> Axes:
+def top_cves(
+    data: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    top: int = 15,
+    palette: Mapping[str, str] | None = None,
+    legend: bool = True,
+    **kwargs: Any,
+) -> Axes:
     """The CVEs open on the most nodes, as horizontal bars coloured by severity level.
 
     Counts come from :func:`patchframe.summary.cve_exposure` (MISSING and FAILED
     patches); the CVE on the most nodes is on top.
+
+    Parameters
+    ----------
+    data
+        A patches frame.
+    ax
+        The Axes to draw on; a new figure when None.
+    top
+        How many CVEs get a bar.
+    palette
+        Colours by severity level (``{"Critical": "black"}``), over patchframe's own.
+    legend
+        Whether to draw the legend of severity levels.
+    **kwargs
+        Passed to ``Axes.barh`` (``edgecolor``, ``alpha``, ...).
 
     Examples
     --------
@@ -273,12 +371,12 @@ def top_cves(data: pd.DataFrame, *, ax: Axes | None = None, n: int = 15) -> Axes
     >>> import patchframe as pf
     >>> from patchframe.plots import top_cves
     >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
-    >>> ax = top_cves(fleet.patches, n=5)
+    >>> ax = top_cves(fleet.patches, top=5)
     >>> [label.get_text() for label in ax.get_yticklabels()][:2]
     ['CVE-2024-1085', 'CVE-2023-6780']
     >>> plt.close(ax.figure)
     """
-    shown = check_top(n, "n")
+    shown = check_top(top)
     exposure = cve_exposure(data)
     head = exposure.head(shown)
     ax = new_axes(ax, bars=len(head))
@@ -293,14 +391,14 @@ def top_cves(data: pd.DataFrame, *, ax: Axes | None = None, n: int = 15) -> Axes
     if head.empty:
         return no_data(ax, "no open CVEs")
     levels = head["severity_level"].astype("str").fillna("Unspecified").tolist()
-    y = np.arange(len(head))
-    ax.barh(y, head["nodes"], color=[severity_color(v) for v in levels], height=0.8)
-    ax.set_yticks(y, head["cve_id"].tolist(), fontsize="small")
-    ax.set_ylim(len(head) - 0.5, -0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     present = [v for v in reversed(head["severity_level"].cat.categories) if v in set(levels)]
-    handles = [Patch(color=severity_color(v), label=v) for v in present]
-    ax.legend(handles=handles, title="severity", loc="lower right", fontsize="small")
+    colors = label_colors(present, severity_color, palette)
+    options = {"color": [colors[v] for v in levels], "height": 0.8}
+    ax.barh(np.arange(len(head)), head["nodes"], **{**options, **kwargs})
+    _label_bars(ax, head["cve_id"].tolist())
+    if legend:
+        handles = [Patch(color=colors[v], label=v) for v in present]
+        ax.legend(handles=handles, title="severity", loc="lower right", fontsize="small")
     return ax
 
 
@@ -310,6 +408,9 @@ def compliance_by_platform(
     ax: Axes | None = None,
     by: str = "platform_name",
     top: int = 15,
+    palette: Mapping[str, str] | None = None,
+    legend: bool = True,
+    **kwargs: Any,
 ) -> Axes:
     """Nodes per platform, stacked by compliance status.
 
@@ -326,6 +427,12 @@ def compliance_by_platform(
         The column to group nodes by: ``"platform_name"`` or ``"platform_type"``.
     top
         How many platforms, the largest first, get their own bar; the rest share one.
+    palette
+        Colours by compliance status (``{"COMPLIANT": "blue"}``), over patchframe's own.
+    legend
+        Whether to draw the legend of compliance statuses.
+    **kwargs
+        Passed to ``Axes.barh`` for every segment (``edgecolor``, ``alpha``, ...).
 
     Raises
     ------
@@ -347,6 +454,9 @@ def compliance_by_platform(
     """
     shown = check_top(top)
     table = _compliance_table(data, by)
+    colors = label_colors(
+        [str(c) for c in table.columns], lambda c: COMPLIANCE_COLORS.get(c, UNKNOWN_COLOR), palette
+    )
     ax = new_axes(ax, bars=min(len(table), shown + 1))
     ax.set_title("Node compliance by platform")
     ax.set_xlabel("nodes")
@@ -359,9 +469,8 @@ def compliance_by_platform(
     if len(table) > shown:
         rest = len(table) - shown
         values = np.vstack([values[:shown], values[shown:].sum(axis=0)])
-        labels = [*labels[:shown], f"other {rest:,} platforms"]
-    series = [(str(c), COMPLIANCE_COLORS.get(str(c), UNKNOWN_COLOR)) for c in table.columns]
-    _stacked_barh(ax, labels, values, series, "compliance")
+        labels = [*labels[:shown], f"other {counted(rest, 'platform')}"]
+    _stacked_barh(ax, labels, values, colors, title="compliance", legend=legend, kwargs=kwargs)
     return ax
 
 
@@ -370,21 +479,21 @@ def _compliance_table(data: pd.DataFrame, by: str) -> pd.DataFrame:
     require_columns(data, [by], needed_by="compliance_by_platform")
     if "state" in data.columns:
         require_columns(data, ["instance_id"], needed_by="compliance_by_platform")
-        node, node_names = category_codes(data["instance_id"])
-        platform, platform_names = category_codes(data[by])
-        seen = node >= 0
-        first = first_rows(node[seen], len(node_names))
-        nodes = np.flatnonzero(first < seen.sum())
-        bad = np.bincount(
-            node[state_mask(data, NON_COMPLIANT_STATES) & seen], minlength=len(node_names)
+        rows = pd.DataFrame(
+            {
+                "node": data["instance_id"].to_numpy(),
+                "platform": data[by].to_numpy(),
+                "bad": state_mask(data, NON_COMPLIANT_STATES),
+            }
         )
-        status = np.where(bad[nodes] > 0, "NON_COMPLIANT", "COMPLIANT")
-        names: pd.Series[Any] = pd.Series(
-            pd.Categorical.from_codes(platform[seen][first[nodes]], categories=platform_names)
+        nodes = rows.groupby("node", sort=False).agg(
+            platform=("platform", "first"), bad=("bad", "any")
         )
+        status = np.where(nodes["bad"], "NON_COMPLIANT", "COMPLIANT")
+        names = nodes["platform"]
     elif "compliance" in data.columns:
         status = data["compliance"].astype("str").to_numpy()
-        names = data[by].reset_index(drop=True)
+        names = data[by]
     else:
         raise ColumnsError(
             "compliance_by_platform needs a patches frame (with 'state') or a nodes "

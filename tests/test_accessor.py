@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from frames import patches_from_rows
+from matplotlib.colors import to_hex
 
 import patchframe.accessor
 from patchframe import filters, plots, summary
-from patchframe._schema import NodeKey, PatchColumns, build_patches
 from patchframe.accessor import CORE_COLUMNS, PatchesAccessor
 from patchframe.exceptions import ColumnsError
 
@@ -19,29 +19,20 @@ MODULES = (filters, summary, plots)
 FUNCTIONS = [(m, name) for m in MODULES for name in m.__all__]
 
 
-@pytest.fixture(autouse=True)
-def close_figures() -> Iterator[None]:
-    yield
-    plt.close("all")
-
-
 @pytest.fixture
 def patches() -> pd.DataFrame:
-    a, b = PatchColumns(), PatchColumns()
-    a.extend(
-        [
-            {"KBId": "KB1", "State": "Missing", "Severity": "Critical", "CVEIds": "CVE-2024-1"},
-            {"KBId": "KB2", "State": "Installed", "Severity": "Low", "InstalledTime": 1.7e9},
-        ]
-    )
-    b.extend(
-        [
-            {"KBId": "KB1", "State": "Failed", "Severity": "Critical", "CVEIds": "CVE-2024-1"},
-            {"KBId": "KB3", "State": "InstalledPendingReboot", "InstalledTime": 1.71e9},
-        ]
-    )
-    return build_patches(
-        [(NodeKey("i-0000000a"), a), (NodeKey("i-0000000b"), b)],
+    """Two nodes, one CVE open on both; small enough to know every answer."""
+    return patches_from_rows(
+        {
+            "i-0000000a": [
+                ("KB1", "Missing", "Critical", "", 0, "CVE-2024-1"),
+                ("KB2", "Installed", "Low", "", 1.7e9, ""),
+            ],
+            "i-0000000b": [
+                ("KB1", "Failed", "Critical", "", 0, "CVE-2024-1"),
+                ("KB3", "InstalledPendingReboot", "", "", 1.71e9, ""),
+            ],
+        },
         node_columns={"platform_name": ["Ubuntu", "SLES"]},
     )
 
@@ -111,14 +102,24 @@ def test_summaries_delegate(patches: pd.DataFrame) -> None:
 def test_charts_delegate(patches: pd.DataFrame) -> None:
     _, ax = plt.subplots()
     assert patches.pf.states_by_node(ax=ax, top=1) is ax
-    assert ax.get_yticklabels()[-1].get_text() == "other 1 nodes (mean)"
-    assert patches.pf.top_cves(n=1).get_title() == "Open CVEs by nodes affected"
+    assert ax.get_yticklabels()[-1].get_text() == "other 1 node (mean)"
+    assert patches.pf.top_cves(top=1).get_title() == "Open CVEs by nodes affected"
+
+
+def test_charts_pass_palette_legend_and_matplotlib_options_through(
+    patches: pd.DataFrame,
+) -> None:
+    ax = patches.pf.top_cves(palette={"Critical": "#123456"}, legend=False, edgecolor="#abcdef")
+    (bar,) = ax.patches
+    assert to_hex(bar.get_facecolor()) == "#123456"
+    assert to_hex(bar.get_edgecolor()) == "#abcdef"
+    assert ax.get_legend() is None
 
 
 def test_a_chain_reads_left_to_right(patches: pd.DataFrame) -> None:
-    chained = patches.pf.non_compliant().pf.severity_at_least("Critical").pf.top_missing(5)
+    chained = patches.pf.non_compliant().pf.severity_at_least("Critical").pf.top_missing(top=5)
     direct = summary.top_missing(
-        filters.severity_at_least(filters.non_compliant(patches), "Critical"), 5
+        filters.severity_at_least(filters.non_compliant(patches), "Critical"), top=5
     )
     pd.testing.assert_frame_equal(chained, direct)
     assert chained[["kb_id", "nodes", "missing", "failed"]].to_numpy().tolist() == [
@@ -126,11 +127,14 @@ def test_a_chain_reads_left_to_right(patches: pd.DataFrame) -> None:
     ]
 
 
-def test_holds_nothing_but_the_frame(patches: pd.DataFrame) -> None:
-    accessor = PatchesAccessor(patches)
-    assert list(vars(accessor)) == ["_df"]
-    assert accessor._df is patches
-    before = patches.copy(deep=True)
-    patches.pf.non_compliant()
-    patches.pf.node_compliance()
-    pd.testing.assert_frame_equal(patches, before)
+def test_each_frame_answers_for_itself_and_stays_unchanged(sample_patches: pd.DataFrame) -> None:
+    before = sample_patches.copy(deep=True)
+    first = str(sample_patches["instance_id"].iloc[0])
+    one_node = sample_patches[sample_patches["instance_id"] == first]
+    assert one_node.pf.node_compliance()["instance_id"].tolist() == [first]
+    whole = sample_patches.pf.node_compliance()
+    assert len(whole) == sample_patches["instance_id"].nunique() > 1
+    pd.testing.assert_frame_equal(sample_patches.pf.node_compliance(), whole)  # no state kept
+    sample_patches.pf.non_compliant()
+    sample_patches.pf.states_by_node()
+    pd.testing.assert_frame_equal(sample_patches, before)

@@ -16,10 +16,8 @@ import pytest
 from patchframe import cli
 from patchframe._fleet import Fleet
 from patchframe._schema import build_errors
-from patchframe.aws import load_fleet
 from patchframe.exceptions import AWSRequestError
 from patchframe.sandbox import emulator
-from patchframe.sandbox.emulator import sample_client
 
 CHARTS = [
     "states-by-node.png",
@@ -110,14 +108,20 @@ def test_usage_errors_are_one_line_and_exit_2(
 
 
 @pytest.mark.usefixtures("no_aws")
-def test_bad_profile_or_region_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["report", "--profile", "nope", "--region", "eu-west-1"]) == 2
-    one_error_line(capsys.readouterr().err, "patchframe: error: profile 'nope' is not in")
-    assert cli.main(["report", "--region", "moon-1"]) == 2
-    one_error_line(capsys.readouterr().err, "patchframe: error: region 'moon-1'")
-    assert cli.main(["report"]) == 2
-    line = one_error_line(capsys.readouterr().err, "patchframe: error: no region")
-    assert "--region R" in line
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["--profile", "nope", "--region", "eu-west-1"], "profile 'nope' is not in"),
+        (["--region", "moon-1"], "region 'moon-1'"),
+        ([], "no region"),
+    ],
+)
+def test_bad_profile_or_region_is_a_usage_error(
+    argv: list[str], start: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", *argv]) == 2
+    line = one_error_line(capsys.readouterr().err, f"patchframe report: error: {start}")
+    assert line.endswith("(see 'patchframe report --help')")
 
 
 @pytest.mark.usefixtures("no_aws")
@@ -149,6 +153,24 @@ def test_aws_error_exit_1(
     assert line.endswith("not allowed (details)")
 
 
+@pytest.mark.parametrize(("code", "way_out"), [("NoCredentialsError", True), ("Other", False)])
+def test_the_way_out_follows_the_error_code_not_the_text(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    code: str,
+    way_out: bool,
+) -> None:
+    def refuse(**kwargs: object) -> Fleet:
+        # The text names no credentials at all: only the code may decide.
+        raise AWSRequestError("GetCallerIdentity failed", code=code, operation="GetCallerIdentity")
+
+    monkeypatch.setattr(cli, "load_fleet", refuse)
+    assert cli.main(["report", "--region", "eu-west-1", "--out", str(tmp_path / "r")]) == 1
+    line = one_error_line(capsys.readouterr().err, "patchframe: error: GetCallerIdentity failed")
+    assert line.endswith("; or try: patchframe report --sample") is way_out
+
+
 def test_unwritable_folder_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -157,9 +179,12 @@ def test_unwritable_folder_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_partial_errors_write_the_report_and_warn(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sample_fleet_frames: Fleet,
 ) -> None:
-    fleet = load_fleet(client=sample_client(), progress=False)
+    fleet = sample_fleet_frames
     error = {
         "account_id": "123456789012",
         "region": "eu-west-1",
@@ -175,7 +200,7 @@ def test_partial_errors_write_the_report_and_warn(
     assert cli.main(["report", "--region", "eu-west-1", "--out", str(out)]) == 0
     printed = capsys.readouterr()
     assert "  errors                     1" in printed.out.splitlines()
-    line = one_error_line(printed.err, "patchframe: warning: 1 error(s) while loading")
+    line = one_error_line(printed.err, "patchframe: warning: 1 error while loading")
     assert line.endswith("failed: Rate exceeded")
     errors = openpyxl.load_workbook(out / cli.WORKBOOK)["Errors"]
     assert errors.max_row == 2 and errors["F2"].value == error["message"]
@@ -201,9 +226,12 @@ def test_installed_script_writes_the_sample_report(tmp_path: Path) -> None:
 
 
 def test_nothing_loaded_exit_1(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sample_fleet_frames: Fleet,
 ) -> None:
-    fleet = load_fleet(client=sample_client(), progress=False)
+    fleet = sample_fleet_frames
     nodes = fleet.nodes.assign(patch_rows=pd.array([None] * len(fleet.nodes), dtype="Int64"))
     error = {"operation": "DescribeInstancePatches", "error_code": "AccessDeniedException"}
     error["message"] = "DescribeInstancePatches for node i-0e1f2a3b4c5d6e7f8 failed: denied"

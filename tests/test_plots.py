@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -14,7 +14,13 @@ from matplotlib.colors import to_hex
 from matplotlib.container import BarContainer
 
 from patchframe import plots
-from patchframe._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, STATE_COLORS
+from patchframe._palette import (
+    COMPLIANCE_COLORS,
+    SEVERITY_COLORS,
+    STATE_COLORS,
+    text_color,
+    tint,
+)
 from patchframe._schema import NodeKey, PatchColumns, build_patches
 from patchframe.exceptions import ColumnsError, ValidationError
 
@@ -23,13 +29,11 @@ JAN1 = pd.Timestamp("2024-01-01", tz="UTC").timestamp()  # a Monday
 
 
 @pytest.fixture(autouse=True)
-def no_show_and_close(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_show(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("plt.show() called")
 
     monkeypatch.setattr(plt, "show", refuse)
-    yield
-    plt.close("all")
 
 
 def node(
@@ -164,6 +168,15 @@ def test_states_by_node_folds_the_rest_into_a_mean_other_bar() -> None:
     assert "top 5 of 30" in ax.get_title()
 
 
+def test_states_by_node_counts_the_other_nodes_in_words(three: pd.DataFrame) -> None:
+    assert ticks(plots.states_by_node(three, top=2).get_yticklabels())[-1] == (
+        "other 1 node (mean)"
+    )
+    assert ticks(plots.states_by_node(three, top=1).get_yticklabels())[-1] == (
+        "other 2 nodes (mean)"
+    )
+
+
 def test_states_by_node_stays_legible_with_3000_nodes() -> None:
     parts = [node(f"i-{n:08x}", {"Missing": n % 7, "Installed": 2}) for n in range(3000)]
     ax = plots.states_by_node(frame(parts))
@@ -197,6 +210,23 @@ def test_heatmap_labels_every_cell_with_its_count(three: pd.DataFrame) -> None:
     assert sum(int(t) for t in cells.values()) == len(three)
     assert ax.get_title() and ax.get_xlabel() == "severity level" and ax.get_ylabel() == "state"
     assert len(ax.figure.axes) == 2  # the colour bar, the heatmap's legend
+
+
+def test_heatmap_rows_wear_their_state_colours_with_readable_counts(three: pd.DataFrame) -> None:
+    ax = plots.severity_state_heatmap(three)
+    image = ax.images[0].get_array()
+    states = ticks(ax.get_yticklabels())
+    # INSTALLED Critical holds the largest count (5): its cell is INSTALLED's own colour.
+    assert to_hex(image[0, 0]) == STATE_COLORS["INSTALLED"]
+    # Smaller counts are lighter shades of their row's colour, on a log scale.
+    missing = states.index("MISSING")
+    low, critical = to_hex(image[missing, 3]), to_hex(image[missing, 0])
+    assert low == tint(STATE_COLORS["MISSING"], 0.15 + 0.85 * np.log(2) / np.log(5))
+    assert critical == tint(STATE_COLORS["MISSING"], 0.15)
+    assert image[missing, 1][3] == 0  # no MISSING High patch: a blank cell
+    for label in ax.texts:
+        column, row = (round(v) for v in label.get_position())
+        assert to_hex(label.get_color()) == text_color(to_hex(image[row, column]))
 
 
 # install_timeline
@@ -238,8 +268,8 @@ def test_top_cves_bars_are_nodes_per_cve_coloured_by_severity(three: pd.DataFram
     assert ax.get_xlabel() == "nodes affected"
 
 
-def test_top_cves_keeps_n(three: pd.DataFrame) -> None:
-    ax = plots.top_cves(three, n=1)
+def test_top_cves_keeps_top(three: pd.DataFrame) -> None:
+    ax = plots.top_cves(three, top=1)
     assert ticks(ax.get_yticklabels()) == ["CVE-2024-1"]
     assert ax.get_title() == "Open CVEs by nodes affected: top 1 of 2"
 
@@ -324,17 +354,79 @@ def test_every_chart_leaves_its_input_alone(three: pd.DataFrame, name: str) -> N
 
 @pytest.mark.parametrize("name", ["states_by_node", "top_cves", "compliance_by_platform"])
 def test_bar_counts_are_rejected_unless_positive(three: pd.DataFrame, name: str) -> None:
-    option = "n" if name == "top_cves" else "top"
     with pytest.raises(ValidationError, match="positive whole number"):
-        CHARTS[name](three, **{option: 0})
+        CHARTS[name](three, top=0)
 
 
-def test_state_colours_read_bad_and_good() -> None:
-    def redness(colour: str) -> float:
-        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-        return float(r - max(g, b))
+# palette=, legend= and **kwargs, as seaborn's charts take them
 
-    for bad in ("MISSING", "FAILED"):
-        assert redness(STATE_COLORS[bad]) > 100
-    assert np.argmax([int(STATE_COLORS["INSTALLED"][i : i + 2], 16) for i in (1, 3, 5)]) == 1
-    assert len(set(STATE_COLORS.values())) == len(STATE_COLORS)
+
+PALETTES: dict[str, dict[str, str]] = {
+    "states_by_node": {"MISSING": "#123456"},
+    "severity_state_heatmap": {"INSTALLED": "#123456"},
+    "install_timeline": {"nodes installing": "#123456"},
+    "top_cves": {"Critical": "#123456"},
+    "compliance_by_platform": {"NON_COMPLIANT": "#123456"},
+}
+
+
+def drawn_colours(ax: Axes) -> set[str]:
+    """Every colour the data is drawn in: bars, lines and the heatmap's full-colour cells."""
+    found = {to_hex(bar.get_facecolor()) for bar in ax.patches}
+    found |= {to_hex(line.get_color()) for line in ax.get_lines()}
+    for image in ax.images:
+        found |= {to_hex(cell) for cell in image.get_array().reshape(-1, 4) if cell[3]}
+    return found
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_every_chart_takes_a_palette_by_label(three: pd.DataFrame, name: str) -> None:
+    default = drawn_colours(CHARTS[name](three))
+    chosen = drawn_colours(CHARTS[name](three, palette=PALETTES[name]))
+    assert set(PALETTES[name].values()) <= chosen
+    assert not set(PALETTES[name].values()) & default
+    assert default & chosen  # the labels the palette leaves out keep their colours
+
+
+def test_palette_colours_the_legend_too(three: pd.DataFrame) -> None:
+    ax = plots.top_cves(three, palette={"Critical": "#123456"})
+    box = ax.get_legend()
+    assert box is not None
+    handles = dict(zip(legend(ax), box.legend_handles, strict=True))
+    assert to_hex(handles["Critical"].get_facecolor()) == "#123456"
+    assert to_hex(handles["Low"].get_facecolor()) == SEVERITY_COLORS["Low"]
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_every_chart_can_leave_its_legend_out(three: pd.DataFrame, name: str) -> None:
+    fig, given = plt.subplots()
+    ax = CHARTS[name](three, ax=given, legend=False)
+    assert ax.get_legend() is None
+    assert fig.axes == [ax]  # and no colour bar
+    assert drawn_colours(ax)  # the data is still drawn
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_every_chart_passes_keyword_arguments_to_matplotlib(
+    three: pd.DataFrame, name: str
+) -> None:
+    ax = CHARTS[name](three, alpha=0.5)
+    drawn = [*ax.images] if name == "severity_state_heatmap" else [*ax.patches]
+    assert drawn and all(artist.get_alpha() == 0.5 for artist in drawn)
+
+
+def test_keyword_arguments_win_over_patchframes_own(three: pd.DataFrame) -> None:
+    ax = plots.states_by_node(three, edgecolor="#abcdef", height=0.5)
+    assert {to_hex(bar.get_edgecolor()) for bar in ax.patches} == {"#abcdef"}
+    assert {bar.get_height() for bar in ax.patches} == {0.5}
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_a_palette_must_be_a_mapping(three: pd.DataFrame, name: str) -> None:
+    with pytest.raises(ValidationError, match="palette: expected a mapping"):
+        CHARTS[name](three, palette=["#123456"])
+
+
+def test_heatmap_palette_takes_any_matplotlib_colour(three: pd.DataFrame) -> None:
+    ax = plots.severity_state_heatmap(three, palette={"INSTALLED": "tab:blue"})
+    assert to_hex(ax.images[0].get_array()[0, 0]) == to_hex("tab:blue")

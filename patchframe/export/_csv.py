@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._fleet import Fleet
-from .._schema import NON_COMPLIANT_STATES
+from .._schema import NON_COMPLIANT_STATES, WIRE_STATES
 from ..exceptions import ValidationError
-from ._report_data import _LEVEL_COUNTS, _LEVEL_DTYPE, PathLike, _data, _keys, _node_summary
+from ._report_data import _LEVEL_COUNTS, _LEVEL_DTYPE, PathLike, _data, _keys, _node_table
 
 #: Columns of the summary CSV, as the Systems Manager console names them.
 CSV_SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -72,11 +72,6 @@ def _neutralise(value: object) -> object:
     return value
 
 
-def _camel(state: str) -> str:
-    """A state as real DescribeInstancePatches responses spell it: MISSING -> Missing."""
-    return "".join(word.capitalize() for word in state.split("_"))
-
-
 def _iso(times: pd.Series[Any]) -> list[str | None]:
     utc = pd.DatetimeIndex(times)
     if utc.tz is not None:
@@ -122,7 +117,7 @@ def _detail_rows(patches: pd.DataFrame, nodes: pd.DataFrame) -> Iterator[list[An
         node["name"],
         rows["title"],
         rows["kb_id"],
-        rows["state"].astype("str").map(_camel),
+        rows["state"].astype("str").replace(WIRE_STATES),
         pd.Series(_iso(node["last_report_time"])),
         rows["severity_level"].astype("str").str.upper(),
         rows["severity"],
@@ -149,8 +144,10 @@ def to_compliance_csv(
     """Write a patch compliance report as CSV, in the AWS console's columns.
 
     The Systems Manager console's patch compliance reports ("Export to S3") have
-    two layouts; this writes the same columns, in the same order, so that
-    scripts reading those files work unchanged:
+    two layouts, which the console itself calls "summary" and "detail" (hence
+    ``kind``'s values, the one place patchframe says "summary" for something other
+    than :mod:`patchframe.summary`); this writes the same columns, in the same
+    order, so that scripts reading those files work unchanged:
 
     - ``kind="summary"``: one row per node, the columns of
       :data:`CSV_SUMMARY_COLUMNS` (Index, Instance ID, ..., Compliance status,
@@ -217,7 +214,7 @@ def to_compliance_csv(
     if kind not in ("summary", "detail"):
         raise ValidationError(f"kind {kind!r}: expected 'summary' or 'detail'")
     parts = _data(data)
-    nodes = _node_summary(parts)
+    nodes = _node_table(parts)
     patches = parts.patches
     if instance_id is not None:
         if not (nodes["instance_id"] == instance_id).any():

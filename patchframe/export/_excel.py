@@ -43,12 +43,19 @@ from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.utility import xl_col_to_name
 
 from .._fleet import Fleet
-from .._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, UNKNOWN_COLOR, state_color
+from .._palette import (
+    COMPLIANCE_COLORS,
+    SEVERITY_COLORS,
+    UNKNOWN_COLOR,
+    state_color,
+    text_color,
+    tint,
+)
 from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
 from .._version import VERSION
 from ..exceptions import ValidationError
 from ..summary import cve_exposure
-from ._report_data import PathLike, _Data, _data, _node_summary
+from ._report_data import PathLike, _Data, _data, _node_table
 
 #: The most characters (UTF-16 code units) one Excel cell holds.
 EXCEL_CELL_LIMIT = 32_767
@@ -74,6 +81,7 @@ _DAY_NS = 86_400e9
 _FIRST_SERIAL, _END_SERIAL = 61.0, 2_958_466.0
 _SAMPLE_ROWS = 200  # rows sampled to fit a column's width
 _MAX_WIDTH = 60
+_ROW_TINT = 0.3  # a row's colour mixed into white: light enough to read any text on
 
 
 @dataclass(frozen=True)
@@ -235,23 +243,9 @@ class _Style:
 
     def fill(self, color: str) -> Any:
         if color not in self.fills:
-            font = "#ffffff" if _luminance(color) < 0.45 else "#000000"
+            font = text_color(color)
             self.fills[color] = self.book.add_format({"bg_color": color, "font_color": font})
         return self.fills[color]
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
-
-
-def _luminance(color: str) -> float:
-    r, g, b = _rgb(color)
-    return (0.299 * r + 0.587 * g + 0.114 * b) / 255
-
-
-def _tint(color: str, strength: float = 0.3) -> str:
-    """``color`` mixed into white: a row background light enough to read text on."""
-    return "#" + "".join(f"{round(255 - (255 - c) * strength):02x}" for c in _rgb(color))
 
 
 def _write_table(
@@ -347,7 +341,7 @@ def _paint(sheet: Any, frame: pd.DataFrame, *, top: int, style: _Style) -> None:
                 {
                     "type": "formula",
                     "criteria": f'={letter}{first + 1}="{status}"',
-                    "format": style.fill(_tint(COMPLIANCE_COLORS[status])),
+                    "format": style.fill(tint(COMPLIANCE_COLORS[status], _ROW_TINT)),
                 },
             )
 
@@ -356,7 +350,7 @@ def _distinct(series: pd.Series[Any]) -> list[str]:
     return [str(v) for v in pd.unique(series.dropna().astype("str"))]
 
 
-_SUMMARY_COLUMNS = [
+_NODE_TABLE_COLUMNS = [
     "instance_id",
     "name",
     "account_id",
@@ -399,7 +393,7 @@ def _figures(parts: _Data, nodes: pd.DataFrame) -> list[tuple[str, int]]:
     ]
 
 
-def _write_summary(
+def _write_summary_sheet(
     book: Any,
     parts: _Data,
     nodes: pd.DataFrame,
@@ -419,7 +413,8 @@ def _write_summary(
 
     top = _node_table_top(len(figures))
     sheet.write_string(top - 1, 0, "Nodes, worst first", style.label)
-    widths = _write_table(sheet, nodes[_SUMMARY_COLUMNS], top=top, name="NodeSummary", style=style)
+    table = nodes[_NODE_TABLE_COLUMNS]
+    widths = _write_table(sheet, table, top=top, name="NodesWorstFirst", style=style)
     # Columns A and D also hold the labels of the blocks above the table.
     sheet.set_column(0, 0, max(widths[0], max(len(label) for label, _ in figures) + 2))
     sheet.set_column(3, 3, max(widths[3], len("Non-compliant patches") + 2))
@@ -570,7 +565,7 @@ def to_excel(
     True
     """
     parts = _data(data)
-    nodes = _node_summary(parts)
+    nodes = _node_table(parts)
     sheets = _sheets(parts, nodes)
     figures = _figures(parts, nodes)
     rows = {sheet: len(frame) + 1 for sheet, (_, frame) in sheets.items()}
@@ -588,7 +583,7 @@ def to_excel(
     )
     book.set_properties({"title": title, "comments": f"patchframe {VERSION}"})
     style = _Style(book)
-    _write_summary(book, parts, nodes, figures, title=title, style=style)
+    _write_summary_sheet(book, parts, nodes, figures, title=title, style=style)
     for sheet_name, (table_name, frame) in sheets.items():
         sheet = book.add_worksheet(sheet_name)
         _write_table(sheet, frame, top=0, name=table_name, style=style)

@@ -1,11 +1,12 @@
 """The data behind the workbook and the CSV: a Fleet's parts, and one row per node.
 
 :func:`_data` takes what a writer was given, a :class:`~patchframe.Fleet` or a
-bare patches frame, and checks it; :func:`_node_summary` makes one row per node,
-worst first: what the node is, its compliance, and its non-compliant patch
-counts. The workbook (:mod:`patchframe.export._excel`) shows that table on its Summary
-sheet and the CSV (:mod:`patchframe.export._csv`) writes it out. :data:`PathLike` is the
-path every writer of :mod:`patchframe.export` takes.
+bare patches frame, and checks it; :func:`_node_table` makes the node table, one
+row per node, worst first: what the node is, its compliance, and its non-compliant
+patch counts. The workbook (:mod:`patchframe.export._excel`) shows that table on its
+Summary sheet and the CSV (:mod:`patchframe.export._csv`) writes it out as the
+console's "summary" report. :data:`PathLike` is the path every writer of
+:mod:`patchframe.export` takes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PathLike = str | os.PathLike[str]
 
 _KEY = ["account_id", "region", "instance_id"]
 _LEVEL_DTYPE: pd.CategoricalDtype = PATCH_DTYPES["severity_level"]
-#: The AWS report's severity counts, and the node-summary columns holding them.
+#: The AWS report's severity counts, and the node table's columns holding them.
 #: patchframe's scale has no Informational level (the word maps to Low), so
 #: that count is always 0.
 _LEVEL_COUNTS = {
@@ -77,7 +78,7 @@ def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([_text(frame[c]).fillna("") for c in _KEY])
 
 
-def _node_rows(patches: pd.DataFrame) -> pd.DataFrame:
+def _nodes_of_patches(patches: pd.DataFrame) -> pd.DataFrame:
     """One row per node of a bare patches frame: its first row's node columns."""
     return patches.drop_duplicates(subset=_KEY).reset_index(drop=True)
 
@@ -97,7 +98,7 @@ def _node_column(nodes: pd.DataFrame, column: str) -> pd.Series[Any]:
     return _text(nodes[column])
 
 
-def _node_summary(parts: _Data) -> pd.DataFrame:
+def _node_table(parts: _Data) -> pd.DataFrame:
     """One row per node, worst first: what it is, compliance, non-compliant counts.
 
     For a Fleet, every node of ``Fleet.nodes`` with AWS's ``compliance``. For a
@@ -106,7 +107,9 @@ def _node_summary(parts: _Data) -> pd.DataFrame:
     failed to load: there is nothing to count, which is not the same as none.
     """
     patches = parts.patches
-    nodes = _node_rows(patches) if parts.nodes is None else parts.nodes.reset_index(drop=True)
+    nodes = (
+        _nodes_of_patches(patches) if parts.nodes is None else parts.nodes.reset_index(drop=True)
+    )
     index = _keys(nodes)
     if not index.is_unique:
         raise ValidationError("the nodes frame lists one node (account, region, id) twice")
@@ -169,7 +172,7 @@ def _worst_level(by_level: pd.DataFrame) -> pd.Categorical:
 
 
 def _node_info(nodes: pd.DataFrame) -> pd.DataFrame:
-    """The node columns the summary shows: NA where the frame lacks them."""
+    """The node columns of the node table: NA where the frame lacks them."""
     out = pd.DataFrame({c: _text(nodes[c]) for c in _KEY})
     out["name"] = _node_column(nodes, "name").fillna(_node_column(nodes, "computer_name"))
     for column in (

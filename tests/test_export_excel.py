@@ -1,13 +1,10 @@
-"""Exports: the workbook read back with openpyxl, the AWS-style CSV, Parquet round trips,
-and the workbook converted by LibreOffice when it is installed."""
+"""The workbook, read back with openpyxl, and converted by LibreOffice when it is installed."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import shutil
 import subprocess
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,60 +13,20 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+from export_frames import NASTY, patches, record
 from openpyxl.utils.escape import unescape
 from openpyxl.worksheet.worksheet import Worksheet
 
 from patchframe._fleet import Fleet
-from patchframe._schema import (
-    NON_COMPLIANT_STATES,
-    NodeKey,
-    PatchColumns,
-    UnknownStateWarning,
-    build_errors,
-    build_patches,
-    empty_patches,
-)
-from patchframe.aws import load_fleet
+from patchframe._schema import build_errors, empty_patches
 from patchframe.exceptions import ColumnsError, ValidationError
-from patchframe.export import (
-    CSV_DETAIL_COLUMNS,
-    CSV_SUMMARY_COLUMNS,
-    EXCEL_CELL_LIMIT,
-    EXCEL_SHEETS,
-    _excel,
-    read_parquet,
-    to_compliance_csv,
-    to_excel,
-    to_parquet,
-)
-from patchframe.sandbox.emulator import sample_client
+from patchframe.export import EXCEL_CELL_LIMIT, EXCEL_SHEETS, _excel, to_excel
 from patchframe.summary import cve_exposure
 
-NASTY = ["=1+1", "+SUM(A1:A9)", "-2+3", "@SUM(A1)", '=HYPERLINK("http://x","y")', "\tx", "\rx"]
-
-
-def patches(rows: dict[str, list[dict[str, Any]]], **node: list[str | None]) -> pd.DataFrame:
-    """A patches frame from API records per node, in account 123456789012, eu-west-1."""
-    parts = []
-    for instance_id, records in rows.items():
-        cols = PatchColumns()
-        cols.extend(records)
-        parts.append((NodeKey(instance_id, "123456789012", "eu-west-1"), cols))
-    return build_patches(parts, node_columns=node or None)
-
-
-def record(kb: str, state: str, **fields: Any) -> dict[str, Any]:
-    return {"KBId": kb, "State": state, "InstalledTime": 0, **fields}
-
 
 @pytest.fixture(scope="module")
-def fleet() -> Fleet:
-    return load_fleet(client=sample_client(), progress=False)
-
-
-@pytest.fixture(scope="module")
-def book_path(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return to_excel(fleet, tmp_path_factory.mktemp("book") / "fleet.xlsx")
+def book_path(sample_fleet_frames: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return to_excel(sample_fleet_frames, tmp_path_factory.mktemp("book") / "fleet.xlsx")
 
 
 @pytest.fixture(scope="module")
@@ -123,16 +80,18 @@ def test_sheets_in_order(book: openpyxl.Workbook) -> None:
 
 
 def test_patches_sheet_holds_every_row_value_and_type(
-    book: openpyxl.Workbook, fleet: Fleet
+    book: openpyxl.Workbook, sample_fleet_frames: Fleet
 ) -> None:
-    assert_sheet_matches(book["Patches"], fleet.patches)
+    assert_sheet_matches(book["Patches"], sample_fleet_frames.patches)
     times = [c.value for c in book["Patches"]["J"][1:] if c.value is not None]
     assert times and all(type(t) is dt.datetime for t in times)
     assert book["Patches"]["J2"].number_format == "yyyy-mm-dd hh:mm:ss"
 
 
-def test_missing_and_failed_sheet(book: openpyxl.Workbook, fleet: Fleet) -> None:
-    open_rows = fleet.patches[fleet.patches["state"].isin(["MISSING", "FAILED"])]
+def test_missing_and_failed_sheet(book: openpyxl.Workbook, sample_fleet_frames: Fleet) -> None:
+    open_rows = sample_fleet_frames.patches[
+        sample_fleet_frames.patches["state"].isin(["MISSING", "FAILED"])
+    ]
     worst_first = open_rows.sort_values(
         ["severity_level", "instance_id", "kb_id"], ascending=[False, True, True], kind="stable"
     )
@@ -140,31 +99,33 @@ def test_missing_and_failed_sheet(book: openpyxl.Workbook, fleet: Fleet) -> None
     assert_sheet_matches(book["Missing and Failed"], worst_first)
 
 
-def test_cves_nodes_and_errors_sheets(book: openpyxl.Workbook, fleet: Fleet) -> None:
-    assert_sheet_matches(book["CVEs"], cve_exposure(fleet.patches))
-    assert_sheet_matches(book["Nodes"], fleet.nodes)
+def test_cves_nodes_and_errors_sheets(book: openpyxl.Workbook, sample_fleet_frames: Fleet) -> None:
+    assert_sheet_matches(book["CVEs"], cve_exposure(sample_fleet_frames.patches))
+    assert_sheet_matches(book["Nodes"], sample_fleet_frames.nodes)
     headers, rows = table(book["Errors"])
-    assert headers == list(fleet.errors.columns) and rows == []
+    assert headers == list(sample_fleet_frames.errors.columns) and rows == []
     assert book["Errors"].auto_filter.ref == "A1:G1"
 
 
-def test_summary_figures_and_node_table(book: openpyxl.Workbook, fleet: Fleet) -> None:
+def test_summary_figures_and_node_table(
+    book: openpyxl.Workbook, sample_fleet_frames: Fleet
+) -> None:
     sheet = book["Summary"]
     figures = {row[0]: row[1] for row in sheet.iter_rows(min_row=5, max_row=17, values_only=True)}
-    s = fleet.summary()
+    s = sample_fleet_frames.figures()
     assert figures["Nodes"] == s["nodes"] == 13
     assert figures["Non-compliant nodes"] == s["non_compliant_nodes"]
     assert figures["Patch rows"] == s["patches"]
-    assert figures["Missing patches"] == (fleet.patches["state"] == "MISSING").sum()
+    assert figures["Missing patches"] == (sample_fleet_frames.patches["state"] == "MISSING").sum()
     assert figures["Errors"] == 0
-    ref = sheet.tables["NodeSummary"].ref
+    ref = sheet.tables["NodesWorstFirst"].ref
     header_row = int(ref.split(":")[0][1:])
     headers, rows = table(sheet, header_row)
-    assert len(rows) == len(fleet.nodes)
-    assert {r[0] for r in rows} == set(fleet.nodes["instance_id"])
+    assert len(rows) == len(sample_fleet_frames.nodes)
+    assert {r[0] for r in rows} == set(sample_fleet_frames.nodes["instance_id"])
     compliance = [r[headers.index("compliance")] for r in rows]
     assert compliance[0] == "NON_COMPLIANT" and compliance.count("NON_COMPLIANT") == 11
-    by_node = fleet.nodes.set_index("instance_id")
+    by_node = sample_fleet_frames.nodes.set_index("instance_id")
     for r in rows:
         for column in ("missing", "failed", "installed_pending_reboot"):
             want = by_node.loc[r[0], column]
@@ -206,8 +167,8 @@ def test_summary_has_two_charts(book_path: Path) -> None:
         assert "Nodes by compliance" in z.read(charts[0]).decode()
 
 
-def test_bare_patches_frame(tmp_path: Path, fleet: Fleet) -> None:
-    frame = fleet.patches
+def test_bare_patches_frame(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
+    frame = sample_fleet_frames.patches
     book = openpyxl.load_workbook(to_excel(frame, tmp_path / "bare.xlsx"))
     assert book.sheetnames == list(EXCEL_SHEETS)
     assert_sheet_matches(book["Patches"], frame)
@@ -279,7 +240,7 @@ def test_bad_input(tmp_path: Path) -> None:
         to_excel(empty_patches(), tmp_path / "no" / "such" / "x.xlsx")
 
 
-def test_empty_frame_and_errors(tmp_path: Path, fleet: Fleet) -> None:
+def test_empty_frame_and_errors(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
     errors = build_errors(
         [
             {
@@ -293,7 +254,9 @@ def test_empty_frame_and_errors(tmp_path: Path, fleet: Fleet) -> None:
             }
         ]
     )
-    failed = Fleet(patches=fleet.patches, nodes=fleet.nodes, errors=errors)
+    failed = Fleet(
+        patches=sample_fleet_frames.patches, nodes=sample_fleet_frames.nodes, errors=errors
+    )
     book = openpyxl.load_workbook(to_excel(failed, tmp_path / "errors.xlsx"))
     assert_sheet_matches(book["Errors"], errors)
     empty = openpyxl.load_workbook(to_excel(empty_patches(), tmp_path / "empty.xlsx"))
@@ -316,7 +279,7 @@ def test_times_are_utc_date_cells(tmp_path: Path, when: str, cell: object) -> No
     assert rows[0][headers.index("installed_time (UTC)")] == cell
 
 
-def test_opens_in_libreoffice(book_path: Path, tmp_path: Path, fleet: Fleet) -> None:
+def test_opens_in_libreoffice(book_path: Path, tmp_path: Path, sample_fleet_frames: Fleet) -> None:
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
         pytest.skip(
@@ -342,132 +305,8 @@ def test_opens_in_libreoffice(book_path: Path, tmp_path: Path, fleet: Fleet) -> 
     assert done.returncode == 0, done.stderr
     converted = openpyxl.load_workbook(tmp_path / "out" / book_path.name)
     assert converted.sheetnames == list(EXCEL_SHEETS)
-    assert converted["Patches"].max_row == len(fleet.patches) + 1
-    assert converted["Patches"]["D2"].value == fleet.patches["kb_id"].iloc[0]
-
-
-# --- CSV as the AWS console writes it --------------------------------------------
-
-
-def read_csv(path: Path) -> list[list[str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.reader(f))
-
-
-def test_summary_csv(tmp_path: Path, fleet: Fleet) -> None:
-    rows = read_csv(to_compliance_csv(fleet, tmp_path / "summary.csv"))
-    assert tuple(rows[0]) == CSV_SUMMARY_COLUMNS
-    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
-    assert [r["Index"] for r in body] == [str(i) for i in range(1, len(fleet.nodes) + 1)]
-    assert {r["Instance ID"] for r in body} == set(fleet.nodes["instance_id"])
-    assert body[0]["Compliance status"] == "NON_COMPLIANT"
-    assert body[0]["Compliance severity"] == "CRITICAL"
-    assert {r["Noncompliant Informational severity patch count"] for r in body} <= {"0", ""}
-
-    bad = fleet.patches[fleet.patches["state"].isin(list(NON_COMPLIANT_STATES))]
-    levels = bad["severity_level"].value_counts()
-    for level in ("Critical", "High", "Medium", "Low", "Unspecified"):
-        column = f"Noncompliant {level} severity patch count"
-        assert sum(int(r[column] or 0) for r in body) == levels[level]
-    node = fleet.nodes.set_index("instance_id").loc["i-0e1f2a3b4c5d6e7f8"]
-    row = next(r for r in body if r["Instance ID"] == "i-0e1f2a3b4c5d6e7f8")
-    assert row["Instance IP"] == node["ip_address"]
-    assert row["Platform name"] == node["platform_name"]
-    assert row["SSM Agent version"] == node["agent_version"]
-    assert row["Patch baseline"] == node["baseline_id"]
-    compliant = next(r for r in body if r["Compliance status"] == "COMPLIANT")
-    assert compliant["Compliance severity"] == ""
-
-
-def test_detail_csv_all_nodes_and_one(tmp_path: Path, fleet: Fleet) -> None:
-    rows = read_csv(to_compliance_csv(fleet, tmp_path / "detail.csv", kind="detail"))
-    assert tuple(rows[0]) == CSV_DETAIL_COLUMNS
-    bad = fleet.patches[fleet.patches["state"].isin(list(NON_COMPLIANT_STATES))]
-    assert len(rows) - 1 == len(bad)
-    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
-    assert {r["Logs URL"] for r in body} == {""}
-    assert {r["Patch state"] for r in body} <= {
-        "Missing",
-        "Failed",
-        "InstalledPendingReboot",
-        "InstalledRejected",
-        "AvailableSecurityUpdate",
-    }
-    assert all(r["Last report time"].endswith("Z") for r in body)
-
-    one = "i-0e1f2a3b4c5d6e7f8"
-    rows = read_csv(to_compliance_csv(fleet, tmp_path / "one.csv", kind="detail", instance_id=one))
-    assert {r[1] for r in rows[1:]} == {one}
-    assert len(rows) - 1 == (bad["instance_id"] == one).sum()
-    rows = read_csv(to_compliance_csv(fleet, tmp_path / "one-s.csv", instance_id=one))
-    assert len(rows) == 2 and rows[1][1] == one
-
-
-def test_csv_neutralises_formulas_as_owasp_says(tmp_path: Path) -> None:
-    rows = [record(f"KB{i}", "Missing", Title=t) for i, t in enumerate(NASTY)]
-    frame = patches({"i-00000001": [*rows, record("KB9", "Missing", Title='say "hi", ok')]})
-    path = to_compliance_csv(frame, tmp_path / "nasty.csv", kind="detail")
-    titles = [r[3] for r in read_csv(path)[1:]]
-    assert sorted(titles) == sorted([*("'" + t for t in NASTY), 'say "hi", ok'])
-    raw = path.read_bytes().decode("utf-8")
-    assert '"\'=1+1"' in raw and '"say ""hi"", ok"' in raw  # quoted, quotes doubled
-    assert raw.startswith('"Index","Instance ID"') and "\r\n1," in raw
-
-
-def test_csv_of_a_bare_frame_leaves_unknown_columns_empty(tmp_path: Path, fleet: Fleet) -> None:
-    rows = read_csv(to_compliance_csv(fleet.patches, tmp_path / "bare.csv"))
-    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
-    assert len(body) == 12
-    assert {r["Instance IP"] for r in body} == {""}
-    assert {r["SSM Agent version"] for r in body} == {""}
-    assert all(r["Platform name"] for r in body)
-
-
-def test_csv_bad_arguments(tmp_path: Path, fleet: Fleet) -> None:
-    with pytest.raises(ValidationError, match="kind 'everything'"):
-        to_compliance_csv(fleet, tmp_path / "x.csv", kind="everything")  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="'i-00000000' is not in the data"):
-        to_compliance_csv(fleet, tmp_path / "x.csv", instance_id="i-00000000")
-
-
-# --- Parquet --------------------------------------------------------------------
-
-
-def test_parquet_round_trips_the_fleet(tmp_path: Path, fleet: Fleet) -> None:
-    for name in ("patches", "nodes", "errors"):
-        frame = getattr(fleet, name)
-        back = read_parquet(to_parquet(frame, tmp_path / f"{name}.parquet"))
-        pd.testing.assert_frame_equal(back, frame)
-
-
-def test_parquet_keeps_every_dtype(tmp_path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnknownStateWarning)
-        frame = patches(
-            {
-                "i-00000001": [
-                    record("KB1", "Missing", Severity="Critical", InstalledTime=1.5e9),
-                    record("KB2", "BrandNewState"),  # an unknown state: an extra category
-                ],
-                "i-00000002": [record("KB3", "Installed", InstalledTime=1.7e9 + 0.123456)],
-            },
-            platform_name=["Ubuntu", None],
-        )
-    assert frame["classification"].isna().all()  # categories of no value at all
-    for case in (frame, frame.iloc[[2, 0]], frame.iloc[:0], empty_patches()):
-        back = read_parquet(to_parquet(case, tmp_path / "case.parquet"))
-        pd.testing.assert_frame_equal(back, case)
-        assert list(back["state"].cat.categories)[-1] == list(case["state"].cat.categories)[-1]
-
-
-def test_parquet_from_elsewhere_reads_as_pandas_does(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"a": [1, 2], "b": pd.Categorical(["x", None])})
-    frame.to_parquet(tmp_path / "plain.parquet")
-    pd.testing.assert_frame_equal(
-        read_parquet(tmp_path / "plain.parquet"), pd.read_parquet(tmp_path / "plain.parquet")
-    )
-    with pytest.raises(ValidationError, match="expected a DataFrame"):
-        to_parquet(np.arange(3), tmp_path / "x.parquet")  # type: ignore[arg-type]
+    assert converted["Patches"].max_row == len(sample_fleet_frames.patches) + 1
+    assert converted["Patches"]["D2"].value == sample_fleet_frames.patches["kb_id"].iloc[0]
 
 
 def test_extra_columns_of_any_dtype(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""CSV as the Systems Manager console exports it: its columns, values and OWASP's defence."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from export_frames import NASTY, patches, record
+
+from patchframe._fleet import Fleet
+from patchframe._schema import NON_COMPLIANT_STATES
+from patchframe.exceptions import ValidationError
+from patchframe.export import CSV_DETAIL_COLUMNS, CSV_SUMMARY_COLUMNS, to_compliance_csv
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def test_summary_csv(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
+    rows = read_csv(to_compliance_csv(sample_fleet_frames, tmp_path / "summary.csv"))
+    assert tuple(rows[0]) == CSV_SUMMARY_COLUMNS
+    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert [r["Index"] for r in body] == [
+        str(i) for i in range(1, len(sample_fleet_frames.nodes) + 1)
+    ]
+    assert {r["Instance ID"] for r in body} == set(sample_fleet_frames.nodes["instance_id"])
+    assert body[0]["Compliance status"] == "NON_COMPLIANT"
+    assert body[0]["Compliance severity"] == "CRITICAL"
+    assert {r["Noncompliant Informational severity patch count"] for r in body} <= {"0", ""}
+
+    bad = sample_fleet_frames.patches[
+        sample_fleet_frames.patches["state"].isin(list(NON_COMPLIANT_STATES))
+    ]
+    levels = bad["severity_level"].value_counts()
+    for level in ("Critical", "High", "Medium", "Low", "Unspecified"):
+        column = f"Noncompliant {level} severity patch count"
+        assert sum(int(r[column] or 0) for r in body) == levels[level]
+    node = sample_fleet_frames.nodes.set_index("instance_id").loc["i-0e1f2a3b4c5d6e7f8"]
+    row = next(r for r in body if r["Instance ID"] == "i-0e1f2a3b4c5d6e7f8")
+    assert row["Instance IP"] == node["ip_address"]
+    assert row["Platform name"] == node["platform_name"]
+    assert row["SSM Agent version"] == node["agent_version"]
+    assert row["Patch baseline"] == node["baseline_id"]
+    compliant = next(r for r in body if r["Compliance status"] == "COMPLIANT")
+    assert compliant["Compliance severity"] == ""
+
+
+def test_detail_csv_all_nodes_and_one(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
+    rows = read_csv(to_compliance_csv(sample_fleet_frames, tmp_path / "detail.csv", kind="detail"))
+    assert tuple(rows[0]) == CSV_DETAIL_COLUMNS
+    bad = sample_fleet_frames.patches[
+        sample_fleet_frames.patches["state"].isin(list(NON_COMPLIANT_STATES))
+    ]
+    assert len(rows) - 1 == len(bad)
+    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert {r["Logs URL"] for r in body} == {""}
+    assert {r["Patch state"] for r in body} <= {
+        "Missing",
+        "Failed",
+        "InstalledPendingReboot",
+        "InstalledRejected",
+        "AvailableSecurityUpdate",
+    }
+    assert all(r["Last report time"].endswith("Z") for r in body)
+
+    one = "i-0e1f2a3b4c5d6e7f8"
+    rows = read_csv(
+        to_compliance_csv(
+            sample_fleet_frames, tmp_path / "one.csv", kind="detail", instance_id=one
+        )
+    )
+    assert {r[1] for r in rows[1:]} == {one}
+    assert len(rows) - 1 == (bad["instance_id"] == one).sum()
+    rows = read_csv(
+        to_compliance_csv(sample_fleet_frames, tmp_path / "one-s.csv", instance_id=one)
+    )
+    assert len(rows) == 2 and rows[1][1] == one
+
+
+def test_csv_neutralises_formulas_as_owasp_says(tmp_path: Path) -> None:
+    rows = [record(f"KB{i}", "Missing", Title=t) for i, t in enumerate(NASTY)]
+    frame = patches({"i-00000001": [*rows, record("KB9", "Missing", Title='say "hi", ok')]})
+    path = to_compliance_csv(frame, tmp_path / "nasty.csv", kind="detail")
+    titles = [r[3] for r in read_csv(path)[1:]]
+    assert sorted(titles) == sorted([*("'" + t for t in NASTY), 'say "hi", ok'])
+    raw = path.read_bytes().decode("utf-8")
+    assert '"\'=1+1"' in raw and '"say ""hi"", ok"' in raw  # quoted, quotes doubled
+    assert raw.startswith('"Index","Instance ID"') and "\r\n1," in raw
+
+
+def test_csv_of_a_bare_frame_leaves_unknown_columns_empty(
+    tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    rows = read_csv(to_compliance_csv(sample_fleet_frames.patches, tmp_path / "bare.csv"))
+    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert len(body) == 12
+    assert {r["Instance IP"] for r in body} == {""}
+    assert {r["SSM Agent version"] for r in body} == {""}
+    assert all(r["Platform name"] for r in body)
+
+
+def test_csv_bad_arguments(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
+    with pytest.raises(ValidationError, match="kind 'everything'"):
+        to_compliance_csv(sample_fleet_frames, tmp_path / "x.csv", kind="everything")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="'i-00000000' is not in the data"):
+        to_compliance_csv(sample_fleet_frames, tmp_path / "x.csv", instance_id="i-00000000")
