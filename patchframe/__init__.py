@@ -14,11 +14,11 @@ matplotlib, xlsxwriter or the emulator.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import accessor as accessor  # registers the DataFrame accessor ``.pf``
 from ._fleet import Fleet
+from ._lazy import lazy_names
 from ._schema import (
     COMPLIANT_STATES,
     NON_COMPLIANT_STATES,
@@ -136,16 +136,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'patchframe' has no attribute {name!r}")
-    where = _LAZY[name]
-    value = import_module(where or f".{name}", __name__)
-    if where:
-        value = getattr(value, name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
