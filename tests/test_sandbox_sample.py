@@ -292,20 +292,6 @@ def test_write_and_read_round_trip_any_fleet(tmp_path: Path) -> None:
     assert read_fleet(str(tmp_path)) == fleet
 
 
-@pytest.mark.parametrize(
-    ("spelling", "expected"),
-    [
-        ("Installed", "INSTALLED"),
-        ("InstalledOther", "INSTALLED_OTHER"),
-        ("AvailableSecurityUpdate", "AVAILABLE_SECURITY_UPDATE"),
-        ("NOT_APPLICABLE", "NOT_APPLICABLE"),
-        ("installed_rejected", "INSTALLED_REJECTED"),
-    ],
-)
-def test_normalise_state(spelling: str, expected: str) -> None:
-    assert normalise_state(spelling) == expected
-
-
 # --------------------------------------------------------------------------- synthetic
 
 

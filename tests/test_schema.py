@@ -27,6 +27,7 @@ from patchframe._schema import (
     build_patches,
     concat_patches,
     empty_patches,
+    normalise_state,
 )
 
 NODE = NodeKey("i-0123456789abcdef0", "123456789012", "eu-west-1")
@@ -300,3 +301,17 @@ def test_frame_is_identical_under_any_local_time_zone() -> None:
         pd.testing.assert_frame_equal(outputs[0], other)
     assert outputs[0]["installed_time"].iloc[:2].nunique() == 1
     assert pd.isna(outputs[0]["installed_time"].iloc[2])
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [
+        ("Installed", "INSTALLED"),
+        ("InstalledOther", "INSTALLED_OTHER"),
+        ("AvailableSecurityUpdate", "AVAILABLE_SECURITY_UPDATE"),
+        ("NOT_APPLICABLE", "NOT_APPLICABLE"),
+        ("installed_rejected", "INSTALLED_REJECTED"),
+    ],
+)
+def test_normalise_state(spelling: str, expected: str) -> None:
+    assert normalise_state(spelling) == expected
