@@ -1,22 +1,21 @@
-"""Building blocks shared by the analysis modules: column checks, category codes, times.
+"""Building blocks shared by the analysis modules: column checks, states, levels, times.
 
 The analysis layer (filters, summaries, plots, history, export) decides on the
 categories of the contract's categorical columns, a few dozen strings even in a
-large fleet, and then works on their integer codes, so no string is touched per row.
+large fleet, never on each row: a state's spelling, a severity word, a CVE list.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Collection, Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._schema import SEVERITY_LEVELS, normalise_state
+from ._schema import PATCH_DTYPES, SEVERITY_LEVELS, STATES, normalise_state
 from .exceptions import ColumnsError, ValidationError
 
 Mask = npt.NDArray[np.bool_]
@@ -25,7 +24,8 @@ Codes = npt.NDArray[np.intp]
 TimeLike = str | dt.date | np.datetime64
 #: NaT as an int64, as ``datetime64[ns]`` values viewed as integers show it.
 NAT = int(np.iinfo(np.int64).min)
-_CVE_ID = re.compile(r"CVE-\d{4}-\d+", re.IGNORECASE)
+#: The contract's ordered severity scale, Unspecified < ... < Critical.
+LEVEL_DTYPE: pd.CategoricalDtype = PATCH_DTYPES["severity_level"]
 
 
 def require_columns(df: pd.DataFrame, columns: Iterable[str], *, needed_by: str) -> None:
@@ -69,13 +69,59 @@ def level_codes(
 ) -> npt.NDArray[np.intp]:
     """Each row's position on SEVERITY_LEVELS (0 Unspecified ... 4 Critical), -1 for NA."""
     codes, categories = category_codes(series, rows)
-    position = [level_index(str(c)) for c in categories]
+    position = [_level_index(str(c)) for c in categories]
     return np.array([*position, -1], dtype=np.intp)[codes]
 
 
-def level_index(level: str) -> int:
+def _level_index(level: str) -> int:
     by_lower = {name.lower(): i for i, name in enumerate(SEVERITY_LEVELS)}
     return by_lower.get(level.lower(), 0)  # the contract's dtype holds only these five
+
+
+def model_states(*columns: pd.Series[Any]) -> list[pd.Series[Any]]:
+    """State columns on one ordered category in the model's spelling (``InstalledOther``
+    becomes ``INSTALLED_OTHER``): the model's 8 states in its order, then any state
+    nobody knew yet, in order of first mention. Spellings are fixed per category."""
+    named = [c.astype("category").map(normalise_state, na_action="ignore") for c in columns]
+    seen = (
+        n.cat.categories if isinstance(n.dtype, pd.CategoricalDtype) else n.dropna().unique()
+        for n in named
+    )
+    unknown = dict.fromkeys(str(s) for values in seen for s in values if s not in STATES)
+    dtype = pd.CategoricalDtype([*STATES, *unknown], ordered=True)
+    return [n.astype(dtype) for n in named]
+
+
+def severity_levels(series: pd.Series[Any]) -> pd.Series[Any]:
+    """The column on the contract's ordered severity scale, its words matched without
+    regard to case (any other word is Unspecified), NA kept."""
+    if series.dtype == LEVEL_DTYPE:
+        return series
+    return (
+        series.astype("category")
+        .map(lambda c: SEVERITY_LEVELS[_level_index(str(c))], na_action="ignore")
+        .astype(LEVEL_DTYPE)
+    )
+
+
+def utc_times(series: pd.Series[Any]) -> pd.Series[Any]:
+    """Times as ``datetime64[ns, UTC]``; naive ones count as UTC."""
+    times = pd.to_datetime(series)
+    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+    return times.dt.as_unit("ns")
+
+
+def cve_lists(lists: pd.Series[Any]) -> pd.DataFrame:
+    """One row per distinct ``cve_ids`` value in ``lists`` and CVE id it names: columns
+    ``cve_ids`` (the value, in its own dtype, to merge on) and ``cve_id``.
+
+    Only the distinct lists are split, a few thousand strings even for a million rows.
+    """
+    table = pd.DataFrame({"cve_ids": lists.dropna().unique()})
+    table["cve_id"] = table["cve_ids"].astype("str").str.split(",")
+    table = table.explode("cve_id", ignore_index=True)
+    table["cve_id"] = table["cve_id"].str.strip().str.upper()
+    return table[table["cve_id"] != ""].drop_duplicates(ignore_index=True)
 
 
 def state_mask(df: pd.DataFrame, states: Collection[str]) -> Mask:
@@ -139,75 +185,3 @@ def patch_state(value: str, known: Collection[str]) -> str:
 
 def split_cves(text: str) -> set[str]:
     return {part.strip().upper() for part in text.split(",")}
-
-
-def distinct(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The distinct keys, sorted."""
-    # Sorting and comparing neighbours beats hashing (pandas.unique) and numpy.unique
-    # several times over on a million mostly distinct keys.
-    ordered = np.sort(keys)
-    return ordered[run_starts(ordered)]
-
-
-def run_starts(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """Where a run of equal values starts in a sorted array."""
-    return np.concatenate([[True], ordered[1:] != ordered[:-1]]) if len(ordered) else ordered > 0
-
-
-def distinct_pairs(a: Codes, b: Codes, b_size: int) -> tuple[Codes, Codes]:
-    """The distinct (a, b) pairs among rows (0 <= b < b_size), sorted by a, then b."""
-    keys = distinct(a.astype(np.int64) * b_size + b)
-    return (keys // b_size).astype(np.intp), (keys % b_size).astype(np.intp)
-
-
-def first_rows(group: Codes, n_groups: int) -> Codes:
-    """The first row of each group, len(group) where a group has no row."""
-    first = np.full(n_groups, len(group), dtype=np.intp)
-    np.minimum.at(first, group, np.arange(len(group)))
-    return first
-
-
-def levels_by(group: Codes, levels: Codes, n_groups: int) -> Codes:
-    """The highest severity level (0-4) per group, -1 where a group has no row."""
-    counts = np.bincount(
-        group * len(SEVERITY_LEVELS) + levels, minlength=n_groups * len(SEVERITY_LEVELS)
-    ).reshape(n_groups, len(SEVERITY_LEVELS))
-    present = np.where(counts > 0, np.arange(len(SEVERITY_LEVELS)), -1)
-    return np.asarray(present.max(axis=1, initial=-1), dtype=np.intp)
-
-
-def texts_at(categories: pd.Index, codes: Codes) -> pd.Index:
-    """Strings of ``categories`` picked by ``codes``, NA for -1."""
-    picked: pd.Index = pd.Index(pd.Categorical.from_codes(codes, categories=categories))
-    return picked.astype("str")
-
-
-class CveLists(NamedTuple):
-    """The CVE ids in each ``cve_ids`` category, as indexes into ``ids``."""
-
-    ids: list[str]  # sorted
-    starts: Codes  # category i's ids are flat[starts[i] : starts[i] + lengths[i]]
-    lengths: Codes
-    flat: Codes
-
-    @classmethod
-    def of(cls, categories: pd.Index, codes: Codes) -> CveLists:
-        """Split the categories that ``codes`` use; a few thousand strings, not a row each."""
-        used = np.bincount(codes, minlength=len(categories)) > 0
-        lists = [
-            sorted(split_cves(str(c)) - {""}) if u else []
-            for c, u in zip(categories, used, strict=True)
-        ]
-        ids = sorted({cve for cves in lists for cve in cves})
-        index_of = {cve: i for i, cve in enumerate(ids)}
-        lengths = np.array([len(cves) for cves in lists], dtype=np.intp)
-        flat = np.array([index_of[c] for cves in lists for c in cves], dtype=np.intp)
-        starts = np.cumsum(lengths) - lengths
-        return cls(ids, starts, lengths, flat)
-
-    def explode(self, codes: Codes) -> tuple[Codes, Codes]:
-        """One (position in ``codes``, CVE index) pair per CVE listed by each code."""
-        counts = self.lengths[codes]
-        position = np.repeat(np.arange(len(codes)), counts)
-        within = np.arange(len(position)) - np.repeat(np.cumsum(counts) - counts, counts)
-        return position, self.flat[self.starts[codes][position] + within]

@@ -5,9 +5,10 @@ form: one row per thing counted, lower snake case column names, counts as
 ``int64``, times as UTC datetimes, severity as the contract's ordered
 ``severity_level`` category, ids and titles as strings. The input is never modified.
 
-Counting is done on category codes with ``numpy.bincount``, never row by row in
-Python, and the CVE view explodes the few distinct ``cve_ids`` strings, not the
-rows, so a million-row fleet summarises in a small multiple of one pandas groupby.
+Every summary is pandas' own groupby, merge and explode. Repeated work is done on
+the few distinct values, not on every row: the CVE views explode the distinct
+``cve_ids`` lists and merge them onto distinct pairs, so a million-row fleet
+summarises in a small multiple of one pandas groupby.
 
 "Open" patches, the ones :func:`top_missing` and :func:`cve_exposure` count, are
 the MISSING and FAILED ones: the fix is not on the node, and the API fills CVEIds
@@ -18,30 +19,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from ._frames import (
-    NAT,
-    Codes,
-    CveLists,
+    LEVEL_DTYPE,
     TimeLike,
-    category_codes,
-    distinct,
-    distinct_pairs,
-    first_rows,
-    level_codes,
-    levels_by,
+    cve_lists,
+    model_states,
     require_columns,
-    run_starts,
-    state_codes,
+    severity_levels,
     state_mask,
-    texts_at,
-    utc_nanoseconds,
+    utc_times,
     utc_timestamp,
 )
-from ._schema import NON_COMPLIANT_STATES, OPEN_STATES, PATCH_DTYPES, SEVERITY_LEVELS, STATES
+from ._schema import NON_COMPLIANT_STATES, OPEN_STATES
 from .exceptions import ValidationError
 
 __all__ = [
@@ -55,47 +46,45 @@ __all__ = [
 
 Freq = Literal["D", "W", "M"]
 
-_DAY_NS = 86_400 * 10**9
-_LEVEL_DTYPE: pd.CategoricalDtype = PATCH_DTYPES["severity_level"]
 _FREQS = {"D": "day", "W": "week, from Monday", "M": "month"}
+#: pandas' name of each period, anchored where patchframe's periods start.
+_PERIODS = {"D": "D", "W": "W-MON", "M": "MS"}
 
 
-# Building blocks: codes in, numpy arrays out.
-
-
-def _state_columns(df: pd.DataFrame) -> tuple[Codes, list[str]]:
-    """Each row's state as an index into the returned names: the model's 8 states
-    first, in the model's order, then states nobody knew yet; -1 for NA."""
-    codes, names = state_codes(df["state"])
-    ordered = [*STATES, *dict.fromkeys(n for n in names if n not in STATES)]
-    position = np.array([*(ordered.index(n) for n in names), -1], dtype=np.intp)
-    return position[codes], ordered
-
-
-def _level_column(levels: Codes) -> pd.Categorical[Any]:
-    return pd.Categorical.from_codes(levels, dtype=_LEVEL_DTYPE)
-
-
-def _times(nanoseconds: npt.NDArray[np.int64]) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(nanoseconds.view("M8[ns]")).tz_localize("UTC")
-
-
-def _whole_days(since: npt.NDArray[np.int64], now: pd.Timestamp) -> pd.arrays.IntegerArray:
-    """Whole days from each time to ``now``, NA where the time is NaT."""
-    days = (int(now.as_unit("ns").value) - since) // _DAY_NS
-    return pd.arrays.IntegerArray(days.astype(np.int64), since == NAT)
+# Building blocks.
 
 
 def _now(now: TimeLike | None) -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC") if now is None else utc_timestamp(now, name="now")
 
 
-def _check_n(n: object) -> int | None:
-    if n is None:
+def _whole_days(since: pd.Series[Any], now: pd.Timestamp) -> pd.Series[Any]:
+    """Whole days from each time to ``now`` (Int64), NA where the time is NaT."""
+    waited: pd.Series[Any] = (now - since).dt.days  # floor division: whole days
+    return waited.astype("Int64")
+
+
+def _check_top(top: object) -> int | None:
+    if top is None:
         return None
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValidationError(f"n {n!r} is not a positive whole number (or None for all rows)")
-    return n
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValidationError(f"top {top!r} is not a positive whole number (or None for all rows)")
+    return top
+
+
+def _texts(index: pd.Index) -> pd.Index:
+    return index.astype("str")
+
+
+def _ranked(frame: pd.DataFrame, by: list[str], descending: list[str]) -> pd.DataFrame:
+    """Sorted by ``by``, those in ``descending`` highest first, NA last; a RangeIndex."""
+    return frame.sort_values(
+        by,
+        ascending=[c not in descending for c in by],
+        na_position="last",
+        kind="stable",
+        ignore_index=True,
+    )
 
 
 # The summaries.
@@ -147,36 +136,32 @@ def node_compliance(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.Data
         ["instance_id", "state", "severity_level", "installed_time"],
         needed_by="node_compliance",
     )
-    node, node_names = category_codes(df["instance_id"])
-    state, states = _state_columns(df)
-    n_nodes, n_states = len(node_names), len(states)
-
-    counted = (node >= 0) & (state >= 0)
-    counts = np.bincount(
-        node[counted] * n_states + state[counted], minlength=n_nodes * n_states
-    ).reshape(n_nodes, n_states)
-    present = np.bincount(node[node >= 0], minlength=n_nodes) > 0
-
-    bad = [states.index(s) for s in NON_COMPLIANT_STATES]
-    open_rows = state_mask(df, OPEN_STATES) & (node >= 0)
-    levels = level_codes(df["severity_level"])
-    open_rows &= levels >= 0
-    worst = levels_by(node[open_rows], levels[open_rows], n_nodes)
-
-    times = utc_nanoseconds(df["installed_time"])
-    last = np.full(n_nodes, NAT, dtype=np.int64)
-    np.maximum.at(last, node[node >= 0], times[node >= 0])  # NaT is the smallest int64
-
-    keep = np.flatnonzero(present)
-    order = keep[np.argsort(np.asarray(node_names[keep], dtype=object), kind="stable")]
-    out: dict[str, Any] = {"instance_id": texts_at(node_names, order)}
-    for i, name in enumerate(states):
-        out[name.lower()] = counts[order, i].astype(np.int64)
-    out["compliant"] = counts[order][:, bad].sum(axis=1) == 0
-    out["worst_missing_severity"] = _level_column(worst[order])
-    out["last_installed_time"] = _times(last[order])
-    out["days_since_install"] = _whole_days(last[order], _now(now))
-    return pd.DataFrame(out)
+    at = _now(now)
+    node = df["instance_id"]
+    (state,) = model_states(df["state"])
+    states = list(state.cat.categories)
+    # NA groups kept, then dropped: a node whose rows all lack a state still is a node.
+    counts = df.groupby([node, state], observed=True, dropna=False).size().unstack(fill_value=0)
+    counts = counts[counts.index.notna()].reindex(columns=states, fill_value=0).astype("int64")
+    per_node = (
+        pd.DataFrame(
+            {
+                "worst_missing_severity": severity_levels(df["severity_level"]).where(
+                    state_mask(df, OPEN_STATES)
+                ),
+                "last_installed_time": utc_times(df["installed_time"]),
+            }
+        )
+        .groupby(node, observed=True)
+        .max()
+        .reindex(counts.index)
+    )
+    table = counts.set_axis([s.lower() for s in states], axis=1)
+    table["compliant"] = counts[[s for s in states if s in NON_COMPLIANT_STATES]].sum(axis=1) == 0
+    table = table.join(per_node)
+    table["days_since_install"] = _whole_days(table["last_installed_time"], at)
+    table.index = _texts(counts.index)
+    return table.rename_axis("instance_id").sort_index(kind="stable").reset_index()
 
 
 def state_by_severity(df: pd.DataFrame, *, totals: bool = True) -> pd.DataFrame:
@@ -202,17 +187,13 @@ def state_by_severity(df: pd.DataFrame, *, totals: bool = True) -> pd.DataFrame:
     total                183   300     256  351          930   2020
     """
     require_columns(df, ["state", "severity_level"], needed_by="state_by_severity")
-    state, states = _state_columns(df)
-    levels = level_codes(df["severity_level"])
-    counted = (state >= 0) & (levels >= 0)
-    n_levels = len(SEVERITY_LEVELS)
-    counts = np.bincount(
-        state[counted] * n_levels + levels[counted], minlength=len(states) * n_levels
-    ).reshape(len(states), n_levels)[:, ::-1]
+    (state,) = model_states(df["state"])
+    levels = severity_levels(df["severity_level"])
+    counts = df.groupby([state, levels], observed=False).size().unstack()
     table = pd.DataFrame(
-        counts.astype(np.int64),
-        index=pd.Index(states, name="state", dtype="str"),
-        columns=pd.Index(SEVERITY_LEVELS[::-1], name="severity_level", dtype="str"),
+        counts.iloc[:, ::-1].to_numpy(dtype="int64"),
+        index=pd.Index(state.cat.categories, name="state", dtype="str"),
+        columns=pd.Index(levels.cat.categories[::-1], name="severity_level", dtype="str"),
     )
     if totals:
         table["total"] = table.sum(axis=1)
@@ -220,15 +201,15 @@ def state_by_severity(df: pd.DataFrame, *, totals: bool = True) -> pd.DataFrame:
     return table
 
 
-def top_missing(df: pd.DataFrame, n: int | None = 10) -> pd.DataFrame:
+def top_missing(df: pd.DataFrame, top: int | None = 10) -> pd.DataFrame:
     """The patches MISSING or FAILED on the most nodes, most first.
 
     Parameters
     ----------
     df
         A patches frame.
-    n
-        How many patches to keep; None keeps them all.
+    top
+        How many patches to show, most first; None shows them all.
 
     Returns
     -------
@@ -245,7 +226,8 @@ def top_missing(df: pd.DataFrame, n: int | None = 10) -> pd.DataFrame:
     >>> import patchframe as pf
     >>> from patchframe.summary import top_missing
     >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
-    >>> top_missing(fleet.patches, 3)[["kb_id", "severity_level", "nodes", "missing", "failed"]]
+    >>> top = top_missing(fleet.patches, top=3)
+    >>> top[["kb_id", "severity_level", "nodes", "missing", "failed"]]
            kb_id severity_level  nodes  missing  failed
     0  KB2267602    Unspecified      3        3       0
     1  KB5037129       Critical      2        2       0
@@ -253,53 +235,37 @@ def top_missing(df: pd.DataFrame, n: int | None = 10) -> pd.DataFrame:
     """
     columns = ["instance_id", "kb_id", "title", "classification", "severity_level"]
     require_columns(df, [*columns, "state", "cve_ids"], needed_by="top_missing")
-    limit = _check_n(n)
-    rows = np.flatnonzero(state_mask(df, OPEN_STATES))
-    kb, kb_names = category_codes(df["kb_id"], rows)
-    node, node_names = category_codes(df["instance_id"], rows)
-    known = (kb >= 0) & (node >= 0)
-    rows, kb, node = rows[known], kb[known], node[known]
-    n_kb, n_nodes = len(kb_names), len(node_names)
-    state, states = state_codes(df["state"], rows)
-    failed = np.array([*(s == "FAILED" for s in states), False])[state]
-
-    # Distinct (patch, node, failed) triples, sorted; a patch's nodes are its distinct
-    # (patch, node) prefixes, which the sort has put next to each other.
-    triples = distinct((kb.astype(np.int64) * n_nodes + node) * 2 + failed)
-    kb_of, is_failed = triples // (2 * n_nodes), triples % 2 == 1
-    missing_nodes = np.bincount(kb_of[~is_failed], minlength=n_kb)
-    failed_nodes = np.bincount(kb_of[is_failed], minlength=n_kb)
-    nodes = np.bincount(kb_of[run_starts(triples // 2)], minlength=n_kb)
-
-    cve_codes, cve_categories = category_codes(df["cve_ids"], rows)
-    listed = cve_codes >= 0
-    kb_list, list_code = distinct_pairs(kb[listed], cve_codes[listed], len(cve_categories))
-    lists = CveLists.of(cve_categories, list_code)
-    pair, cve = lists.explode(list_code)
-    cve_kb = distinct_pairs(kb_list[pair], cve, max(len(lists.ids), 1))[0]
-    cve_count = np.bincount(cve_kb, minlength=n_kb)
-
-    levels = level_codes(df["severity_level"], rows)
-    worst = levels_by(kb[levels >= 0], levels[levels >= 0], n_kb)
-    first_row = first_rows(kb, n_kb)
-    kept = np.flatnonzero(first_row < len(kb))
-
-    order = np.lexsort((np.asarray(kb_names[kept], dtype=object), -worst[kept], -nodes[kept]))
-    pick, first = kept[order][:limit], rows[first_row[kept[order][:limit]]]
-    title_codes, title_names = category_codes(df["title"], first)
-    class_codes, class_names = category_codes(df["classification"], first)
-    return pd.DataFrame(
-        {
-            "kb_id": texts_at(kb_names, pick),
-            "title": texts_at(title_names, title_codes),
-            "classification": texts_at(class_names, class_codes),
-            "severity_level": _level_column(worst[pick]),
-            "nodes": nodes[pick].astype(np.int64),
-            "missing": missing_nodes[pick].astype(np.int64),
-            "failed": failed_nodes[pick].astype(np.int64),
-            "cve_count": cve_count[pick].astype(np.int64),
-        }
+    limit = _check_top(top)
+    open_rows = state_mask(df, OPEN_STATES)
+    rows = df.loc[open_rows, [*columns, "cve_ids"]].assign(
+        severity_level=lambda f: severity_levels(f["severity_level"]),
+        failed=state_mask(df, {"FAILED"})[open_rows],
     )
+    rows = rows.dropna(subset=["kb_id", "instance_id"])
+    by_kb = (
+        rows.drop_duplicates(["kb_id", "instance_id", "failed"])
+        .groupby("kb_id", observed=True)
+        .agg(
+            nodes=("instance_id", "nunique"), entries=("failed", "size"), failed=("failed", "sum")
+        )
+    )
+    listed = rows[["kb_id", "cve_ids"]].dropna().drop_duplicates()
+    cves = listed.merge(cve_lists(listed["cve_ids"]), on="cve_ids")
+    table = rows.drop_duplicates("kb_id").set_index("kb_id")[["title", "classification"]]
+    table["severity_level"] = rows.groupby("kb_id", observed=True)["severity_level"].max()
+    table["nodes"] = by_kb["nodes"]
+    table["missing"] = by_kb["entries"] - by_kb["failed"]
+    table["failed"] = by_kb["failed"]
+    table["cve_count"] = cves.groupby("kb_id", observed=True)["cve_id"].nunique()
+    table = table.fillna({"cve_count": 0}).astype(
+        {c: "int64" for c in ("nodes", "missing", "failed", "cve_count")}
+        | {"title": "str", "classification": "str"}
+    )
+    table.index = _texts(table.index)
+    table = table.rename_axis("kb_id").reset_index()
+    return _ranked(table, ["nodes", "severity_level", "kb_id"], ["nodes", "severity_level"])[
+        :limit
+    ]
 
 
 def cve_exposure(df: pd.DataFrame) -> pd.DataFrame:
@@ -331,37 +297,25 @@ def cve_exposure(df: pd.DataFrame) -> pd.DataFrame:
         ["instance_id", "kb_id", "severity_level", "state", "cve_ids"],
         needed_by="cve_exposure",
     )
-    cve_codes, cve_categories = category_codes(df["cve_ids"])
-    rows = np.flatnonzero(state_mask(df, OPEN_STATES) & (cve_codes >= 0))
-    listed = cve_codes[rows]
-    lists = CveLists.of(cve_categories, listed)
-    n_lists, n_cves = len(cve_categories), len(lists.ids)
+    rows = df.loc[
+        state_mask(df, OPEN_STATES) & df["cve_ids"].notna().to_numpy(),
+        ["cve_ids", "instance_id", "kb_id", "severity_level"],
+    ]
+    rows = rows.assign(severity_level=severity_levels(rows["severity_level"]))
+    lists = cve_lists(rows["cve_ids"])
+    table = pd.DataFrame(index=pd.Index(lists["cve_id"].unique(), dtype="str", name="cve_id"))
 
-    def per_cve(codes: Codes, size: int) -> Codes:
-        """Distinct ``codes`` per CVE: distinct per list first, so only those explode."""
-        known = codes >= 0
-        list_code, code = distinct_pairs(listed[known], codes[known], size)
-        pair, cve = lists.explode(list_code)
-        return np.bincount(distinct_pairs(cve, code[pair], size)[0], minlength=n_cves)
+    def per_cve(column: str, how: str) -> pd.Series[Any]:
+        """``how`` of ``column`` per CVE, over the distinct (list, value) pairs only."""
+        pairs = rows[["cve_ids", column]].dropna().drop_duplicates()
+        per = pairs.merge(lists, on="cve_ids").groupby("cve_id")[column].agg(how)
+        return per.reindex(table.index)
 
-    node, node_names = category_codes(df["instance_id"], rows)
-    kb, kb_names = category_codes(df["kb_id"], rows)
-    nodes = per_cve(node, len(node_names))
-    patches = per_cve(kb, len(kb_names))
-    levels = level_codes(df["severity_level"], rows)
-    list_worst = levels_by(listed[levels >= 0], levels[levels >= 0], n_lists)
-    pair, cve = lists.explode(np.flatnonzero(list_worst >= 0))
-    worst = levels_by(cve, list_worst[list_worst >= 0][pair], n_cves)
-
-    names = np.array(lists.ids, dtype=object)
-    order = np.lexsort((names, -worst, -nodes))
-    return pd.DataFrame(
-        {
-            "cve_id": pd.Index(names[order], dtype="str"),
-            "nodes": nodes[order].astype(np.int64),
-            "patches": patches[order].astype(np.int64),
-            "severity_level": _level_column(worst[order]),
-        }
+    table["nodes"] = per_cve("instance_id", "nunique").fillna(0).astype("int64")
+    table["patches"] = per_cve("kb_id", "nunique").fillna(0).astype("int64")
+    table["severity_level"] = per_cve("severity_level", "max").astype(LEVEL_DTYPE)
+    return _ranked(
+        table.reset_index(), ["nodes", "severity_level", "cve_id"], ["nodes", "severity_level"]
     )
 
 
@@ -402,38 +356,31 @@ def install_activity(df: pd.DataFrame, *, freq: Freq = "D") -> pd.DataFrame:
             + ", ".join(f"{k!r} ({v})" for k, v in _FREQS.items())
         )
     require_columns(df, ["instance_id", "installed_time"], needed_by="install_activity")
-    times = utc_nanoseconds(df["installed_time"])
-    node, node_names = category_codes(df["instance_id"])
-    installed = (times != NAT) & (node >= 0)
-    days = times[installed] // _DAY_NS
-    if freq == "D":
-        period = days
-    elif freq == "W":
-        period = (days + 3) // 7  # 1970-01-01 was a Thursday; weeks start on Mondays
-    else:
-        period = days.astype("M8[D]").astype("M8[M]").view(np.int64)
-    first = int(period.min()) if len(period) else 0
-    span = int(period.max()) - first + 1 if len(period) else 0
-    index = (period - first).astype(np.intp)
-    installs = np.bincount(index, minlength=span)
-    active = np.bincount(
-        distinct_pairs(index, node[installed].astype(np.intp), len(node_names))[0],
-        minlength=span,
+    times = utc_times(df["installed_time"])
+    installed = times.notna() & df["instance_id"].notna()
+    # Distinct (day, node) first: the periods of a few hundred days, not of every row.
+    by_day = (
+        df["instance_id"][installed]
+        .groupby([times[installed].dt.floor("D"), df["instance_id"][installed]], observed=True)
+        .size()
+        .rename_axis(["day", "node"])
+        .reset_index(name="installs")
     )
-    steps = np.arange(first, first + span)
-    if freq == "D":
-        starts = steps.astype("M8[D]")
-    elif freq == "W":
-        starts = (steps * 7 - 3).astype("M8[D]")
-    else:
-        starts = steps.astype("M8[M]").astype("M8[D]")
-    return pd.DataFrame(
-        {
-            "period": _times(starts.astype("M8[ns]").view(np.int64)),
-            "installs": installs.astype(np.int64),
-            "nodes": active.astype(np.int64),
-        }
+    day = by_day["day"]
+    if freq == "W":
+        by_day["day"] = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    elif freq == "M":
+        by_day["day"] = day - pd.to_timedelta(day.dt.day - 1, unit="D")
+    per_period = by_day.groupby("day").agg(installs=("installs", "sum"), nodes=("node", "nunique"))
+    periods = (
+        pd.date_range(
+            per_period.index.min(), per_period.index.max(), freq=_PERIODS[freq], unit="ns"
+        )
+        if len(per_period)
+        else pd.DatetimeIndex([], dtype="datetime64[ns, UTC]")
     )
+    table = per_period.reindex(periods, fill_value=0).astype("int64")
+    return table.rename_axis("period").reset_index()
 
 
 def pending_reboot(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.DataFrame:
@@ -472,28 +419,24 @@ def pending_reboot(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.DataF
         ["instance_id", "state", "severity_level", "installed_time"],
         needed_by="pending_reboot",
     )
-    node, node_names = category_codes(df["instance_id"])
-    rows = np.flatnonzero(state_mask(df, {"INSTALLED_PENDING_REBOOT"}) & (node >= 0))
-    node = node[rows]
-    n_nodes = len(node_names)
-    patches = np.bincount(node, minlength=n_nodes)
-    times = utc_nanoseconds(df["installed_time"])[rows]
-    never = np.iinfo(np.int64).max
-    since = np.full(n_nodes, never, dtype=np.int64)
-    np.minimum.at(since, node, np.where(times == NAT, never, times))
-    since[since == never] = NAT
-    levels = level_codes(df["severity_level"], rows)
-    worst = levels_by(node[levels >= 0], levels[levels >= 0], n_nodes)
-
-    keep = np.flatnonzero(patches)
-    waiting = np.where(since[keep] == NAT, never, since[keep])
-    order = keep[np.lexsort((np.asarray(node_names[keep], dtype=object), waiting))]
-    return pd.DataFrame(
-        {
-            "instance_id": texts_at(node_names, order),
-            "patches": patches[order].astype(np.int64),
-            "pending_since": _times(since[order]),
-            "days_pending": _whole_days(since[order], _now(now)),
-            "severity_level": _level_column(worst[order]),
-        }
+    at = _now(now)
+    rows = df.loc[
+        state_mask(df, {"INSTALLED_PENDING_REBOOT"}),
+        ["instance_id", "installed_time", "severity_level"],
+    ]
+    table = (
+        rows.assign(
+            installed_time=utc_times(rows["installed_time"]),
+            severity_level=severity_levels(rows["severity_level"]),
+        )
+        .groupby("instance_id", observed=True)
+        .agg(
+            patches=("installed_time", "size"),
+            pending_since=("installed_time", "min"),
+            severity_level=("severity_level", "max"),
+        )
     )
+    table.index = _texts(table.index)
+    table.insert(2, "days_pending", _whole_days(table["pending_since"], at))
+    table = table.astype({"patches": "int64"}).rename_axis("instance_id").reset_index()
+    return _ranked(table, ["pending_since", "instance_id"], [])

@@ -9,6 +9,25 @@ import pytest
 
 import patchframe as pf
 
+# Every name a user could import from patchframe before the package grew subpackages.
+PUBLIC_NAMES = {
+    "COMPLIANT_STATES", "NON_COMPLIANT_STATES", "PATCH_COLUMNS", "SEVERITY_LEVELS", "STATES",
+    "AWSRequestError", "ColumnsError", "Emulator", "Fleet", "FleetDiff", "NodeNotFoundError",
+    "PatchframeError", "Snapshot", "StoreError", "UnknownStateWarning", "ValidationError",
+    "__version__", "concat_patches", "diff", "empty_patches", "filters", "history",
+    "list_snapshots", "load_fleet", "load_instance_patches", "load_snapshot", "plot_trend",
+    "plots", "read_parquet", "sample_client", "sample_fleet", "save_snapshot", "style_states",
+    "summary", "synthetic_fleet", "synthetic_history", "to_compliance_csv", "to_excel",
+    "to_parquet", "trend",
+}  # fmt: skip
+
+
+def test_every_public_name_stays_importable() -> None:
+    assert set(pf.__all__) >= PUBLIC_NAMES
+    namespace: dict[str, object] = {}
+    exec(f"from patchframe import {', '.join(sorted(PUBLIC_NAMES))}", namespace)
+    assert set(namespace) >= PUBLIC_NAMES
+
 
 def test_all_is_sorted_and_complete() -> None:
     def kind(name: str) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""Summaries: hand-counted tables on a small fleet, naive-pandas oracles on a random
+"""Summaries: hand-counted tables on a small frame, naive-pandas oracles on a random
 fleet, and the sample fleet's own patch-state counts."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from frames import patches_from_rows
 
+import patchframe as pf
 from patchframe import summary
 from patchframe._schema import (
     NON_COMPLIANT_STATES,
@@ -20,12 +21,9 @@ from patchframe._schema import (
     PatchColumns,
     UnknownStateWarning,
     build_patches,
-    concat_patches,
     empty_patches,
 )
-from patchframe.aws import load_instance_patches
 from patchframe.exceptions import ColumnsError, ValidationError
-from patchframe.sandbox.emulator import sample_client
 
 
 def ts(day: str) -> float:
@@ -62,7 +60,8 @@ NOW = "2024-03-06T12:00:00Z"
 
 
 @pytest.fixture
-def fleet() -> pd.DataFrame:
+def few_patches() -> pd.DataFrame:
+    """FLEET as a typed patches frame: 14 rows on 4 nodes, counted by hand below."""
     return patches_from_rows(FLEET)
 
 
@@ -73,8 +72,8 @@ def utc(text: str) -> pd.Timestamp:
 # node_compliance
 
 
-def test_node_compliance_counts_every_state_per_node(fleet: pd.DataFrame) -> None:
-    nodes = summary.node_compliance(fleet, now=NOW)
+def test_node_compliance_counts_every_state_per_node(few_patches: pd.DataFrame) -> None:
+    nodes = summary.node_compliance(few_patches, now=NOW)
     counts = [s.lower() for s in STATES]
     assert nodes.columns.tolist() == [
         "instance_id",
@@ -95,16 +94,16 @@ def test_node_compliance_counts_every_state_per_node(fleet: pd.DataFrame) -> Non
     assert (nodes[counts].dtypes == "int64").all()
 
 
-def test_node_compliance_judges_by_aws_rules(fleet: pd.DataFrame) -> None:
-    nodes = summary.node_compliance(fleet, now=NOW)
+def test_node_compliance_judges_by_aws_rules(few_patches: pd.DataFrame) -> None:
+    nodes = summary.node_compliance(few_patches, now=NOW)
     assert nodes["compliant"].tolist() == [False, False, False, True]
     assert nodes["compliant"].dtype == bool
 
 
-def test_node_compliance_worst_gap_and_last_install(fleet: pd.DataFrame) -> None:
-    nodes = summary.node_compliance(fleet, now=NOW)
+def test_node_compliance_worst_gap_and_last_install(few_patches: pd.DataFrame) -> None:
+    nodes = summary.node_compliance(few_patches, now=NOW)
     worst = nodes["worst_missing_severity"]
-    assert worst.dtype == fleet["severity_level"].dtype
+    assert worst.dtype == few_patches["severity_level"].dtype
     assert worst.astype(object).where(worst.notna(), None).tolist() == [
         "Critical",
         "Critical",
@@ -139,16 +138,16 @@ def test_node_compliance_adds_a_column_for_a_state_nobody_knew() -> None:
     assert bool(nodes.loc[0, "compliant"])
 
 
-def test_node_compliance_counts_nodes_only_where_they_have_rows(fleet: pd.DataFrame) -> None:
-    only_b = fleet[fleet["instance_id"] == B]  # the category still lists every node
+def test_node_compliance_counts_nodes_only_where_they_have_rows(few_patches: pd.DataFrame) -> None:
+    only_b = few_patches[few_patches["instance_id"] == B]  # the category still lists every node
     assert summary.node_compliance(only_b, now=NOW)["instance_id"].tolist() == [B]
 
 
 # state_by_severity
 
 
-def test_state_by_severity_with_totals(fleet: pd.DataFrame) -> None:
-    table = summary.state_by_severity(fleet)
+def test_state_by_severity_with_totals(few_patches: pd.DataFrame) -> None:
+    table = summary.state_by_severity(few_patches)
     assert table.index.name == "state"
     assert table.columns.name == "severity_level"
     assert table.columns.tolist() == ["Critical", "High", "Medium", "Low", "Unspecified", "total"]
@@ -167,17 +166,17 @@ def test_state_by_severity_with_totals(fleet: pd.DataFrame) -> None:
     assert (table.dtypes == "int64").all()
 
 
-def test_state_by_severity_without_totals(fleet: pd.DataFrame) -> None:
-    table = summary.state_by_severity(fleet, totals=False)
+def test_state_by_severity_without_totals(few_patches: pd.DataFrame) -> None:
+    table = summary.state_by_severity(few_patches, totals=False)
     assert table.shape == (8, 5)
-    assert int(table.to_numpy().sum()) == len(fleet)
+    assert int(table.to_numpy().sum()) == len(few_patches)
 
 
 # top_missing
 
 
-def test_top_missing_counts_nodes_per_patch_most_first(fleet: pd.DataFrame) -> None:
-    top = summary.top_missing(fleet)
+def test_top_missing_counts_nodes_per_patch_most_first(few_patches: pd.DataFrame) -> None:
+    top = summary.top_missing(few_patches)
     assert top.to_dict("list") == {
         "kb_id": ["KB1", "KB5"],
         "title": ["Title of KB1", "Title of KB5"],
@@ -188,34 +187,36 @@ def test_top_missing_counts_nodes_per_patch_most_first(fleet: pd.DataFrame) -> N
         "failed": [1, 0],
         "cve_count": [2, 1],
     }
-    assert top["severity_level"].dtype == fleet["severity_level"].dtype
+    assert top["severity_level"].dtype == few_patches["severity_level"].dtype
     assert (top[["nodes", "missing", "failed", "cve_count"]].dtypes == "int64").all()
 
 
-def test_top_missing_keeps_n_and_breaks_ties_by_severity_then_id(fleet: pd.DataFrame) -> None:
+def test_top_missing_keeps_top_and_breaks_ties_by_severity_then_id(
+    few_patches: pd.DataFrame,
+) -> None:
     more = dict(FLEET)
     more["i-0000000e"] = [
         ("KB5", "Missing", "Low", "Security", 0, "CVE-2024-100"),
         ("KB20", "Missing", "Critical", "Security", 0, ""),
         ("KB21", "Missing", "Critical", "Security", 0, ""),
     ]
-    top = summary.top_missing(patches_from_rows(more), n=3)
+    top = summary.top_missing(patches_from_rows(more), top=3)
     assert top["kb_id"].tolist() == ["KB1", "KB5", "KB20"]
     assert top["nodes"].tolist() == [2, 2, 1]
-    assert len(summary.top_missing(patches_from_rows(more), n=None)) == 4
+    assert len(summary.top_missing(patches_from_rows(more), top=None)) == 4
 
 
-@pytest.mark.parametrize("n", [0, -1, 2.5, True, "10"])
-def test_top_missing_rejects_a_bad_n(fleet: pd.DataFrame, n: Any) -> None:
-    with pytest.raises(ValidationError, match="positive whole number"):
-        summary.top_missing(fleet, n)
+@pytest.mark.parametrize("top", [0, -1, 2.5, True, "10"])
+def test_top_missing_rejects_a_bad_top(few_patches: pd.DataFrame, top: Any) -> None:
+    with pytest.raises(ValidationError, match=f"top {top!r} is not a positive whole number"):
+        summary.top_missing(few_patches, top=top)
 
 
 # cve_exposure
 
 
-def test_cve_exposure_explodes_cve_lists(fleet: pd.DataFrame) -> None:
-    exposure = summary.cve_exposure(fleet)
+def test_cve_exposure_explodes_cve_lists(few_patches: pd.DataFrame) -> None:
+    exposure = summary.cve_exposure(few_patches)
     assert exposure.to_dict("list") == {
         "cve_id": ["CVE-2024-1", "CVE-2024-10", "CVE-2024-100"],
         "nodes": [2, 2, 1],
@@ -225,18 +226,33 @@ def test_cve_exposure_explodes_cve_lists(fleet: pd.DataFrame) -> None:
     assert (exposure[["nodes", "patches"]].dtypes == "int64").all()
 
 
+def test_cve_exposure_reads_each_list_as_aws_might_space_or_case_it() -> None:
+    patches = patches_from_rows(
+        {
+            A: [("KB1", "Missing", "Critical", "Security", 0, "cve-2024-1, CVE-2024-2,")],
+            B: [("KB2", "Failed", "Low", "Security", 0, "CVE-2024-1")],
+        }
+    )
+    exposure = summary.cve_exposure(patches)
+    assert exposure[["cve_id", "nodes", "patches"]].values.tolist() == [
+        ["CVE-2024-1", 2, 2],
+        ["CVE-2024-2", 1, 1],
+    ]
+    assert summary.top_missing(patches)["cve_count"].tolist() == [2, 1]
+
+
 def test_cve_exposure_counts_only_open_patches() -> None:
-    fleet = patches_from_rows(
+    patches = patches_from_rows(
         {A: [("KB1", "Installed", "Critical", "Security", ts("2024-01-01"), "CVE-2024-9")]}
     )
-    assert summary.cve_exposure(fleet).empty
+    assert summary.cve_exposure(patches).empty
 
 
 # install_activity
 
 
-def test_install_activity_per_month(fleet: pd.DataFrame) -> None:
-    months = summary.install_activity(fleet, freq="M")
+def test_install_activity_per_month(few_patches: pd.DataFrame) -> None:
+    months = summary.install_activity(few_patches, freq="M")
     assert months.to_dict("list") == {
         "period": [utc("2024-01-01"), utc("2024-02-01"), utc("2024-03-01")],
         "installs": [5, 1, 1],
@@ -244,16 +260,18 @@ def test_install_activity_per_month(fleet: pd.DataFrame) -> None:
     }
 
 
-def test_install_activity_per_week_starts_on_monday_and_fills_gaps(fleet: pd.DataFrame) -> None:
-    weeks = summary.install_activity(fleet, freq="W")
+def test_install_activity_per_week_starts_on_monday_and_fills_gaps(
+    few_patches: pd.DataFrame,
+) -> None:
+    weeks = summary.install_activity(few_patches, freq="W")
     assert weeks["period"].iloc[0] == utc("2024-01-08")
     assert (weeks["period"].dt.day_of_week == 0).all()
     assert weeks["installs"].tolist() == [1, 4, 0, 1, 0, 0, 0, 0, 1]
     assert weeks["nodes"].tolist() == [1, 3, 0, 1, 0, 0, 0, 0, 1]
 
 
-def test_install_activity_per_day(fleet: pd.DataFrame) -> None:
-    days = summary.install_activity(fleet)
+def test_install_activity_per_day(few_patches: pd.DataFrame) -> None:
+    days = summary.install_activity(few_patches)
     assert days["period"].iloc[0] == utc("2024-01-10")
     assert days["period"].iloc[-1] == utc("2024-03-05")
     assert len(days) == 56
@@ -262,22 +280,22 @@ def test_install_activity_per_day(fleet: pd.DataFrame) -> None:
 
 
 def test_install_activity_before_1970() -> None:
-    fleet = patches_from_rows(
+    patches = patches_from_rows(
         {A: [("KB1", "Installed", "Low", "Security", ts("1969-12-31T23:00"), "")]}
     )
-    assert summary.install_activity(fleet, freq="W")["period"].tolist() == [utc("1969-12-29")]
+    assert summary.install_activity(patches, freq="W")["period"].tolist() == [utc("1969-12-29")]
 
 
-def test_install_activity_rejects_an_unknown_freq(fleet: pd.DataFrame) -> None:
+def test_install_activity_rejects_an_unknown_freq(few_patches: pd.DataFrame) -> None:
     with pytest.raises(ValidationError, match=r"'Q'.*'D' \(day\), 'W'.*'M' \(month\)"):
-        summary.install_activity(fleet, freq="Q")  # type: ignore[arg-type]
+        summary.install_activity(few_patches, freq="Q")  # type: ignore[arg-type]
 
 
 # pending_reboot
 
 
-def test_pending_reboot_longest_waiting_first(fleet: pd.DataFrame) -> None:
-    pending = summary.pending_reboot(fleet, now=NOW)
+def test_pending_reboot_longest_waiting_first(few_patches: pd.DataFrame) -> None:
+    pending = summary.pending_reboot(few_patches, now=NOW)
     assert pending.to_dict("list") == {
         "instance_id": [C, A],
         "patches": [1, 1],
@@ -301,17 +319,17 @@ SUMMARIES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
 
 
 @pytest.mark.parametrize("name", SUMMARIES)
-def test_summaries_leave_their_input_alone(fleet: pd.DataFrame, name: str) -> None:
-    before = fleet.copy(deep=True)
-    SUMMARIES[name](fleet)
-    pd.testing.assert_frame_equal(fleet, before)
+def test_summaries_leave_their_input_alone(few_patches: pd.DataFrame, name: str) -> None:
+    before = few_patches.copy(deep=True)
+    SUMMARIES[name](few_patches)
+    pd.testing.assert_frame_equal(few_patches, before)
 
 
 @pytest.mark.parametrize("name", SUMMARIES)
 def test_summaries_of_an_empty_frame_keep_their_columns_and_dtypes(
-    fleet: pd.DataFrame, name: str
+    few_patches: pd.DataFrame, name: str
 ) -> None:
-    full, empty = SUMMARIES[name](fleet), SUMMARIES[name](fleet.iloc[:0])
+    full, empty = SUMMARIES[name](few_patches), SUMMARIES[name](few_patches.iloc[:0])
     assert empty.columns.tolist() == full.columns.tolist()
     assert empty.dtypes.equals(full.dtypes)
     if name != "state_by_severity":
@@ -319,25 +337,27 @@ def test_summaries_of_an_empty_frame_keep_their_columns_and_dtypes(
 
 
 @pytest.mark.parametrize("name", SUMMARIES)
-def test_summaries_of_a_frame_with_no_categories_at_all(fleet: pd.DataFrame, name: str) -> None:
+def test_summaries_of_a_frame_with_no_categories_at_all(
+    few_patches: pd.DataFrame, name: str
+) -> None:
     empty = SUMMARIES[name](empty_patches())
-    assert empty.columns.tolist() == SUMMARIES[name](fleet).columns.tolist()
+    assert empty.columns.tolist() == SUMMARIES[name](few_patches).columns.tolist()
 
 
 @pytest.mark.parametrize("name", SUMMARIES)
-def test_summaries_name_the_columns_a_frame_lacks(fleet: pd.DataFrame, name: str) -> None:
+def test_summaries_name_the_columns_a_frame_lacks(few_patches: pd.DataFrame, name: str) -> None:
     with pytest.raises(ColumnsError, match=f"{name} needs column.*'state'|'installed_time'"):
-        SUMMARIES[name](fleet.drop(columns=["state", "installed_time"]))
+        SUMMARIES[name](few_patches.drop(columns=["state", "installed_time"]))
 
 
 @pytest.mark.parametrize("name", ["node_compliance", "pending_reboot"])
-def test_now_must_be_a_time(fleet: pd.DataFrame, name: str) -> None:
+def test_now_must_be_a_time(few_patches: pd.DataFrame, name: str) -> None:
     function = getattr(summary, name)
     with pytest.raises(ValidationError, match="now 12 is not a point in time"):
-        function(fleet, now=12)
+        function(few_patches, now=12)
 
 
-# Oracles: the same numbers by plain, slow pandas on a random fleet.
+# Oracles: the same numbers by plain, slow pandas on a random few_patches.
 
 
 @pytest.fixture(scope="module")
@@ -395,7 +415,7 @@ def test_node_compliance_equals_a_groupby(random_fleet: pd.DataFrame) -> None:
 
 
 def test_top_missing_equals_a_groupby(random_fleet: pd.DataFrame) -> None:
-    top = summary.top_missing(random_fleet, n=None).set_index("kb_id")
+    top = summary.top_missing(random_fleet, top=None).set_index("kb_id")
     rows = open_rows(random_fleet)
     naive = rows.groupby("kb_id", observed=True)["instance_id"].nunique()
     assert top["nodes"].sort_index().to_dict() == naive.sort_index().to_dict()
@@ -428,57 +448,29 @@ def test_install_activity_equals_a_resample(random_fleet: pd.DataFrame) -> None:
 # The sample fleet, through the emulator over HTTP, as a user would load it.
 
 
-@pytest.fixture(scope="module")
-def sample() -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    client = sample_client()
-    pages = client.get_paginator("describe_instance_information").paginate()
-    ids = [node["InstanceId"] for page in pages for node in page["InstanceInformationList"]]
-    patches = concat_patches([load_instance_patches(i, client=client) for i in ids])
-    states: list[dict[str, Any]] = []
-    for start in range(0, len(ids), 50):
-        pages = client.get_paginator("describe_instance_patch_states").paginate(
-            InstanceIds=ids[start : start + 50]
-        )
-        states.extend(s for page in pages for s in page["InstancePatchStates"])
-    return patches, states
-
-
-COUNT_FIELDS = {
-    "installed": "InstalledCount",
-    "installed_other": "InstalledOtherCount",
-    "installed_pending_reboot": "InstalledPendingRebootCount",
-    "installed_rejected": "InstalledRejectedCount",
-    "missing": "MissingCount",
-    "failed": "FailedCount",
-    "not_applicable": "NotApplicableCount",
-    "available_security_update": "AvailableSecurityUpdateCount",
-}
-
-
 def test_node_compliance_equals_describe_instance_patch_states(
-    sample: tuple[pd.DataFrame, list[dict[str, Any]]],
+    sample_fleet_frames: pf.Fleet,
 ) -> None:
-    patches, states = sample
-    nodes = summary.node_compliance(patches).set_index("instance_id")
-    reported = pd.DataFrame(states).set_index("InstanceId")
+    nodes = summary.node_compliance(sample_fleet_frames.patches).set_index("instance_id")
+    # The nodes frame holds DescribeInstancePatchStates' answer, for scanned nodes.
+    reported = sample_fleet_frames.nodes.dropna(subset=["missing"])
+    reported = reported.set_index(reported["instance_id"].astype("str"))
     assert sorted(nodes.index) == sorted(reported.index)
-    for column, field in COUNT_FIELDS.items():
-        assert nodes[column].to_dict() == reported[field].astype("int64").to_dict(), column
+    for column in (state.lower() for state in STATES):
+        assert nodes[column].to_dict() == reported[column].astype("int64").to_dict(), column
     non_compliant = reported[
-        ["CriticalNonCompliantCount", "SecurityNonCompliantCount", "OtherNonCompliantCount"]
+        ["critical_non_compliant", "security_non_compliant", "other_non_compliant"]
     ].sum(axis=1)
     assert nodes["compliant"].to_dict() == (non_compliant == 0).to_dict()
 
 
-def test_sample_fleet_summaries_agree_with_each_other(
-    sample: tuple[pd.DataFrame, list[dict[str, Any]]],
-) -> None:
-    patches, _ = sample
+def test_sample_fleet_summaries_agree_with_each_other(sample_patches: pd.DataFrame) -> None:
+    patches = sample_patches
     nodes = summary.node_compliance(patches)
     table = summary.state_by_severity(patches)
     for state in STATES:
         assert table.loc[state, "total"] == nodes[state.lower()].sum()
-    top = summary.top_missing(patches, n=None)
+    top = summary.top_missing(patches, top=None)
     assert top["nodes"].sum() == nodes["missing"].sum() + nodes["failed"].sum()
     assert len(summary.pending_reboot(patches)) == (nodes["installed_pending_reboot"] > 0).sum()
     assert summary.install_activity(patches)["installs"].sum() == patches["installed_time"].count()

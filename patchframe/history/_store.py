@@ -6,7 +6,7 @@ each one: a :class:`~patchframe.Fleet` written as Parquet into a *store*, a fold
 shows what it holds, :func:`load_snapshot` reads a snapshot back, and
 :func:`~patchframe.history.trend` reads them all. These functions and
 :class:`Snapshot` are public through :mod:`patchframe.history` and ``patchframe``,
-which re-export them.
+which re-export them; ``import patchframe.history._store`` names this module.
 
 The store
 ---------
@@ -138,7 +138,7 @@ class _Store:
         return list(self.fs.get_file_info(selector))
 
 
-def _store(store: StorePath, filesystem: object) -> _Store:
+def _open_store(store: StorePath, filesystem: object) -> _Store:
     if not isinstance(store, str | os.PathLike):
         raise ValidationError(
             f"store {store!r}: expected a folder path or a URI such as 's3://bucket/prefix'"
@@ -304,7 +304,7 @@ def _plan(fleet: Fleet, when: TimeLike | None) -> _Plan:
         "format": _FORMAT,
         "version": _VERSION,
         "time": time.isoformat(),
-        "figures": fleet.summary(),
+        "figures": fleet.figures(),
         "datasets": {
             name: [[p.account, p.region, len(p.rows)] for p in parts]
             for name, parts in partitions.items()
@@ -459,7 +459,7 @@ def save_snapshot(
             f"fleet: expected a Fleet (what load_fleet returns), got {type(fleet).__name__}"
         )
     plan = _plan(fleet, when)
-    where = _store(store, filesystem)
+    where = _open_store(store, filesystem)
     kind = where.kind(where.root)
     if kind not in (pafs.FileType.Directory, pafs.FileType.NotFound):
         raise StoreError(f"{where.shown(where.root)}: is a file, not a snapshot store (a folder)")
@@ -558,7 +558,7 @@ def _scan(where: _Store) -> list[_Entry]:
     return sorted(entries, key=lambda e: (e.time, e.seq))
 
 
-def pick_rows(where: _Store, entries: list[_Entry], when: TimeLike | None) -> _Entry:
+def _pick_entry(where: _Store, entries: list[_Entry], when: TimeLike | None) -> _Entry:
     if not entries:
         raise ValidationError(
             f"store {where.shown(where.root)} holds no snapshot yet: save one first"
@@ -685,6 +685,15 @@ def _read_snapshot(
     }
 
 
+def _each_snapshot(
+    store: StorePath, filesystem: object, columns: Mapping[str, Sequence[str]]
+) -> Iterator[tuple[Snapshot, dict[str, pd.DataFrame]]]:
+    """Every snapshot in the store, oldest first, with ``columns`` of its datasets."""
+    where = _open_store(store, filesystem)
+    for entry in _scan(where):
+        yield Snapshot(entry.id, entry.time), _read_snapshot(where, entry, columns)
+
+
 def list_snapshots(store: StorePath, *, filesystem: object = None) -> pd.DataFrame:
     """The snapshots in a store, oldest first, with their figures at a glance.
 
@@ -702,7 +711,7 @@ def list_snapshots(store: StorePath, *, filesystem: object = None) -> pd.DataFra
     -------
     pandas.DataFrame
         One row per snapshot: ``snapshot`` (the id, str), ``time`` (UTC), and the
-        figures of :meth:`Fleet.summary <patchframe.Fleet.summary>` at that time,
+        figures of :meth:`Fleet.figures <patchframe.Fleet.figures>` at that time,
         ``int64``: ``accounts``, ``regions``, ``nodes``, ``patches``,
         ``non_compliant_nodes``, ``errors``.
 
@@ -722,7 +731,7 @@ def list_snapshots(store: StorePath, *, filesystem: object = None) -> pd.DataFra
                       snapshot  nodes  patches
     0  20240614T080000.000000Z     13     2020
     """
-    entries = _scan(_store(store, filesystem))
+    entries = _scan(_open_store(store, filesystem))
     times = pd.DatetimeIndex([e.time for e in entries], dtype="datetime64[ns, UTC]")
     columns: dict[str, Any] = {
         "snapshot": pd.array([e.id for e in entries], dtype="str"),
@@ -776,7 +785,7 @@ def load_snapshot(
     >>> back.patches.equals(fleet.patches), back.nodes.dtypes.equals(fleet.nodes.dtypes)
     (True, True)
     """
-    where = _store(store, filesystem)
-    entry = pick_rows(where, _scan(where), when)
+    where = _open_store(store, filesystem)
+    entry = _pick_entry(where, _scan(where), when)
     frames = _read_snapshot(where, entry)
     return Fleet(frames["patches"], frames["nodes"], frames["errors"])

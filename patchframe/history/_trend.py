@@ -1,0 +1,174 @@
+"""Compliance over time: :func:`trend`, figures per snapshot of a store."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .._frames import cve_lists, require_columns, severity_levels, state_mask
+from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
+from ._diff import NODE_KEY
+from ._store import StorePath, _each_snapshot
+
+__all__ = ["LEVEL_COLUMNS", "METRIC_LABELS", "SCOPES", "TREND_METRICS", "trend"]
+
+#: Scopes of a trend frame, broadest first.
+SCOPES = pd.CategoricalDtype(["fleet", "platform", "node"])
+#: The missing patches of each severity level, worst first.
+LEVEL_COLUMNS = [f"missing_{level.lower()}" for level in reversed(SEVERITY_LEVELS)]
+TREND_METRICS = ("nodes", "non_compliant_nodes", "missing", *LEVEL_COLUMNS, "open_cves")
+METRIC_LABELS = {
+    "nodes": "nodes",
+    "non_compliant_nodes": "non-compliant nodes",
+    "missing": "missing and failed patches",
+    **{c: f"missing and failed {c.split('_')[1]} patches" for c in LEVEL_COLUMNS},
+    "open_cves": "open CVEs",
+}
+_SUMMED = list(TREND_METRICS[:-1])
+_PATCH_COLUMNS = (*NODE_KEY, "state", "severity_level", "cve_ids", "platform_name")
+_NODE_COLUMNS = (*NODE_KEY, "platform_name", "compliance")
+
+
+def _texts(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype(dict.fromkeys(frame.columns, "str"))
+
+
+def _per_node(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
+    """One row per node either frame names: its key (str), its platform, its figures."""
+    open_rows = state_mask(patches, OPEN_STATES)
+    levels = severity_levels(patches["severity_level"])
+    flags = patches[list(NODE_KEY)].assign(
+        non_compliant_nodes=state_mask(patches, NON_COMPLIANT_STATES),
+        missing=open_rows,
+        **{
+            column: open_rows & (levels == level).to_numpy()
+            for column, level in zip(LEVEL_COLUMNS, reversed(SEVERITY_LEVELS), strict=True)
+        },
+        platform=patches["platform_name"],
+    )
+    # One grouping for both: grouping by three keys costs about as much as a summary.
+    grouped = flags.groupby(list(NODE_KEY), observed=True, dropna=False)
+    from_patches = grouped[_SUMMED[1:]].sum()
+    # The platform of the node's last row; NA there is "unknown", not "look further".
+    from_patches["platform"] = grouped["platform"].last(skipna=False).astype(object)
+    from_patches = from_patches.reset_index()
+    from_patches[list(NODE_KEY)] = _texts(from_patches[list(NODE_KEY)])
+    # AWS's verdict and platform, where the nodes frame has the node, win.
+    verdicts = nodes.drop_duplicates(list(NODE_KEY), keep="last")
+    from_nodes = _texts(verdicts[list(NODE_KEY)]).assign(
+        verdict=(verdicts["compliance"] == "NON_COMPLIANT").to_numpy(dtype=bool, na_value=False),
+        known=True,
+        node_platform=verdicts["platform_name"].astype(object).to_numpy(),
+    )
+    table = from_nodes.merge(from_patches, on=list(NODE_KEY), how="outer")
+    known = table["known"].notna().to_numpy(dtype=bool)
+    table[_SUMMED[1:]] = table[_SUMMED[1:]].fillna(0).astype("int64")
+    table["non_compliant_nodes"] = table["non_compliant_nodes"].clip(upper=1)
+    table.loc[known, "non_compliant_nodes"] = table.loc[known, "verdict"].astype("int64")
+    table["nodes"] = 1
+    platform = table["node_platform"].where(known, table["platform"])
+    table["platform"] = platform.fillna("unknown").astype("str")
+    return table.sort_values(list(NODE_KEY), kind="stable", ignore_index=True)
+
+
+def _open_cves(patches: pd.DataFrame) -> pd.DataFrame:
+    """The distinct (node, CVE id) pairs of the open patches, keys as str."""
+    rows = patches.loc[
+        state_mask(patches, OPEN_STATES) & patches["cve_ids"].notna().to_numpy(),
+        [*NODE_KEY, "cve_ids"],
+    ].drop_duplicates()
+    pairs = rows.merge(cve_lists(rows["cve_ids"]), on="cve_ids")[[*NODE_KEY, "cve_id"]]
+    return _texts(pairs.drop_duplicates())
+
+
+def _scope_table(scope: str, figures: pd.DataFrame) -> pd.DataFrame:
+    """``figures`` (a ``group`` column and the metrics) under its scope, counts int64."""
+    return pd.DataFrame(
+        {
+            "scope": pd.Categorical([scope] * len(figures), dtype=SCOPES),
+            "group": pd.Index(figures["group"], dtype="str"),
+            **{m: figures[m].to_numpy(dtype="int64") for m in TREND_METRICS},
+        }
+    )
+
+
+def _figures(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
+    """One snapshot's figures per scope: the fleet, each platform, each node."""
+    require_columns(patches, _PATCH_COLUMNS, needed_by="trend (patches)")
+    require_columns(nodes, _NODE_COLUMNS, needed_by="trend (nodes)")
+    per_node = _per_node(patches, nodes)
+    cves = _open_cves(patches).merge(per_node[[*NODE_KEY, "platform"]], on=list(NODE_KEY))
+
+    fleet = per_node[_SUMMED].sum().to_frame().T.assign(group="fleet")
+    fleet["open_cves"] = cves["cve_id"].nunique()
+    platforms = per_node.groupby("platform")[_SUMMED].sum()
+    platforms["open_cves"] = cves.groupby("platform")["cve_id"].nunique()
+    platforms = platforms.fillna({"open_cves": 0}).rename_axis("group").reset_index()
+    per_node["open_cves"] = (
+        per_node[list(NODE_KEY)]
+        .merge(cves.groupby(list(NODE_KEY))["cve_id"].nunique(), on=list(NODE_KEY), how="left")[
+            "cve_id"
+        ]
+        .fillna(0)
+        .to_numpy()
+    )
+    per_node["group"] = per_node["instance_id"]
+    tables = [_scope_table("fleet", fleet), _scope_table("platform", platforms)]
+    return pd.concat([*tables, _scope_table("node", per_node)], ignore_index=True)
+
+
+def trend(store: StorePath, *, filesystem: object = None) -> pd.DataFrame:
+    """Compliance over time: figures per snapshot for the fleet, each platform and each node.
+
+    Parameters
+    ----------
+    store
+        A folder or a URI such as ``s3://bucket/prefix``.
+    filesystem
+        As for :func:`save_snapshot`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy: one row per snapshot and scope, oldest snapshot first, then the
+        fleet row, platforms by name, nodes by account, region and id. Columns:
+
+        - ``snapshot`` (the id, str) and ``time`` (UTC);
+        - ``scope``: ``"fleet"``, ``"platform"`` or ``"node"`` (a category);
+        - ``group``: ``"fleet"``, the platform name (``"unknown"`` where none is
+          known) or the node's instance id (str);
+        - ``nodes`` and ``non_compliant_nodes``: by AWS's verdict, the
+          ``compliance`` column of the nodes frame, as in ``Fleet.figures()``;
+        - ``missing``: MISSING or FAILED patches (node x patch rows), and
+          ``missing_critical`` ... ``missing_unspecified``, the same by severity_level;
+        - ``open_cves``: distinct CVE ids those patches list.
+
+        All counts are ``int64``.
+
+    Examples
+    --------
+    >>> import tempfile, patchframe as pf
+    >>> from patchframe.history import save_snapshot, trend
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> with tempfile.TemporaryDirectory() as store:
+    ...     _ = save_snapshot(fleet, store, when="2024-06-14")
+    ...     figures = trend(store)
+    >>> fleet_rows = figures[figures["scope"] == "fleet"]
+    >>> fleet_rows[["nodes", "non_compliant_nodes", "missing", "missing_critical", "open_cves"]]
+       nodes  non_compliant_nodes  missing  missing_critical  open_cves
+    0     13                   11      271                41         44
+    >>> figures["scope"].value_counts().to_dict()
+    {'node': 13, 'platform': 6, 'fleet': 1}
+    """
+    wanted = {"patches": _PATCH_COLUMNS, "nodes": _NODE_COLUMNS}
+    tables = []
+    for snapshot, frames in _each_snapshot(store, filesystem, wanted):
+        table = _figures(frames["patches"], frames["nodes"])
+        table.insert(0, "snapshot", pd.Series(snapshot.id, index=table.index, dtype="str"))
+        table.insert(1, "time", pd.Series(snapshot.time, index=table.index).dt.as_unit("ns"))
+        tables.append(table)
+    if not tables:
+        empty = _scope_table("fleet", pd.DataFrame(columns=["group", *TREND_METRICS]))
+        empty.insert(0, "snapshot", pd.Series(dtype="str", index=empty.index))
+        empty.insert(1, "time", pd.DatetimeIndex([], dtype="datetime64[ns, UTC]"))
+        return empty
+    return pd.concat(tables, ignore_index=True)
