@@ -117,7 +117,7 @@ class PatchesAccessor:
         """State x severity counts: :func:`patchframe.summary.state_by_severity`."""
         return summary.state_by_severity(self._df, totals=totals)
 
-    def top_missing(self, top: int | None = 10) -> pd.DataFrame:
+    def top_missing(self, *, top: int | None = 10) -> pd.DataFrame:
         """Patches open on the most nodes: :func:`patchframe.summary.top_missing`."""
         return summary.top_missing(self._df, top=top)
 

@@ -201,7 +201,7 @@ def state_by_severity(df: pd.DataFrame, *, totals: bool = True) -> pd.DataFrame:
     return table
 
 
-def top_missing(df: pd.DataFrame, top: int | None = 10) -> pd.DataFrame:
+def top_missing(df: pd.DataFrame, *, top: int | None = 10) -> pd.DataFrame:
     """The patches MISSING or FAILED on the most nodes, most first.
 
     Parameters
