@@ -253,6 +253,64 @@ def test_diff_of_a_patch_listed_twice_counts_its_first_row() -> None:
     assert earlier.fixed["new_state"].astype(str).tolist() == ["INSTALLED"]
 
 
+SEVEN_FRAMES = [
+    "added_nodes",
+    "removed_nodes",
+    "newly_missing",
+    "fixed",
+    "changed",
+    "cves_opened",
+    "cves_closed",
+]
+
+
+def assert_same_diff(got: Any, expected: Any) -> None:
+    for name in SEVEN_FRAMES:
+        pd.testing.assert_frame_equal(
+            getattr(got, name), getattr(expected, name), check_exact=True
+        )
+
+
+def test_diff_matches_keys_whatever_the_order_of_their_categories() -> None:
+    def reordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(
+            **{
+                c: frame[c].cat.reorder_categories(frame[c].cat.categories[::-1])
+                for c in ["instance_id", "kb_id"]
+            }
+        )
+
+    assert all(count == 0 for count in diff(OLD, reordered(OLD)).counts().values())
+    assert_same_diff(diff(OLD, reordered(NEW)), diff(OLD, NEW))
+    assert_same_diff(diff(reordered(OLD), NEW), diff(OLD, NEW))
+
+
+def test_diff_of_keys_with_more_combinations_than_an_int64_holds() -> None:
+    """Key columns of 2**16 - 1 categories (accounts 2**16 + 1): more (node, patch)
+    combinations than 64 bits number, on which accounts 0 and 2**16 would share one."""
+    size = 2**16 - 1
+    dtypes = {
+        column: pd.CategoricalDtype([f"{column}{i}" for i in range(n)])
+        for column, n in [
+            ("account_id", size + 2),
+            ("region", size),
+            ("instance_id", size),
+            ("kb_id", size),
+        ]
+    }
+    row = patches_of({"i-00000001": [("KB1", "Missing", "Critical", "CVE-A", 0)]})
+    both = pd.concat([row, row.assign(state="INSTALLED")], ignore_index=True)
+    keys = {"account_id": ["account_id0", f"account_id{size + 1}"], "region": ["region0"] * 2}
+    keys |= {"instance_id": ["instance_id0"] * 2, "kb_id": ["kb_id0"] * 2}
+    old = both.assign(**{c: pd.Categorical(v, dtype=dtypes[c]) for c, v in keys.items()})
+    new = old.iloc[::-1]
+    assert all(count == 0 for count in diff(old, new).counts().values())
+    fixed = old.assign(state="INSTALLED")
+    compact = diff(old.astype({c: "str" for c in keys}), fixed.astype({c: "str" for c in keys}))
+    assert len(compact.fixed) == 1
+    assert_same_diff(diff(old, fixed), compact)
+
+
 def test_diff_refuses_what_it_cannot_compare(sample_fleet_frames: Fleet) -> None:
     with pytest.raises(ValidationError, match="old: expected a Fleet or a patches DataFrame"):
         diff([], sample_fleet_frames)  # type: ignore[arg-type]

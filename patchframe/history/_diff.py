@@ -1,17 +1,21 @@
 """What changed between two fleets: :class:`FleetDiff` and :func:`diff`.
 
-Both fleets' rows are matched on (account_id, region, instance_id, kb_id) by one
-outer ``pandas.merge``; only the rows that changed are then looked up for their
-text, so the cost is that of the merge.
+Both fleets' rows are matched on (account_id, region, instance_id, kb_id), numbered as
+one int64 built from the four category codes: rows in the same state on both sides (most
+of them) are dropped with ``isin`` on that number, one outer ``pandas.merge`` matches the
+rest, and only the rows that changed are then looked up for their text. The cost is that
+of hashing each side's numbers twice (``duplicated``, ``isin``).
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .._fleet import Fleet
@@ -36,6 +40,7 @@ _ROW_KEY = [*NODE_KEY, "kb_id"]
 #: The model's installed states: the fix is on the node, whatever else it waits for.
 _INSTALLED = frozenset(s for s in STATES if s.startswith("INSTALLED"))
 _TEXTS = ["title", "cve_ids", "severity_level"]
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +139,13 @@ class FleetDiff:
 @dataclass(frozen=True)
 class _Side:
     """One fleet: its patches (key columns on categories shared with the other side,
-    states on one dtype, levels on the contract's scale) and its nodes frame, if any."""
+    states on one dtype, levels on the contract's scale) and its nodes frame, if any.
+
+    Every frame numbers its node in ``_node``; the patches also number their (node,
+    patch) in ``_row`` and their (node, patch, state) in ``_row_state``, the same
+    numbers on both sides (:func:`_combined_codes`), and mark in ``_first`` the first
+    row of each (node, patch), the one that counts.
+    """
 
     patches: pd.DataFrame
     nodes: pd.DataFrame | None
@@ -143,8 +154,9 @@ class _Side:
         return [self.patches] if self.nodes is None else [self.patches, self.nodes]
 
     def node_keys(self) -> pd.DataFrame:
-        """Every node a frame of this side names, once."""
-        return pd.concat([f[NODE_KEY] for f in self.frames()]).drop_duplicates()
+        """Every node a frame of this side names, once: its key columns and ``_node``."""
+        once = [f.loc[~f["_node"].duplicated(), [*NODE_KEY, "_node"]] for f in self.frames()]
+        return pd.concat(once).drop_duplicates("_node")
 
 
 def _side(data: Fleet | pd.DataFrame, name: str) -> _Side:
@@ -164,21 +176,69 @@ def _side(data: Fleet | pd.DataFrame, name: str) -> _Side:
 
 
 def _shared_categories(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[Any]:
-    """The frames with each of ``columns`` on one category for all, so that merges on
-    them compare codes; the union keeps each frame's categories, in order of first use."""
+    """The frames with each of ``columns`` on one category for all, so that their codes
+    compare; the union keeps each frame's categories, in order of first use."""
     out = [f.copy(deep=False) for f in frames]
     for column in columns:
-        own = [f[column].astype("category") for f in out if column in f.columns]
-        union = pd.Index(pd.concat([c.cat.categories.to_series() for c in own])).unique()
-        for f in out:
-            if column in f.columns:
-                f[column] = f[column].astype(pd.CategoricalDtype(union))
+        own = {i: f[column].astype("category") for i, f in enumerate(out) if column in f.columns}
+        categories = [c.cat.categories.to_series() for c in own.values()]
+        union = pd.Index(pd.concat(categories)).unique()
+        for i, categorical in own.items():
+            # Not astype(CategoricalDtype(union)): unordered dtypes holding the same
+            # categories in another order compare equal, and astype keeps the old codes.
+            out[i][column] = categorical.cat.set_categories(union)
     return out
 
 
+def _combined_codes(
+    frames: Sequence[pd.DataFrame],
+    columns: Sequence[str],
+    *,
+    start: tuple[list[pd.Series[int]], int] | None = None,
+) -> tuple[list[pd.Series[int]], int]:
+    """One int64 per row of each frame, equal for two rows (of any of the frames) exactly
+    when their category codes in ``columns`` are (NA equal to NA), built on ``start``'s
+    numbers if given; and how many values it can take.
+
+    ``columns`` share their categories across ``frames``. One integer column is what
+    ``duplicated`` and ``isin`` take (there is no ``isin`` on several columns), and it
+    hashes faster than the categoricals it stands for (``duplicated`` on 1M rows: 20 ms
+    against 40 ms on the four key columns). ``start`` is numbers per frame and how many
+    values they take.
+    """
+
+    def codes(column: str) -> tuple[list[pd.Series[int]], int]:
+        """Each frame's codes of ``column``, NA (-1) as 0, and how many values they take."""
+        size = len(frames[0][column].cat.categories) + 1
+        return [f[column].cat.codes.astype("int64") + 1 for f in frames], size
+
+    if start is None:
+        start, columns = codes(columns[0]), columns[1:]
+    keys, span = start
+    for column in columns:
+        column_codes, size = codes(column)
+        if span > _INT64_MAX // size:
+            # More combinations than an int64 holds: number those that occur instead.
+            found, distinct = pd.factorize(pd.concat(keys, ignore_index=True))
+            numbers = pd.Series(found)
+            ends = itertools.accumulate(len(k) for k in keys)
+            keys = [
+                numbers.iloc[end - len(k) : end].set_axis(k.index)
+                for k, end in zip(keys, ends, strict=True)
+            ]
+            span = len(distinct)
+        keys = [k * size + c for k, c in zip(keys, column_codes, strict=True)]
+        span *= size
+    return keys, span
+
+
 def _aligned(old: _Side, new: _Side) -> tuple[_Side, _Side]:
-    """Both sides on shared keys, one state dtype and the contract's severity scale."""
+    """Both sides on shared keys, one state dtype and the contract's severity scale,
+    numbered as :class:`_Side` says."""
     frames = _shared_categories([*old.frames(), *new.frames()], _ROW_KEY)
+    node_ids, span = _combined_codes(frames, NODE_KEY)
+    for frame, ids in zip(frames, node_ids, strict=True):
+        frame["_node"] = ids
     states = model_states(old.patches["state"], new.patches["state"])
     sides = []
     for side, state in zip((old, new), states, strict=True):
@@ -186,13 +246,26 @@ def _aligned(old: _Side, new: _Side) -> tuple[_Side, _Side]:
         patches["state"] = state
         patches["severity_level"] = severity_levels(patches["severity_level"])
         sides.append(_Side(patches, nodes[0] if nodes else None))
+    both = [s.patches for s in sides]
+    rows, span = _combined_codes(both, ["kb_id"], start=([p["_node"] for p in both], span))
+    row_states, _ = _combined_codes(both, ["state"], start=(rows, span))
+    for patches, row, row_state in zip(both, rows, row_states, strict=True):
+        patches["_row"], patches["_row_state"] = row, row_state
+        patches["_first"] = ~row.duplicated()
     return sides[0], sides[1]
 
 
-def _listed(side: _Side) -> pd.DataFrame:
-    """The first row of each (node, patch): its key, its state and where it is."""
-    rows = side.patches[[*_ROW_KEY, "state"]].assign(at=range(len(side.patches)))
-    return rows.drop_duplicates(_ROW_KEY)
+def _unmatched(side: _Side, other: _Side, common: pd.Series[int]) -> pd.DataFrame:
+    """The rows of ``side`` on ``common`` nodes that count, but for those that ``other``
+    lists in the same state: their ``_row`` and position ``at``.
+
+    Most rows are the same in both fleets; dropping them first leaves the outer merge
+    only the few that changed.
+    """
+    theirs = other.patches.loc[other.patches["_first"], "_row_state"]
+    patches = side.patches
+    keep = patches["_first"] & patches["_node"].isin(common) & ~patches["_row_state"].isin(theirs)
+    return patches[["_row"]].assign(at=range(len(patches)))[keep]
 
 
 def _pick(patches: pd.DataFrame, at: pd.Series[Any], column: str) -> pd.Series[Any]:
@@ -202,8 +275,33 @@ def _pick(patches: pd.DataFrame, at: pd.Series[Any], column: str) -> pd.Series[A
     return values.reindex(at.index)
 
 
+def _changed_rows(old: _Side, new: _Side, common: pd.Series[int]) -> pd.DataFrame:
+    """The (node, patch) listed differently by the two sides (in another state, or by one
+    side only) on ``common`` nodes: key columns, ``state_old`` and ``state_new``, and
+    the rows' positions ``at_old`` and ``at_new`` (NA where not listed)."""
+    rows = _unmatched(old, new, common).merge(
+        _unmatched(new, old, common), on="_row", how="outer", suffixes=("_old", "_new")
+    )
+    from_new = rows["at_new"].notna()
+
+    def listed(column: str) -> pd.Series[Any]:
+        """``column`` of the row, the same on both sides where both list it."""
+        newer = _pick(new.patches, rows["at_new"], column)
+        return newer.where(from_new, _pick(old.patches, rows["at_old"], column))
+
+    return pd.DataFrame(
+        {
+            **{c: listed(c) for c in _ROW_KEY},
+            "state_old": _pick(old.patches, rows["at_old"], "state"),
+            "state_new": _pick(new.patches, rows["at_new"], "state"),
+            "at_old": rows["at_old"],
+            "at_new": rows["at_new"],
+        }
+    )
+
+
 def _patch_rows(rows: pd.DataFrame, old: _Side, new: _Side) -> pd.DataFrame:
-    """The changes ``rows`` (of the merge) as the tidy frame FleetDiff documents."""
+    """The changes ``rows`` (of :func:`_changed_rows`) as the tidy frame FleetDiff documents."""
     from_new = rows["at_new"].notna()
 
     def either(column: str) -> pd.Series[Any]:
@@ -227,25 +325,26 @@ def _patch_rows(rows: pd.DataFrame, old: _Side, new: _Side) -> pd.DataFrame:
 
 def _first_platforms(frame: pd.DataFrame) -> pd.Series[Any]:
     """Each node's platform_name on its first row in ``frame`` (NA there stays NA)."""
-    grouped = frame.groupby(NODE_KEY, observed=True, dropna=False)["platform_name"]
-    return grouped.first(skipna=False).astype(object)
+    return frame.groupby("_node")["platform_name"].first(skipna=False).astype(object)
 
 
 def _node_rows(side: _Side, nodes: pd.DataFrame) -> pd.DataFrame:
-    """The tidy frame of ``nodes`` (key columns) as this side knows them."""
-    patches = side.patches
+    """The tidy frame of ``nodes`` (key columns and ``_node``) as this side knows them."""
+    # Their rows only: a few nodes' rows group much faster than the fleet's.
+    frames = [f[f["_node"].isin(nodes["_node"])] for f in side.frames()]
+    patches = frames[0]
     counts = (
-        patches[NODE_KEY]
+        patches[["_node"]]
         .assign(patches=1, missing=state_mask(patches, OPEN_STATES))
-        .groupby(NODE_KEY, observed=True, dropna=False)
+        .groupby("_node")
         .sum()
     )
-    frame = nodes.merge(counts.reset_index(), on=NODE_KEY, how="left")
+    frame = nodes.merge(counts.reset_index(), on="_node", how="left")
     platform = pd.Series(None, index=frame.index, dtype=object)
     # Each frame naming a node may know its platform; the nodes frame, last, wins.
-    for named in (f for f in side.frames() if "platform_name" in f.columns):
-        known = frame[NODE_KEY].merge(
-            _first_platforms(named).reset_index(), on=NODE_KEY, how="left"
+    for named in (f for f in frames if "platform_name" in f.columns):
+        known = frame[["_node"]].merge(
+            _first_platforms(named).reset_index(), on="_node", how="left"
         )["platform_name"]
         platform = known.where(known.notna(), platform)
     return pd.DataFrame(
@@ -263,14 +362,15 @@ def _only_in(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataF
     return both.loc[both["_merge"] == "left_only", left.columns]
 
 
-def _open_cves(side: _Side, common: pd.DataFrame) -> pd.DataFrame:
-    """One row per open patch row on a common node and CVE id it lists."""
+def _open_cves(side: _Side, common: pd.Series[int]) -> pd.DataFrame:
+    """One row per open patch row on a ``common`` node and CVE id it lists."""
     patches = side.patches
     rows = patches.loc[
-        state_mask(patches, OPEN_STATES) & patches["cve_ids"].notna().to_numpy(),
+        state_mask(patches, OPEN_STATES)
+        & patches["cve_ids"].notna().to_numpy()
+        & patches["_node"].isin(common).to_numpy(),
         [*_ROW_KEY, "severity_level", "cve_ids"],
     ]
-    rows = rows.merge(common, on=NODE_KEY)
     return rows.merge(cve_lists(rows["cve_ids"]), on="cve_ids").drop(columns="cve_ids")
 
 
@@ -314,8 +414,8 @@ def _worst_first(frame: pd.DataFrame, then: list[str]) -> pd.DataFrame:
 def diff(old: Fleet | pd.DataFrame, new: Fleet | pd.DataFrame) -> FleetDiff:
     """What changed between two fleets: nodes, patch states and open CVEs.
 
-    Rows are matched on (account_id, region, instance_id, kb_id) by one pandas
-    merge: two fleets of a million rows each compare in about a second.
+    Rows are matched on (account_id, region, instance_id, kb_id): two fleets of a
+    million rows each compare in about a third of a second.
     Nodes are those with patch rows, and with a Fleet also those in its nodes frame
     (nodes never scanned, or whose patches failed to load). Patch and CVE changes
     are reported for nodes in both fleets only; a node that came or went is in
@@ -360,33 +460,17 @@ def diff(old: Fleet | pd.DataFrame, new: Fleet | pd.DataFrame) -> FleetDiff:
     """
     old_side, new_side = _aligned(_side(old, "old"), _side(new, "new"))
     old_nodes, new_nodes = old_side.node_keys(), new_side.node_keys()
-    common = old_nodes.merge(new_nodes, on=NODE_KEY)
-    rows = _listed(old_side).merge(
-        _listed(new_side), on=_ROW_KEY, how="outer", suffixes=("_old", "_new")
-    )
-    state_old, state_new = rows["state_old"], rows["state_new"]
-    was_open, now_open = state_old.isin(OPEN_STATES), state_new.isin(OPEN_STATES)
-    newly_missing = now_open & ~was_open
-    fixed = was_open & state_new.isin(_INSTALLED)
-    # Codes, not values: a state NA on both sides is no change (NA != NA in pandas).
-    moved = state_old.cat.codes != state_new.cat.codes
-    listed_differently = rows["at_old"].isna() != rows["at_new"].isna()
-    changes = {
-        "newly_missing": newly_missing,
-        "fixed": fixed,
-        "changed": ~newly_missing & ~fixed & (listed_differently | moved),
-    }
-    kind = pd.Series(None, index=rows.index, dtype=object)
-    for name, mask in changes.items():
-        kind[mask] = name
-    # Nodes in both fleets only: checked on the changed rows, not on every row.
-    rows = rows[kind.notna()].assign(kind=kind).merge(common, on=NODE_KEY)
-    patch_rows = {k: _patch_rows(rows[rows["kind"] == k], old_side, new_side) for k in changes}
+    common = old_nodes.loc[old_nodes["_node"].isin(new_nodes["_node"]), "_node"]
+    changes = _patch_rows(_changed_rows(old_side, new_side, common), old_side, new_side)
+    was_open = changes["old_state"].isin(OPEN_STATES)
+    newly_missing = changes["new_state"].isin(OPEN_STATES) & ~was_open
+    fixed = was_open & changes["new_state"].isin(_INSTALLED)
+    kinds = {"newly_missing": newly_missing, "fixed": fixed, "changed": ~newly_missing & ~fixed}
     before, after = _open_cves(old_side, common), _open_cves(new_side, common)
     return FleetDiff(
-        added_nodes=_node_rows(new_side, _only_in(new_nodes, old_nodes, NODE_KEY)),
-        removed_nodes=_node_rows(old_side, _only_in(old_nodes, new_nodes, NODE_KEY)),
-        **patch_rows,
+        added_nodes=_node_rows(new_side, _only_in(new_nodes, old_nodes, ["_node"])),
+        removed_nodes=_node_rows(old_side, _only_in(old_nodes, new_nodes, ["_node"])),
+        **{kind: changes[mask].reset_index(drop=True) for kind, mask in kinds.items()},
         cves_opened=_cve_rows(after, before),
         cves_closed=_cve_rows(before, after),
     )
