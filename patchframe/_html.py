@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
@@ -34,6 +34,7 @@ from .exceptions import ValidationError
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
+    from pandas.io.formats.style_render import CSSDict
 
     from ._fleet import Fleet
 
@@ -59,6 +60,25 @@ _SWATCH = (
 )
 _MUTED = "opacity:0.45"
 _CAPTION = "caption-side: top; font-weight: bold; text-align: left"
+_NOTE = "font-weight:normal;font-size:0.85em;opacity:0.75"
+
+# Fitting a notebook (JupyterLab is about 1,200 pixels wide). Every value stays on
+# one line: an id must never wrap inside itself ("mi-" / "0a1b..." at the hyphen),
+# and a table squeezed to fit made platform names and times three lines tall.
+# Headers may break after an underscore instead, long text is capped, and what
+# is still too wide scrolls.
+#: Columns of long text: capped with an ellipsis, all of it on hover.
+_CAPPED = frozenset({"title", "message", "cve_ids"})
+_CAP = (
+    "display: inline-block; max-width: 28em; overflow: hidden; text-overflow: ellipsis; "
+    "white-space: nowrap; vertical-align: bottom"
+)
+#: A table wider than its cell scrolls inside its own box instead of being cut off.
+_SCROLL = "display: block; max-width: 100%; overflow-x: auto"
+_NOT_SCANNED_NOTE = (
+    "Counts are empty for a node never scanned (NOT_SCANNED): it has no patch-state "
+    "data to count, which is not the same as none."
+)
 
 
 # Colours.
@@ -174,6 +194,13 @@ def style_states(data: pd.DataFrame, *, caption: str | None = None) -> Styler:
     such as ``<script>`` shows as those characters), and an unnamed integer index
     (row numbers) is hidden. The frame itself is not changed.
 
+    It fits a notebook: every value (an id, a KB id, a time) stays on one
+    line, long headers (``installed_pending_reboot``) may break after an
+    underscore, titles, CVE lists and messages are cut with an ellipsis at about
+    28 characters (the whole text shows on hover), and a table still too wide
+    scrolls sideways in its own box. A frame with a ``compliance`` column whose
+    NOT_SCANNED nodes have empty counts says why in a note under the caption.
+
     Parameters
     ----------
     data
@@ -228,13 +255,57 @@ def style_states(data: pd.DataFrame, *, caption: str | None = None) -> Styler:
     ):
         styler = styler.hide(axis="index")
     times = [c for c in data.columns if pd.api.types.is_datetime64_any_dtype(data[c].dtype)]
-    styler = styler.format(
-        dict.fromkeys(times, _time_text), na_rep="", thousands=",", precision=2, escape="html"
-    )
-    styler = styler.set_table_styles([{"selector": "caption", "props": _CAPTION}])
-    if caption is not None:
-        styler = styler.set_caption(html.escape(caption))
+    capped = [c for c in data.columns if c in _CAPPED]
+    formats: dict[Any, str | Callable[[object], str] | None] = {
+        **dict.fromkeys(times, _time_text),
+        **dict.fromkeys(capped, _capped_text),
+    }
+    styler = styler.format(formats, na_rep="", thousands=",", precision=2, escape="html")
+    # Escaped here, not by Styler, which would escape the <wbr> too.
+    styler = styler.format_index(_breakable, axis="columns")
+    styler = styler.set_table_styles(_fitting_styles(data))
+    note = _NOT_SCANNED_NOTE if _has_unscanned_counts(data) else None
+    if caption is not None or note is not None:
+        text = "" if caption is None else html.escape(caption)
+        styler = styler.set_caption(text + (f'<div style="{_NOTE}">{note}</div>' if note else ""))
     return styler
+
+
+def _capped_text(value: object) -> str:
+    """Text (Styler escaped it already) in a box that ends in an ellipsis; all of it on hover."""
+    return f'<span title="{value}">{value}</span>'
+
+
+def _breakable(label: object) -> str:
+    """A header that may break after each underscore: ``installed_<wbr>pending_<wbr>reboot``."""
+    return html.escape(str(label)).replace("_", "_<wbr>")
+
+
+def _fitting_styles(data: pd.DataFrame) -> list[CSSDict]:
+    """CSS rules (Styler prefixes each with the table's id) that make ``data`` fit."""
+    styles: list[CSSDict] = [
+        {"selector": "caption", "props": _CAPTION},
+        {"selector": "", "props": _SCROLL},
+        {"selector": "th.col_heading", "props": "white-space: normal; vertical-align: bottom"},
+        {"selector": "td, th.row_heading", "props": "white-space: nowrap"},
+    ]
+    for i, name in enumerate(data.columns):
+        if name in _CAPPED:
+            styles.append({"selector": f"td.col{i} > span", "props": _CAP})
+    return styles
+
+
+def _has_unscanned_counts(data: pd.DataFrame) -> bool:
+    """Whether some NOT_SCANNED node of ``data`` has an empty count to explain."""
+    if "compliance" not in data.columns:
+        return False
+    unscanned = (data["compliance"].astype("str") == "NOT_SCANNED").to_numpy()
+    counts = [
+        c
+        for c in data.columns
+        if is_numeric_dtype(data[c].dtype) and not pd.api.types.is_bool_dtype(data[c].dtype)
+    ]
+    return bool(unscanned.any() and data.loc[unscanned, counts].isna().to_numpy().any())
 
 
 # The Fleet at a glance.
@@ -253,10 +324,18 @@ def _figure(value: int, label: str, *, alarm: bool = False) -> str:
     )
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
-    """An HTML table from cells that are already HTML."""
-    head = "".join(f"<th>{cell}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]], *, labels: int = 1) -> str:
+    """An HTML table from cells that are already HTML; the first ``labels`` columns are
+    text, aligned left (a notebook right-aligns every cell), the others numbers."""
+
+    def cells(tag: str, row: Iterable[str]) -> str:
+        return "".join(
+            f'<{tag} style="text-align:left">{c}</{tag}>' if i < labels else f"<{tag}>{c}</{tag}>"
+            for i, c in enumerate(row)
+        )
+
+    head = cells("th", header)
+    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
     return f'<table style="margin:0"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -336,7 +415,7 @@ def _error_table(errors: pd.DataFrame, *, top: int = 5) -> str:
         for pair, n in zip(counts.index[:top], counts.iloc[:top], strict=True)
     ]
     more = f"<p>and {len(counts) - top:,} more kinds of error</p>" if len(counts) > top else ""
-    return _table(["operation", "error code", "errors"], rows) + more
+    return _table(["operation", "error code", "errors"], rows, labels=2) + more
 
 
 def fleet_html(fleet: Fleet) -> str:
@@ -374,12 +453,21 @@ def fleet_html(fleet: Fleet) -> str:
         if len(fleet.errors)
         else ""
     )
+    unscanned = int((fleet.nodes["compliance"].astype("str") == "NOT_SCANNED").sum())
+    note = (
+        f'<p style="{_NOTE};margin:0.4em 0 0 0">{counted(unscanned, "node")} never scanned '
+        "(NOT_SCANNED): no patch-state data, so <code>.nodes</code> leaves "
+        f"{'its' if unscanned == 1 else 'their'} counts empty, not zero.</p>"
+        if unscanned
+        else ""
+    )
     return (
-        '<div class="patchframe-fleet">'
+        '<div class="patchframe-fleet" style="max-width:100%;overflow-x:auto">'
         f"<div><b>patchframe Fleet</b> &middot; {html.escape(where)}</div>"
         f'<table style="margin:0.3em 0"><tr>{strip}</tr></table>'
         + (_state_bar(counts) if counts else "")
         + side_by_side
+        + note
         + errors
         + "</div>"
     )

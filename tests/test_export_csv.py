@@ -107,3 +107,15 @@ def test_csv_bad_arguments(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
         to_compliance_csv(sample_fleet_frames, tmp_path / "x.csv", kind="everything")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="'i-00000000' is not in the data"):
         to_compliance_csv(sample_fleet_frames, tmp_path / "x.csv", instance_id="i-00000000")
+
+
+def test_a_never_scanned_node_says_so_with_empty_counts(
+    tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    rows = read_csv(to_compliance_csv(sample_fleet_frames, tmp_path / "summary.csv"))
+    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    (unscanned,) = [r for r in body if r["Compliance status"] == "NOT_SCANNED"]
+    counts = [c for c in CSV_SUMMARY_COLUMNS if c.endswith("patch count")]
+    assert {unscanned[c] for c in counts} == {""}  # nothing to count: not 0, not "<NA>"
+    assert unscanned["Compliance severity"] == ""
+    assert "<NA>" not in "".join(v for r in body for v in r.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 import zipfile
@@ -41,7 +42,8 @@ def table(sheet: Worksheet, header_row: int = 1) -> tuple[list[str], list[tuple[
 
 
 def expected_cells(series: pd.Series[Any]) -> list[Any]:
-    """What a column should read back as: text, numbers, naive UTC datetimes, None for NA."""
+    """What a column should read back as: text, numbers, naive UTC datetimes, None for NA
+    (and for empty text: an empty cell either way)."""
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         naive = series.dt.tz_convert("UTC").dt.tz_localize(None).dt.round("ms")
         return [None if pd.isna(t) else t.to_pydatetime() for t in naive]
@@ -49,7 +51,7 @@ def expected_cells(series: pd.Series[Any]) -> list[Any]:
         return [None if pd.isna(v) else bool(v) for v in series.astype(object)]
     if pd.api.types.is_numeric_dtype(series.dtype):
         return [None if pd.isna(v) else float(v) for v in series.astype(object)]
-    return [None if pd.isna(v) else str(v) for v in series.astype(object)]
+    return [None if pd.isna(v) or v == "" else str(v) for v in series.astype(object)]
 
 
 def assert_sheet_matches(sheet: Worksheet, frame: pd.DataFrame, header_row: int = 1) -> None:
@@ -107,20 +109,41 @@ def test_cves_nodes_and_errors_sheets(book: openpyxl.Workbook, sample_fleet_fram
     assert book["Errors"].auto_filter.ref == "A1:G1"
 
 
+def named_range(book: openpyxl.Workbook, name: str) -> tuple[str, str]:
+    """The sheet and the A1 range a workbook-level name points at."""
+    sheet, cells = book.defined_names[name].attr_text.split("!")
+    return sheet.strip("'"), cells.replace("$", "")
+
+
+def column_width(sheet: Worksheet, letter: str) -> float:
+    """A column's width, also when the file gives one width to a run of columns."""
+    index = openpyxl.utils.column_index_from_string(letter)
+    for dims in sheet.column_dimensions.values():
+        if dims.min is not None and dims.min <= index <= dims.max:
+            return float(dims.width)
+    raise AssertionError(f"column {letter} has no width")
+
+
+def node_table(book: openpyxl.Workbook) -> tuple[list[str], list[tuple[Any, ...]]]:
+    sheet, cells = named_range(book, "NodesWorstFirst")
+    header_row = int(cells.split(":")[0][1:])
+    return table(book[sheet], header_row)
+
+
 def test_summary_figures_and_node_table(
     book: openpyxl.Workbook, sample_fleet_frames: Fleet
 ) -> None:
     sheet = book["Summary"]
-    figures = {row[0]: row[1] for row in sheet.iter_rows(min_row=5, max_row=17, values_only=True)}
+    assert [c.value for c in sheet[4][:2]] == ["Count", "Figure"]
+    # The number in A, its label in B: the node table's ids and names share those columns.
+    figures = {row[1]: row[0] for row in sheet.iter_rows(min_row=5, max_row=17, values_only=True)}
     s = sample_fleet_frames.figures()
     assert figures["Nodes"] == s["nodes"] == 13
     assert figures["Non-compliant nodes"] == s["non_compliant_nodes"]
     assert figures["Patch rows"] == s["patches"]
     assert figures["Missing patches"] == (sample_fleet_frames.patches["state"] == "MISSING").sum()
     assert figures["Errors"] == 0
-    ref = sheet.tables["NodesWorstFirst"].ref
-    header_row = int(ref.split(":")[0][1:])
-    headers, rows = table(sheet, header_row)
+    headers, rows = node_table(book)
     assert len(rows) == len(sample_fleet_frames.nodes)
     assert {r[0] for r in rows} == set(sample_fleet_frames.nodes["instance_id"])
     compliance = [r[headers.index("compliance")] for r in rows]
@@ -130,6 +153,72 @@ def test_summary_figures_and_node_table(
         for column in ("missing", "failed", "installed_pending_reboot"):
             want = by_node.loc[r[0], column]
             assert r[headers.index(column)] == (None if pd.isna(want) else want)
+
+
+def test_summary_columns_fit_their_own_content(book: openpyxl.Workbook) -> None:
+    sheet = book["Summary"]
+    rows = node_table(book)[1]
+    ids = max(len(r[0]) for r in rows)
+    labels = max(len(str(c.value)) for c in sheet["B"][4:17])
+    assert column_width(sheet, "A") <= ids + 6  # numbers and ids: not the labels' width
+    assert labels < column_width(sheet, "B") <= 41  # labels and names, capped
+    assert all(isinstance(c.value, int) for c in sheet["A"][4:17])
+
+
+def test_headers_are_aligned_like_their_data(book: openpyxl.Workbook) -> None:
+    sheet, cells = named_range(book, "NodesWorstFirst")
+    header_row = book[sheet][int(cells.split(":")[0][1:])]
+    align = {c.value: c.alignment.horizontal for c in header_row}
+    assert align["critical"] == align["missing"] == "right"  # counts
+    assert align["instance_id"] == align["compliance"] == "left"  # text
+    assert book["Summary"]["A4"].alignment.horizontal == "right"  # "Count"
+    assert book["Patches"]["J1"].alignment.horizontal == "right"  # installed_time (UTC)
+
+
+def test_never_scanned_node_reads_as_such(book: openpyxl.Workbook) -> None:
+    headers, rows = node_table(book)
+    (unscanned,) = [r for r in rows if r[headers.index("compliance")] == "NOT_SCANNED"]
+    for column in ("critical", "high", "missing", "failed", "installed_pending_reboot"):
+        assert unscanned[headers.index(column)] is None  # empty, not 0, not "<NA>"
+    assert "never scanned" in unscanned[headers.index("note")]
+    assert {r[headers.index("note")] for r in rows if r is not unscanned} == {None}
+    notes = [c.value for c in book["Summary"]["A"] if isinstance(c.value, str)]
+    assert any(n.startswith("Counts are empty for a node never scanned") for n in notes)
+
+
+def test_every_sheet_prints_one_page_wide_with_header_and_footer(
+    book: openpyxl.Workbook,
+) -> None:
+    for sheet in book.worksheets:
+        setup = sheet.page_setup
+        assert setup.orientation == "landscape", sheet.title
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert (setup.fitToWidth or 1) == 1 and setup.fitToHeight == 0  # 0: as long as needed
+        assert sheet.oddFooter.left.text == "&A"  # the sheet's name
+        assert sheet.oddFooter.right.text == "Page &P of &N"
+    for name in EXCEL_SHEETS[1:]:
+        assert book[name].print_title_rows == "$1:$1"
+        assert book[name].print_options.gridLines
+    _, cells = named_range(book, "NodesWorstFirst")
+    header_row = cells.split(":")[0][1:]
+    assert book["Summary"].print_title_rows == f"${header_row}:${header_row}"
+
+
+def test_long_titles_wrap_in_a_capped_column(
+    book: openpyxl.Workbook, sample_fleet_frames: Fleet
+) -> None:
+    sheet = book["Patches"]
+    headers = table(sheet)[0]
+    letter = openpyxl.utils.get_column_letter(headers.index("title") + 1)
+    assert column_width(sheet, letter) <= 41
+    assert sheet[f"{letter}2"].alignment.wrap_text
+    assert sheet[f"{letter}2"].alignment.vertical == "top"
+    titles = sample_fleet_frames.patches["title"].astype("str")
+    longest = int(titles.str.len().fillna(0).to_numpy().argmax())
+    assert len(titles.iloc[longest]) > 100
+    assert sheet.row_dimensions[longest + 2].height >= 45  # three lines or more
+    short = int((titles.isna()).to_numpy().argmax())
+    assert sheet.row_dimensions[short + 2].height is None  # one line: the default
 
 
 def test_non_compliant_rows_are_highlighted(book: openpyxl.Workbook) -> None:
@@ -149,15 +238,15 @@ def test_non_compliant_rows_are_highlighted(book: openpyxl.Workbook) -> None:
     assert '"MISSING"' in states and '"Critical"' in states
 
 
-def test_tables_autofilter_frozen_header_and_widths(book: openpyxl.Workbook) -> None:
-    for name in EXCEL_SHEETS[1:5]:
-        sheet = book[name]
+def test_tables_autofilter_frozen_header_names_and_widths(book: openpyxl.Workbook) -> None:
+    names = {"Patches": "Patches", "Missing and Failed": "MissingAndFailed", "CVEs": "CVEs"}
+    for sheet_name, name in {**names, "Nodes": "Nodes"}.items():
+        sheet = book[sheet_name]
         assert sheet.freeze_panes == "A2"
-        (only,) = sheet.tables.values()
-        assert only.ref == f"A1:{sheet.cell(1, sheet.max_column).column_letter}{sheet.max_row}"
-        assert only.autoFilter is not None
-    widths = book["Patches"].column_dimensions
-    assert 20 < widths["C"].width <= 60  # instance ids fit, titles are capped
+        whole = f"A1:{sheet.cell(1, sheet.max_column).column_letter}{sheet.max_row}"
+        assert sheet.auto_filter.ref == whole
+        assert named_range(book, name) == (sheet_name, whole)
+    assert 20 < column_width(book["Patches"], "C") <= 40  # instance ids fit, titles are capped
 
 
 def test_summary_has_two_charts(book_path: Path) -> None:
@@ -279,7 +368,8 @@ def test_times_are_utc_date_cells(tmp_path: Path, when: str, cell: object) -> No
     assert rows[0][headers.index("installed_time (UTC)")] == cell
 
 
-def test_opens_in_libreoffice(book_path: Path, tmp_path: Path, sample_fleet_frames: Fleet) -> None:
+def libreoffice(tmp_path: Path, book_path: Path, target: str) -> Path:
+    """``book_path`` converted by LibreOffice, headless, to ``target`` (its filter name)."""
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
         pytest.skip(
@@ -292,7 +382,7 @@ def test_opens_in_libreoffice(book_path: Path, tmp_path: Path, sample_fleet_fram
             f"-env:UserInstallation={profile}",
             "--headless",
             "--convert-to",
-            "xlsx:Calc MS Excel 2007 XML",
+            target,
             "--outdir",
             str(tmp_path / "out"),
             str(book_path),
@@ -303,10 +393,49 @@ def test_opens_in_libreoffice(book_path: Path, tmp_path: Path, sample_fleet_fram
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    converted = openpyxl.load_workbook(tmp_path / "out" / book_path.name)
+    (converted,) = (tmp_path / "out").iterdir()
+    return converted
+
+
+def test_opens_in_libreoffice(book_path: Path, tmp_path: Path, sample_fleet_frames: Fleet) -> None:
+    converted = openpyxl.load_workbook(
+        libreoffice(tmp_path, book_path, "xlsx:Calc MS Excel 2007 XML")
+    )
     assert converted.sheetnames == list(EXCEL_SHEETS)
     assert converted["Patches"].max_row == len(sample_fleet_frames.patches) + 1
     assert converted["Patches"]["D2"].value == sample_fleet_frames.patches["kb_id"].iloc[0]
+
+
+def test_prints_in_a_few_dozen_pages(book_path: Path, tmp_path: Path) -> None:
+    pdf = libreoffice(tmp_path, book_path, "pdf").read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
+    # 508 when each sheet printed at full width: one to four columns a page.
+    assert 6 <= pages <= 40
+
+
+def test_rows_are_streamed(book_path: Path) -> None:
+    # constant_memory: every text inline in its row, no shared-strings table
+    # kept in memory to the end.
+    with zipfile.ZipFile(book_path) as z:
+        assert "xl/sharedStrings.xml" not in z.namelist()
+        assert 't="inlineStr"' in z.read("xl/worksheets/sheet2.xml").decode()
+
+
+@pytest.mark.parametrize("progress", [None, True])
+def test_progress_counts_rows_only_where_watched(
+    tmp_path: Path,
+    sample_fleet_frames: Fleet,
+    capsys: pytest.CaptureFixture[str],
+    progress: bool | None,
+) -> None:
+    path = to_excel(sample_fleet_frames, tmp_path / "book.xlsx", progress=progress)
+    err = capsys.readouterr().err  # pytest's stderr is no terminal
+    if progress is None:
+        assert err == ""
+    else:
+        book = openpyxl.load_workbook(path)
+        rows = len(node_table(book)[1]) + sum(book[s].max_row - 1 for s in EXCEL_SHEETS[1:])
+        assert "workbook" in err and f"{rows}/{rows}" in err
 
 
 def test_extra_columns_of_any_dtype(tmp_path: Path) -> None:
@@ -323,4 +452,23 @@ def test_extra_columns_of_any_dtype(tmp_path: Path) -> None:
         ("clashes with title", True, "inf", 7, dt.datetime(2024, 1, 2, 3, 4, 5)),
         (None, None, None, None, None),
     ]
-    assert sheet.tables["Patches"].ref == f"A1:{sheet.cell(1, len(headers)).column_letter}3"
+    assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, len(headers)).column_letter}3"
+
+
+def test_rows_past_the_first_chunk_keep_their_order_and_heights(
+    tmp_path: Path, sample_patches: pd.DataFrame
+) -> None:
+    # Rows are turned into cells 50,000 at a time: read back across that boundary
+    # (from the sheet's XML: openpyxl takes long over 50,000 rows).
+    frame = pd.concat([sample_patches] * 25, ignore_index=True)
+    frame["row"] = np.arange(len(frame))
+    path = to_excel(frame, tmp_path / "big.xlsx")
+    with zipfile.ZipFile(path) as z:
+        xml = z.read("xl/worksheets/sheet2.xml").decode()
+    last = openpyxl.utils.get_column_letter(frame.shape[1])
+    written = dict(re.findall(rf'<c r="{last}(\d+)"[^>]*><v>(\d+)</v>', xml))
+    assert len(written) == len(frame)
+    assert all(written[str(r + 2)] == str(r) for r in range(49_990, len(frame)))
+    long = frame.index[frame["title"].str.len().fillna(0).to_numpy() > 52]
+    after = int(long[long > 50_000][0])  # two lines or more, in the second chunk
+    assert re.search(rf'<row r="{after + 2}"[^>]* ht="(30|45|60|75)"', xml)

@@ -65,7 +65,8 @@ def test_fleet_html_shows_what_failed_escaped() -> None:
     errors = pd.concat([probe.errors, probe.errors.assign(error_code="<b>Odd</b>")])
     page = pf.Fleet(probe.patches, probe.nodes, errors)._repr_html_()
     assert figures_in(page)["errors"] == "2"
-    assert "<td>DescribeInstanceInformation</td><td>InvalidInstanceId</td><td>1</td>" in page
+    left = '<td style="text-align:left">'
+    assert f"{left}DescribeInstanceInformation</td>{left}InvalidInstanceId</td><td>1</td>" in page
     assert "&lt;b&gt;Odd&lt;/b&gt;" in page and "<b>Odd</b>" not in page
     assert "no nodes" in page and "flex:" not in page  # no states, no bar
 
@@ -132,7 +133,7 @@ def test_style_states_formats_counts_times_and_na(mixed: pd.DataFrame) -> None:
     assert ">2,020<" in html
     assert ">2024-06-13 12:58 UTC<" in html
     assert "NaT" not in html and "nan" not in html and "None" not in html
-    assert "row_heading" not in html  # row numbers are hidden
+    assert 'class="row_heading' not in html  # row numbers are hidden
     assert "<caption>Mixed &lt;things&gt;</caption>" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "a &amp; b" in html and "<b>" not in html
     assert mixed["missing"].tolist() == [2020, 0, 1, 2]  # the frame is untouched
@@ -179,3 +180,79 @@ def test_jinja2_is_imported_by_the_first_styled_table_only() -> None:
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+# Fitting a notebook.
+
+
+def table_rules(html: str) -> dict[str, str]:
+    """A Styler's CSS rules below its table id: selector -> properties."""
+    rules: dict[str, str] = {}
+    for selectors, props in re.findall(r"([^{}]+)\{([^}]*)\}", html.split("</style>")[0]):
+        for selector in selectors.split(","):
+            inner = re.sub(r"^\s*(<style[^>]*>)?\s*#T_\w+ ?", "", selector).strip()
+            rules[inner] = rules.get(inner, "") + " ".join(props.split())
+    return rules
+
+
+def column_css(html: str, frame: pd.DataFrame, column: str, tail: str = "") -> str:
+    return table_rules(html).get(f"td.col{frame.columns.get_loc(column)}{tail}", "")
+
+
+def test_ids_kb_ids_and_times_stay_on_one_line(sample_fleet_frames: pf.Fleet) -> None:
+    rows = sample_fleet_frames.patches.head(5)
+    rules = table_rules(style_states(rows).to_html())
+    # Every value: ids, KB ids and times (which hold spaces) among them.
+    assert (
+        "white-space: nowrap" in rules["td"] and "white-space: nowrap" in rules["th.row_heading"]
+    )
+    for column in ("instance_id", "kb_id", "account_id", "installed_time"):
+        assert "white-space" not in column_css(style_states(rows).to_html(), rows, column)
+
+
+def test_long_headers_may_break_after_underscores(sample_patches: pd.DataFrame) -> None:
+    table = sample_patches.pf.node_compliance()
+    html = style_states(table).to_html()
+    assert ">installed_<wbr>pending_<wbr>reboot</th>" in html
+    assert ">worst_<wbr>missing_<wbr>severity</th>" in html
+    assert "white-space: normal" in table_rules(html)["th.col_heading"]
+    assert "<b>" not in style_states(pd.DataFrame({"<b>_x": [1]})).to_html()  # escaped
+
+
+def test_titles_are_capped_with_the_whole_text_on_hover(sample_patches: pd.DataFrame) -> None:
+    rows = sample_patches[sample_patches["title"].str.len() > 100].head(3)
+    rows = pd.concat([rows, pd.DataFrame({"title": ['<i>say "hi"</i>']})], ignore_index=True)
+    html = style_states(rows).to_html()
+    cap = column_css(html, rows, "title", " > span")
+    assert "text-overflow: ellipsis" in cap and "max-width: 28em" in cap
+    assert "white-space: nowrap" in cap and "overflow: hidden" in cap
+    title = rows["title"].iloc[0]
+    assert f'<span title="{title}">{title}</span>' in html
+    assert '<span title="&lt;i&gt;say &#34;hi&#34;&lt;/i&gt;">' in html
+
+
+@pytest.mark.parametrize("summary", ["node_compliance", "state_by_severity", "top_missing"])
+def test_wide_tables_scroll_in_their_own_box(sample_patches: pd.DataFrame, summary: str) -> None:
+    html = style_states(getattr(sample_patches.pf, summary)()).to_html()
+    own = table_rules(html)[""]  # the table itself
+    assert "overflow-x: auto" in own and "display: block" in own and "max-width: 100%" in own
+
+
+def test_fleet_html_scrolls_rather_than_being_cut(sample_fleet_frames: pf.Fleet) -> None:
+    page = sample_fleet_frames._repr_html_()
+    assert page.startswith('<div class="patchframe-fleet" style="max-width:100%;overflow-x:auto">')
+
+
+def test_never_scanned_nodes_read_as_such(sample_fleet_frames: pf.Fleet) -> None:
+    page = sample_fleet_frames._repr_html_()
+    assert "1 node never scanned (NOT_SCANNED)" in page and "counts empty, not zero" in page
+    nodes = sample_fleet_frames.nodes
+    html = style_states(nodes, caption="Nodes").to_html()
+    caption = re.search(r"<caption>(.*?)</caption>", html, re.S)
+    assert caption is not None and caption.group(1).startswith("Nodes<div")
+    assert "Counts are empty for a node never scanned (NOT_SCANNED)" in caption.group(1)
+    assert "&lt;NA&gt;" not in html and "<NA>" not in html
+    scanned = nodes[nodes["compliance"] != "NOT_SCANNED"]
+    assert "<caption>" not in style_states(scanned).to_html()
+    loaded = pf.load_fleet(["i-0e8c6a4f2d0b13579"], client=pf.sample_client(), progress=False)
+    assert "never scanned" not in loaded._repr_html_()

@@ -5,9 +5,17 @@ The workbook
 Sheets, in order (:data:`EXCEL_SHEETS`): **Summary** (fleet figures, two charts
 and one row per node, non-compliant nodes highlighted), **Patches** (every row),
 **Missing and Failed**, **CVEs** (one row per CVE still open), **Nodes** and
-**Errors** (there even when nothing failed). Every table is an Excel table with
-an autofilter, a frozen header row and column widths fitted to a sample of its
-rows. It is written cell by cell with XlsxWriter, because ``DataFrame.to_excel``
+**Errors** (there even when nothing failed). Every table has an autofilter, a
+frozen header row, a workbook-level name (``Patches``, ``NodesWorstFirst``...)
+and column widths fitted to a sample of its rows; headers are aligned as their
+data (numbers and times right). Every sheet prints landscape, one page wide,
+with the header row on each page and the sheet name and page number in the
+footer; long text (titles) wraps within a capped column width.
+
+It is written row by row with XlsxWriter in ``constant_memory`` mode, so that
+memory stays flat however many rows there are (a 1,000,000-row workbook: see
+``benchmarks/workbook.py``). That mode cannot write Excel tables
+(``add_table``), hence autofilters and names instead. ``DataFrame.to_excel``
 would lose what matters here:
 
 - text is always written as text, never as a formula: a title such as
@@ -31,6 +39,7 @@ would lose what matters here:
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +49,7 @@ import numpy.typing as npt
 import pandas as pd
 import xlsxwriter
 from xlsxwriter.exceptions import FileCreateError
-from xlsxwriter.utility import xl_col_to_name
+from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_range_abs
 
 from .._fleet import Fleet
 from .._palette import (
@@ -51,6 +60,7 @@ from .._palette import (
     text_color,
     tint,
 )
+from .._progress import progress_bar
 from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
 from .._version import VERSION
 from ..exceptions import ValidationError
@@ -80,17 +90,22 @@ _DAY_NS = 86_400e9
 # are past 9999-12-31. Times outside are written as text.
 _FIRST_SERIAL, _END_SERIAL = 61.0, 2_958_466.0
 _SAMPLE_ROWS = 200  # rows sampled to fit a column's width
-_MAX_WIDTH = 60
+_MAX_WIDTH = 40  # wider text wraps within this many characters
+_CHUNK_ROWS = 50_000  # rows turned into cells at a time: memory stays flat
+_CHARS_PER_DIGIT = 1.2
+_LINE_HEIGHT = 15.0  # points: one line of the default font, Excel's default row height
 _ROW_TINT = 0.3  # a row's colour mixed into white: light enough to read any text on
+_FOOTER = "&L&A&RPage &P of &N"  # sheet name left, "Page 2 of 9" right
+
+Kind = Literal["text", "number", "bool", "date"]
 
 
 @dataclass(frozen=True)
 class _Cells:
-    """One column ready for XlsxWriter: Python values, and which rows have one."""
+    """One column ready for XlsxWriter: a Python value per row, None for no value."""
 
-    kind: Literal["text", "number", "bool", "date"]
+    kind: Kind
     values: list[Any]
-    present: npt.NDArray[np.bool_]
 
 
 def _is_time(series: pd.Series[Any]) -> bool:
@@ -100,32 +115,39 @@ def _is_time(series: pd.Series[Any]) -> bool:
 
 
 def _is_text(series: pd.Series[Any]) -> bool:
-    return not (
-        _is_time(series)
-        or pd.api.types.is_bool_dtype(series.dtype)
-        or pd.api.types.is_numeric_dtype(series.dtype)
-    )
+    return _kind(series) == "text"
+
+
+def _kind(series: pd.Series[Any]) -> Kind:
+    if _is_time(series):
+        return "date"
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return "number"
+    return "text"
 
 
 def _cells(series: pd.Series[Any]) -> _Cells:
-    if _is_time(series):
+    kind = _kind(series)
+    if kind == "date":
         return _date_cells(series)
-    if pd.api.types.is_bool_dtype(series.dtype):
-        present = series.notna().to_numpy()
-        return _Cells("bool", series.to_numpy(dtype=object).tolist(), present)
-    if pd.api.types.is_numeric_dtype(series.dtype):
+    if kind == "number":
         numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        values: list[Any] = numbers.tolist()
-        for i in np.flatnonzero(np.isinf(numbers)).tolist():
-            values[i] = str(values[i])  # Excel has no infinity: "inf" as text
-        return _Cells("number", values, ~np.isnan(numbers))
+        values = numbers.astype(object)
+        values[np.isinf(numbers)] = [str(v) for v in numbers[np.isinf(numbers)]]  # Excel: no inf
+        values[np.isnan(numbers)] = None
+        return _Cells(kind, values.tolist())
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = np.asarray(series.cat.codes)
         labels = np.array([str(c) for c in series.cat.categories] + [None], dtype=object)
-        return _Cells("text", labels[codes].tolist(), codes >= 0)
-    present = series.notna().to_numpy()
-    texts = [v if isinstance(v, str) else str(v) for v in series.to_numpy(dtype=object)]
-    return _Cells("text", texts, present)
+        return _Cells(kind, labels[codes].tolist())
+    values = series.to_numpy(dtype=object)
+    absent = series.isna().to_numpy()
+    if kind == "text":
+        values = np.array([v if isinstance(v, str) else str(v) for v in values], dtype=object)
+    values[absent] = None
+    return _Cells(kind, values.tolist())
 
 
 def _date_cells(series: pd.Series[Any]) -> _Cells:
@@ -134,11 +156,12 @@ def _date_cells(series: pd.Series[Any]) -> _Cells:
         times = times.tz_convert("UTC").tz_localize(None)
     present = ~np.asarray(times.isna(), dtype=bool)
     serials = times.as_unit("ns").asi8 / _DAY_NS + _EXCEL_EPOCH
-    values: list[Any] = serials.tolist()
+    values = serials.astype(object)
     outside = present & ((serials < _FIRST_SERIAL) | (serials >= _END_SERIAL))
     for i in np.flatnonzero(outside).tolist():
         values[i] = times[i].isoformat()
-    return _Cells("date", values, present)
+    values[~present] = None
+    return _Cells("date", values.tolist())
 
 
 def _utf16_pieces(text: str, limit: int) -> list[str]:
@@ -202,20 +225,21 @@ def _headers(frame: pd.DataFrame) -> list[str]:
         header = str(name)
         if isinstance(frame.iloc[:, i].dtype, pd.DatetimeTZDtype):
             header += " (UTC)"
-        while header.lower() in seen:  # Excel compares table headers case-blind
+        while header.lower() in seen:  # Excel compares header texts case-blind
             header += "_"
         seen.add(header.lower())
         headers.append(header)
     return headers
 
 
-def _width(header: str, cells: _Cells) -> float:
-    rows = np.flatnonzero(cells.present)
+def _width(header: str, series: pd.Series[Any]) -> float:
+    """A column's width in characters: its header's or its longest sampled value's."""
+    rows = np.flatnonzero(series.notna().to_numpy())
     if len(rows) > _SAMPLE_ROWS:
         rows = rows[np.linspace(0, len(rows) - 1, _SAMPLE_ROWS).astype(np.intp)]
+    cells = _cells(series.iloc[rows])
     longest = 0
-    for i in rows.tolist():
-        value = cells.values[i]
+    for value in cells.values:
         if cells.kind == "date" and not isinstance(value, str):
             longest = max(longest, 19)
         elif cells.kind == "number" and isinstance(value, float):
@@ -223,23 +247,51 @@ def _width(header: str, cells: _Cells) -> float:
         else:
             longest = max(longest, len(str(value)))
     # Room for the autofilter's drop-down arrow beside the header text.
-    return float(min(max(len(header) + 4, longest + 2, 6), _MAX_WIDTH))
+    return float(max(len(header) + 4, longest + 2, 6))
 
 
 # --- Excel: sheets --------------------------------------------------------------
 
 
 class _Style:
-    """The workbook's formats, made once; fills are made on first use, per colour."""
+    """The workbook's formats, made once; fills are made on first use, per colour.
+
+    Every cell of a table is aligned to the top of its row, so that a row made
+    tall by a wrapped title still reads across; text is indented a little, so
+    that it never touches a right-aligned number in the column before it.
+    """
 
     def __init__(self, book: Any) -> None:
         self.book = book
-        self.date = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-        self.header = book.add_format({"bold": True, "bottom": 1, "bg_color": "#d9e1f2"})
+        cell = {"valign": "top"}
+        text = {**cell, "align": "left", "indent": 1}
+        self.text = book.add_format(text)
+        self.wrapped = book.add_format({**text, "text_wrap": True})
+        self.plain = book.add_format(cell)
+        self.count = book.add_format({**cell, "num_format": "#,##0"})
+        self.date = book.add_format({**cell, "num_format": "yyyy-mm-dd hh:mm:ss"})
+        header = {"bold": True, "bottom": 1, "bg_color": "#d9e1f2", "valign": "top"}
+        self.header = book.add_format({**header, "align": "left", "indent": 1})
+        self.header_right = book.add_format({**header, "align": "right"})
         self.title = book.add_format({"bold": True, "font_size": 16})
         self.note = book.add_format({"italic": True, "font_color": "#595959"})
         self.label = book.add_format({"bold": True})
         self.fills: dict[str, Any] = {}
+
+    def column(self, series: pd.Series[Any], *, wrap: bool) -> Any:
+        """The format of a table column's cells, by what they hold."""
+        kind = _kind(series)
+        if kind == "text":
+            return self.wrapped if wrap else self.text
+        if kind == "date":
+            return self.date
+        if pd.api.types.is_integer_dtype(series.dtype):
+            return self.count
+        return self.plain
+
+    def header_for(self, kind: Kind) -> Any:
+        """Numbers and times are right-aligned: so are their headers."""
+        return self.header_right if kind in ("number", "date") else self.header
 
     def fill(self, color: str) -> Any:
         if color not in self.fills:
@@ -248,56 +300,81 @@ class _Style:
         return self.fills[color]
 
 
+def _print_setup(sheet: Any, *, header_row: int) -> None:
+    """Printed: landscape, one page wide, the header row on every page, a footer."""
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)  # one page wide, as many long as it takes
+    sheet.repeat_rows(header_row)
+    sheet.set_footer(_FOOTER)
+
+
 def _write_table(
-    sheet: Any, frame: pd.DataFrame, *, top: int, name: str, style: _Style
-) -> list[float]:
-    """``frame`` as an Excel table whose header is on row ``top``; returns the widths."""
+    sheet: Any, frame: pd.DataFrame, *, top: int, name: str, style: _Style, bar: Any
+) -> None:
+    """``frame`` as a filtered table whose header is on row ``top``, named ``name``.
+
+    Rows are written in order, ``_CHUNK_ROWS`` at a time, as ``constant_memory``
+    needs; ``bar`` counts them.
+    """
     frame = _split_long_text(frame)
     headers = _headers(frame)
-    widths: list[float] = []
-    for col in range(frame.shape[1]):
-        cells = _cells(frame.iloc[:, col])
-        _write_cells(sheet, top + 1, col, cells, style)
-        widths.append(_width(headers[col], cells))
-        sheet.set_column(col, col, widths[-1])
-    last_col = len(headers) - 1
+    wrapped: list[int] = []  # columns of text that wraps
+    for col, header in enumerate(headers):
+        series = frame.iloc[:, col]
+        kind = _kind(series)
+        width = _width(header, series)
+        wrap = kind == "text" and width > _MAX_WIDTH
+        if wrap:
+            wrapped.append(col)
+        # The column's format, not each cell's: XlsxWriter applies it to every
+        # cell written without one, at no cost per cell.
+        sheet.set_column(col, col, min(width, _MAX_WIDTH), style.column(series, wrap=wrap))
+        sheet.write_string(top, col, header, style.header_for(kind))
+    for start in range(0, len(frame), _CHUNK_ROWS):
+        chunk = frame.iloc[start : start + _CHUNK_ROWS]
+        first = top + 1 + start
+        columns = [_cells(chunk.iloc[:, col]).values for col in range(chunk.shape[1])]
+        heights = _heights(chunk, wrapped, first)
+        for row, values in enumerate(zip(*columns, strict=True), start=first):
+            if row in heights:  # before the row's cells: constant_memory writes it out next
+                sheet.set_row(row, heights[row])
+            sheet.write_row(row, 0, values)
+        bar.update(len(chunk))
+    last_row, last_col = top + len(frame), len(headers) - 1
+    sheet.autofilter(top, 0, last_row, last_col)
+    cells = xl_range_abs(top, 0, last_row, last_col)
+    style.book.define_name(name, f"={quote_sheetname(sheet.name)}!{cells}")
     if len(frame):
-        sheet.add_table(
-            top,
-            0,
-            top + len(frame),
-            last_col,
-            {
-                "name": name,
-                "style": "Table Style Light 9",
-                "columns": [{"header": h, "header_format": style.header} for h in headers],
-            },
-        )
         _paint(sheet, frame, top=top, style=style)
-    else:  # Excel tables need a data row: an empty sheet keeps a plain header row
-        for col, header in enumerate(headers):
-            sheet.write_string(top, col, header, style.header)
-        sheet.autofilter(top, 0, top, last_col)
-    return widths
 
 
-def _write_cells(sheet: Any, first_row: int, col: int, cells: _Cells, style: _Style) -> None:
-    rows = np.flatnonzero(cells.present).tolist()
-    values = cells.values
-    if cells.kind == "text":
-        for r in rows:
-            sheet.write_string(first_row + r, col, values[r])
-    elif cells.kind == "bool":
-        for r in rows:
-            sheet.write_boolean(first_row + r, col, bool(values[r]))
+def _heights(chunk: pd.DataFrame, wrapped: list[int], first: int) -> dict[int, float]:
+    """Row -> height in points, for the rows whose wrapped text takes more than a line.
+
+    Excel sizes such rows itself, LibreOffice does not: without a height, a
+    wrapped title would print over the rows below it.
+    """
+    lines = np.ones(len(chunk), dtype=np.int64)
+    for col in wrapped:
+        lines = np.maximum(lines, _line_counts(chunk.iloc[:, col], _MAX_WIDTH))
+    return {first + i: _LINE_HEIGHT * int(lines[i]) for i in np.flatnonzero(lines > 1).tolist()}
+
+
+def _line_counts(series: pd.Series[Any], width: int) -> npt.NDArray[np.int64]:
+    """Lines each text takes when wrapped at ``width`` characters; 1 for NA.
+
+    Counted once per distinct text (the categories, for a categorical column).
+    Excel counts widths in digits "0"; text in the default font (Calibri, or
+    LibreOffice's Carlito) averages about 1.2 characters per digit.
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        texts, codes = series.cat.categories.astype("str"), np.asarray(series.cat.codes)
     else:
-        date = style.date if cells.kind == "date" else None
-        for r in rows:
-            value = values[r]
-            if isinstance(value, str):
-                sheet.write_string(first_row + r, col, value)
-            else:
-                sheet.write_number(first_row + r, col, value, date)
+        codes, texts = pd.factorize(series.astype("str"))
+    per_line = int(width * _CHARS_PER_DIGIT)
+    per_text = [len(textwrap.wrap(t, per_line)) or 1 for t in texts]
+    counts = np.array([*per_text, 1], dtype=np.int64)  # code -1 (NA): one line
+    return np.asarray(counts[codes], dtype=np.int64)
 
 
 def _paint(sheet: Any, frame: pd.DataFrame, *, top: int, style: _Style) -> None:
@@ -367,12 +444,20 @@ _NODE_TABLE_COLUMNS = [
     "failed",
     "installed_pending_reboot",
     "installed_rejected",
+    "note",
 ]
 _FIGURES_TOP = 3  # the row of the figures' header; title and note above it
 _CHART_ROWS = 16  # rows a chart covers (its 300 px height at the default 20 px rows)
+_CHART_WIDTH = 470  # pixels
+_NOT_COUNTED = (
+    "Counts are empty for a node never scanned (NOT_SCANNED) or whose patches failed "
+    "to load: there is nothing to count, which is not the same as none (see note)."
+)
+
+Block = list[tuple[str, int]]
 
 
-def _figures(parts: _Data, nodes: pd.DataFrame) -> list[tuple[str, int]]:
+def _figures(parts: _Data, nodes: pd.DataFrame) -> Block:
     patches = parts.patches
     states = patches["state"].astype("str")
     compliance = nodes["compliance"].astype("str")
@@ -393,85 +478,95 @@ def _figures(parts: _Data, nodes: pd.DataFrame) -> list[tuple[str, int]]:
     ]
 
 
+def _chart_blocks(parts: _Data, nodes: pd.DataFrame) -> tuple[Block, Block]:
+    """Nodes per compliance status, and non-compliant patches per severity level."""
+    status = nodes["compliance"].astype("str")
+    compliance = [(s, int((status == s).sum())) for s in COMPLIANCE_COLORS]
+    bad = parts.patches["state"].astype("str").isin(list(NON_COMPLIANT_STATES))
+    levels = parts.patches.loc[bad, "severity_level"].astype("str")
+    severity = [(lv, int((levels == lv).sum())) for lv in reversed(SEVERITY_LEVELS)]
+    return compliance, severity
+
+
+def _block_tops(figures: int) -> tuple[int, int, int]:
+    """Header rows of the three blocks, one below the other in columns A:B."""
+    compliance = _FIGURES_TOP + figures + 2
+    severity = compliance + len(COMPLIANCE_COLORS) + 2
+    return _FIGURES_TOP, compliance, severity
+
+
+def _node_table_top(figures: int) -> int:
+    """The row of the header of the Summary's node table: below the blocks and charts."""
+    severity = _block_tops(figures)[2]
+    return max(severity + len(SEVERITY_LEVELS), _FIGURES_TOP + _CHART_ROWS) + 4
+
+
 def _write_summary_sheet(
     book: Any,
     parts: _Data,
     nodes: pd.DataFrame,
-    figures: list[tuple[str, int]],
+    figures: Block,
     *,
     title: str,
     style: _Style,
+    bar: Any,
 ) -> None:
+    """Title, the figures and the charts' numbers in columns A:B, the charts beside
+    them, then the node table below.
+
+    Each block puts its number in column A and its label in column B: A holds the
+    node table's instance ids and B its names, so every column's width fits what
+    is in it, and each number reads next to its label. Rows go top to bottom, as
+    ``constant_memory`` needs.
+    """
     sheet = book.add_worksheet("Summary")
-    sheet.set_landscape()
-    sheet.fit_to_pages(1, 0)  # printed: one page wide, as many long as it takes
     sheet.write_string(0, 0, title, style.title)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sheet.write_string(1, 0, f"Generated {stamp} by patchframe {VERSION}", style.note)
-    _write_block(sheet, _FIGURES_TOP, 0, ("Figure", "Value"), figures, style)
-    _write_charts(book, sheet, parts, nodes, style)
-
-    top = _node_table_top(len(figures))
-    sheet.write_string(top - 1, 0, "Nodes, worst first", style.label)
-    table = nodes[_NODE_TABLE_COLUMNS]
-    widths = _write_table(sheet, table, top=top, name="NodesWorstFirst", style=style)
-    # Columns A and D also hold the labels of the blocks above the table.
-    sheet.set_column(0, 0, max(widths[0], max(len(label) for label, _ in figures) + 2))
-    sheet.set_column(3, 3, max(widths[3], len("Non-compliant patches") + 2))
-
-
-def _write_charts(book: Any, sheet: Any, parts: _Data, nodes: pd.DataFrame, style: _Style) -> None:
-    """Nodes by compliance and non-compliant patches by severity: each a block and a chart.
-
-    Excel charts plot cells, so each chart's numbers are on the sheet (column D:E).
-    """
-    status = nodes["compliance"].astype("str")
-    compliance = [(s, int((status == s).sum())) for s in COMPLIANCE_COLORS]
-    _write_block(sheet, _FIGURES_TOP, 3, ("Compliance", "Nodes"), compliance, style)
-    bad = parts.patches["state"].astype("str").isin(list(NON_COMPLIANT_STATES))
-    levels = parts.patches.loc[bad, "severity_level"].astype("str")
-    severity = [(lv, int((levels == lv).sum())) for lv in reversed(SEVERITY_LEVELS)]
-    severity_top = _FIGURES_TOP + len(compliance) + 2
-    _write_block(sheet, severity_top, 3, ("Severity", "Non-compliant patches"), severity, style)
+    compliance, severity = _chart_blocks(parts, nodes)
+    tops = _block_tops(len(figures))
+    _write_block(sheet, tops[0], ("Count", "Figure"), figures, style)
+    _write_block(sheet, tops[1], ("Nodes", "Compliance"), compliance, style)
+    _write_block(sheet, tops[2], ("Patches", "Non-compliant, by severity"), severity, style)
 
     colors = [COMPLIANCE_COLORS[s] for s, _ in compliance]
-    chart = _column_chart(book, "Nodes by compliance", (_FIGURES_TOP, 3, len(compliance)), colors)
-    sheet.insert_chart(_FIGURES_TOP, 6, chart)
+    chart = _column_chart(book, "Nodes by compliance", (tops[1], len(compliance)), colors)
+    sheet.insert_chart(_FIGURES_TOP, 3, chart)
     colors = [SEVERITY_COLORS[lv] for lv, _ in severity]
-    block = (severity_top, 3, len(severity))
-    chart = _column_chart(book, "Non-compliant patches by severity", block, colors)
-    sheet.insert_chart(_FIGURES_TOP, 14, chart)
+    chart = _column_chart(
+        book, "Non-compliant patches by severity", (tops[2], len(severity)), colors
+    )
+    sheet.insert_chart(_FIGURES_TOP, 3, chart, {"x_offset": _CHART_WIDTH + 20})
 
-
-def _node_table_top(figures: int) -> int:
-    """The row of the header of the Summary's node table: below figures and charts."""
-    return max(_FIGURES_TOP + figures, _FIGURES_TOP + _CHART_ROWS) + 3
+    top = _node_table_top(len(figures))
+    sheet.write_string(top - 2, 0, "Nodes, worst first", style.label)
+    if nodes["note"].notna().any():
+        sheet.write_string(top - 1, 0, _NOT_COUNTED, style.note)
+    table = nodes[_NODE_TABLE_COLUMNS]
+    _write_table(sheet, table, top=top, name="NodesWorstFirst", style=style, bar=bar)
+    _print_setup(sheet, header_row=top)
 
 
 def _write_block(
-    sheet: Any,
-    top: int,
-    col: int,
-    header: tuple[str, str],
-    rows: list[tuple[str, int]],
-    style: _Style,
+    sheet: Any, top: int, header: tuple[str, str], rows: Block, style: _Style
 ) -> None:
-    sheet.write_string(top, col, header[0], style.header)
-    sheet.write_string(top, col + 1, header[1], style.header)
+    """A header and (label, number) rows: the number in column A, its label in B."""
+    sheet.write_string(top, 0, header[0], style.header_right)
+    sheet.write_string(top, 1, header[1], style.header)
     for i, (label, value) in enumerate(rows, start=top + 1):
-        sheet.write_string(i, col, label)
-        sheet.write_number(i, col + 1, value)
+        sheet.write_number(i, 0, value, style.count)
+        sheet.write_string(i, 1, label, style.text)
 
 
-def _column_chart(book: Any, title: str, block: tuple[int, int, int], colors: list[str]) -> Any:
-    """A column chart of a two-column block (header row ``top``, ``n`` rows) on Summary."""
-    top, col, n = block
+def _column_chart(book: Any, title: str, block: tuple[int, int], colors: list[str]) -> Any:
+    """A column chart of a block on Summary (header row ``top``, ``n`` rows)."""
+    top, n = block
     chart = book.add_chart({"type": "column"})
     chart.add_series(
         {
             "name": title,
-            "categories": ["Summary", top + 1, col, top + n, col],
-            "values": ["Summary", top + 1, col + 1, top + n, col + 1],
+            "categories": ["Summary", top + 1, 1, top + n, 1],
+            "values": ["Summary", top + 1, 0, top + n, 0],
             "points": [{"fill": {"color": c}, "border": {"color": "#595959"}} for c in colors],
             "data_labels": {"value": True},
             "gap": 60,
@@ -482,12 +577,12 @@ def _column_chart(book: Any, title: str, block: tuple[int, int, int], colors: li
     chart.set_y_axis(
         {"min": 0, "major_gridlines": {"visible": True, "line": {"color": "#d9d9d9"}}}
     )
-    chart.set_size({"width": 470, "height": 300})
+    chart.set_size({"width": _CHART_WIDTH, "height": 300})
     return chart
 
 
 def _sheets(parts: _Data, nodes: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
-    """The table sheets after Summary: sheet name -> (Excel table name, frame)."""
+    """The table sheets after Summary: sheet name -> (the table's name, frame)."""
     patches = parts.patches
     open_rows = patches[patches["state"].astype("str").isin(OPEN_STATES)]
     open_rows = open_rows.sort_values(
@@ -497,7 +592,7 @@ def _sheets(parts: _Data, nodes: pd.DataFrame) -> dict[str, tuple[str, pd.DataFr
         "Patches": ("Patches", patches),
         "Missing and Failed": ("MissingAndFailed", open_rows),
         "CVEs": ("CVEs", cve_exposure(patches)),
-        "Nodes": ("Nodes", nodes if parts.nodes is None else parts.nodes),
+        "Nodes": ("Nodes", nodes.drop(columns="note") if parts.nodes is None else parts.nodes),
         "Errors": ("Errors", parts.errors),
     }
 
@@ -517,13 +612,14 @@ def to_excel(
     path: PathLike,
     *,
     title: str = "Patch compliance report",
+    progress: bool | None = None,
 ) -> Path:
     """Write a Fleet, or a bare patches frame, as an Excel workbook.
 
     The sheets are those of :data:`EXCEL_SHEETS`: Summary, Patches, Missing and
     Failed, CVEs, Nodes and Errors. The module documentation says how cells are
     written (text never as formulas, NA as empty cells, UTC date cells, long text
-    split over columns, never truncated).
+    split over columns, never truncated) and how the sheets print.
 
     Parameters
     ----------
@@ -536,6 +632,9 @@ def to_excel(
         The ``.xlsx`` file to write; an existing file is replaced.
     title
         The title on the Summary sheet.
+    progress
+        A bar counting the rows written: None shows it in a notebook or on an
+        interactive terminal only, True and False force it on or off.
 
     Returns
     -------
@@ -576,6 +675,7 @@ def to_excel(
     book = xlsxwriter.Workbook(
         str(target),
         {
+            "constant_memory": True,
             "strings_to_formulas": False,
             "strings_to_urls": False,
             "strings_to_numbers": False,
@@ -583,15 +683,17 @@ def to_excel(
     )
     book.set_properties({"title": title, "comments": f"patchframe {VERSION}"})
     style = _Style(book)
-    _write_summary_sheet(book, parts, nodes, figures, title=title, style=style)
-    for sheet_name, (table_name, frame) in sheets.items():
-        sheet = book.add_worksheet(sheet_name)
-        _write_table(sheet, frame, top=0, name=table_name, style=style)
-        sheet.freeze_panes(1, 0)
-        sheet.set_landscape()
-        sheet.repeat_rows(0)  # printed: the header on every page
-    try:
-        book.close()
-    except FileCreateError as err:
-        raise OSError(f"cannot write {target}: {err}") from err
+    total = len(nodes) + sum(len(frame) for _, frame in sheets.values())
+    with progress_bar(total, description="workbook", unit="row", progress=progress) as bar:
+        _write_summary_sheet(book, parts, nodes, figures, title=title, style=style, bar=bar)
+        for sheet_name, (table_name, frame) in sheets.items():
+            sheet = book.add_worksheet(sheet_name)
+            _write_table(sheet, frame, top=0, name=table_name, style=style, bar=bar)
+            sheet.freeze_panes(1, 0)
+            _print_setup(sheet, header_row=0)
+            sheet.hide_gridlines(0)  # printed gridlines: a wide row stays readable
+        try:
+            book.close()
+        except FileCreateError as err:
+            raise OSError(f"cannot write {target}: {err}") from err
     return target

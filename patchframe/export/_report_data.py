@@ -41,6 +41,9 @@ _LEVEL_COUNTS = {
 }
 _STATE_COUNTS = ("missing", "failed", "installed_pending_reboot", "installed_rejected")
 _COMPLIANCE_RANK = {"NON_COMPLIANT": 0, "NOT_SCANNED": 1, "COMPLIANT": 2}
+#: Why a node's counts are empty, in the node table's ``note``.
+NOTE_NOT_SCANNED = "never scanned: no patch-state data to count"
+NOTE_NOT_LOADED = "patches failed to load: see Errors"
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def _node_table(parts: _Data) -> pd.DataFrame:
     For a Fleet, every node of ``Fleet.nodes`` with AWS's ``compliance``. For a
     bare patches frame, the nodes in its rows, NON_COMPLIANT when any row is in a
     non-compliant state. Counts are NA for a node never scanned or whose patches
-    failed to load: there is nothing to count, which is not the same as none.
+    failed to load: there is nothing to count, which is not the same as none;
+    ``note`` says which (NA for every other node).
     """
     patches = parts.patches
     nodes = (
@@ -141,6 +145,10 @@ def _node_table(parts: _Data) -> pd.DataFrame:
         if "operation_end_time" in nodes.columns
         else pd.Series(pd.NaT, index=out.index, dtype=PATCH_DTYPES["installed_time"])
     )
+    notes = np.full(len(nodes), None, dtype=object)
+    notes[compliance == "NOT_SCANNED"] = NOTE_NOT_SCANNED
+    notes[~loaded] = NOTE_NOT_LOADED
+    out["note"] = pd.Series(notes, dtype="str")
     return _worst_first(out)
 
 
