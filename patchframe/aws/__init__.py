@@ -1,6 +1,7 @@
 """The only code that talks to AWS: clients, argument checks, node and fleet loading.
 
-:func:`make_client` is the one client factory; :func:`load_instance_patches` pages one
+:func:`make_client` is the one client factory and :func:`client_config` its
+configuration (patchframe's defaults under the user's own); :func:`load_instance_patches` pages one
 node, :func:`load_fleet` every node of every account and region, paced to the
 service's limit by one :class:`~patchframe.aws._pacer.AdaptiveRateLimiter` per
 account and region, with optional Parquet checkpoints. Everything else in
@@ -9,8 +10,8 @@ patchframe sees only the typed frames these return.
 
 from __future__ import annotations
 
-from ._client import make_client
+from ._client import client_config, make_client
 from ._fleet import load_fleet
 from ._node import load_instance_patches
 
-__all__ = ["load_fleet", "load_instance_patches", "make_client"]
+__all__ = ["client_config", "load_fleet", "load_instance_patches", "make_client"]

@@ -2,8 +2,12 @@
 
 Every client patchframe uses comes from :func:`make_client`, so credentials,
 profiles, regions and ``AWS_ENDPOINT_URL`` all follow boto3's standard
-configuration, and every client gets the same retry policy. It is also the one
-seam tests need: point ``AWS_ENDPOINT_URL`` at the emulator, or pass a client.
+configuration, and every client gets the same retry policy (see
+:func:`client_config`). It is also the one seam tests need: point
+``AWS_ENDPOINT_URL`` at the emulator, or pass a client.
+
+botocore sends every request, so proxies, client certificates, TLS settings,
+timeouts and connection pooling are exactly what the user configured for boto3.
 
 Fast patch pages
 ----------------
@@ -15,15 +19,13 @@ the page through untouched, and leaves botocore an empty body to parse. Retries,
 signing, credentials and error parsing stay botocore's. The hook acts only
 inside :func:`fast_patch_pages`, so a user's own calls on the same client are
 parsed as usual.
-
-Sending stays botocore's too, so proxies, client certificates, TLS settings,
-timeouts and connection pooling are exactly what the user configured for boto3.
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -33,22 +35,26 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from botocore.config import _RetryDict
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "PAGE_KEY",
-    "RETRY_CONFIG",
     "caller_account",
+    "client_config",
     "fast_patch_pages",
     "make_client",
     "make_sts_client",
 ]
 
-#: Retry policy for throttling: botocore's standard mode (exponential backoff
-#: with full jitter, throttling and 5xx errors retried) with a larger budget.
-RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 10},
+#: patchframe's defaults, under whatever the user configured (see :func:`client_config`):
+#: botocore's standard retry mode (exponential backoff with full jitter, throttling
+#: and 5xx errors retried) with a larger budget, 11 attempts in all, for long loads
+#: that meet throttling storms.
+DEFAULT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 11},
     connect_timeout=10,
     read_timeout=60,
     user_agent_extra="patchframe",
@@ -63,13 +69,53 @@ _fast_pages: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+def client_config(
+    *, boto3_session: boto3.Session | None = None, botocore_config: Config | None = None
+) -> Config:
+    """patchframe's client configuration, under the user's own.
+
+    Starts from :data:`DEFAULT_CONFIG`. A retry mode or a number of attempts the
+    user set, in ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` or as ``retry_mode`` /
+    ``max_attempts`` in the session's profile, is left to botocore, which reads it
+    from there. ``botocore_config`` is merged over the result with botocore's
+    :meth:`~botocore.config.Config.merge`: every option it sets wins (a ``retries``
+    dict as a whole).
+
+    Parameters
+    ----------
+    boto3_session
+        The session whose profile is consulted; boto3's default session when None.
+    botocore_config
+        The user's own configuration.
+
+    Examples
+    --------
+    >>> client_config().retries
+    {'mode': 'standard', 'total_max_attempts': 11}
+    >>> client_config(botocore_config=Config(read_timeout=5)).read_timeout
+    5
+    """
+    session = boto3_session or boto3.Session()
+    # boto3 has no public accessor for the botocore session holding the profile.
+    profile = session._session.get_scoped_config()
+    retries: _RetryDict = {"mode": "standard", "total_max_attempts": 11}
+    # Left out, a setting is botocore's to read from the environment or the profile.
+    if os.environ.get("AWS_RETRY_MODE") or "retry_mode" in profile:
+        del retries["mode"]
+    if os.environ.get("AWS_MAX_ATTEMPTS") or "max_attempts" in profile:
+        del retries["total_max_attempts"]
+    config = DEFAULT_CONFIG.merge(Config(retries=retries))
+    return config if botocore_config is None else config.merge(botocore_config)
+
+
 def make_client(
     *,
     boto3_session: boto3.Session | None = None,
     region: str | None = None,
     max_pool_connections: int = 10,
+    botocore_config: Config | None = None,
 ) -> SSMClient:
-    """An SSM client with patchframe's retry policy.
+    """An SSM client with patchframe's configuration under the user's.
 
     Parameters
     ----------
@@ -80,22 +126,27 @@ def make_client(
         Region name; the session's default when None.
     max_pool_connections
         HTTP connections kept open; size it to the number of threads sharing the client.
+    botocore_config
+        A :class:`botocore.config.Config` merged over patchframe's defaults, its
+        options winning; see :func:`client_config`.
 
     Examples
     --------
-    >>> client = make_client(region="eu-west-1")
-    >>> client.meta.region_name
-    'eu-west-1'
+    >>> client = make_client(region="eu-west-1", botocore_config=Config(read_timeout=5))
+    >>> client.meta.region_name, client.meta.config.read_timeout
+    ('eu-west-1', 5)
     """
     session = boto3_session or boto3.Session()
-    config = RETRY_CONFIG.merge(Config(max_pool_connections=max_pool_connections))
+    pool = Config(max_pool_connections=max_pool_connections)
+    user = pool if botocore_config is None else pool.merge(botocore_config)
+    config = client_config(boto3_session=session, botocore_config=user)
     return session.client("ssm", region_name=region, config=config)
 
 
 def make_sts_client(
     *, boto3_session: boto3.Session | None = None, region: str | None = None
 ) -> STSClient:
-    """An STS client with patchframe's retry policy, for the caller's account id.
+    """An STS client with the configuration of :func:`make_client`, for the account id.
 
     Examples
     --------
@@ -103,15 +154,16 @@ def make_sts_client(
     'sts'
     """
     session = boto3_session or boto3.Session()
-    return session.client("sts", region_name=region, config=RETRY_CONFIG)
+    config = client_config(boto3_session=session)
+    return session.client("sts", region_name=region, config=config)
 
 
 def caller_account(client: SSMClient) -> str:
     """The account id behind an SSM client, from STS GetCallerIdentity.
 
-    STS is asked with the client's own credentials and region. A client bound
-    to an endpoint outside AWS (the emulator, LocalStack and the like serve
-    every service at one address) sends STS to that same endpoint.
+    STS is asked with the client's own credentials, region and retry policy. A
+    client bound to an endpoint outside AWS (the emulator, LocalStack and the like
+    serve every service at one address) sends STS to that same endpoint.
 
     Examples
     --------
@@ -131,7 +183,11 @@ def caller_account(client: SSMClient) -> str:
     endpoint = client.meta.endpoint_url
     host = urlsplit(endpoint).hostname or ""
     custom = not (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
-    sts = session.client("sts", endpoint_url=endpoint if custom else None, config=RETRY_CONFIG)
+    ssm = client.meta.config
+    # botocore's stubs leave out Config's attributes.
+    retries, proxies = ssm.retries, ssm.proxies  # type: ignore[attr-defined]
+    config = DEFAULT_CONFIG.merge(Config(retries=retries, proxies=proxies))
+    sts = session.client("sts", endpoint_url=endpoint if custom else None, config=config)
     return sts.get_caller_identity()["Account"]
 
 

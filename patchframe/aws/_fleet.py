@@ -1,11 +1,12 @@
 """Loading a whole fleet: every node in every account and region, concurrently.
 
-The load runs in two phases on one thread pool. First, for every account and
-region: the account id (STS), the nodes (DescribeInstanceInformation) and their
-patch-state counts (DescribeInstancePatchStates, 50 ids a call). Then every
-node's patches (DescribeInstancePatches), all nodes of all targets at once.
-Each account and region has one shared client and one shared pacer, so a
-throttling storm slows every worker down rather than failing nodes.
+Everything runs on one thread pool. For every account and region: the account
+id (STS) and the nodes (DescribeInstanceInformation); each page of nodes, as it
+arrives, hands its nodes' patch-state counts (DescribeInstancePatchStates, 50
+ids a call) and each node's patches (DescribeInstancePatches) to the pool, so
+loading starts with the first page rather than after the last. Each account and
+region has one shared client and one shared pacer, so a throttling storm slows
+every worker down rather than failing nodes.
 
 Every node ends up either with all its rows or in the errors frame; the result
 is assembled in discovery order, so it does not depend on which worker finished
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -79,16 +80,43 @@ _OPERATIONS = (
 
 @dataclass
 class _Target:
-    """One account and region: its shared client and pacer."""
+    """One account and region: its shared client and pacer, and its account id to come."""
 
     region: str
     client: SSMClient
     session: boto3.Session | None = None
-    account_id: str | None = None
+    account: Future[str | None] | None = None
     limiter: AdaptiveRateLimiter = field(default_factory=AdaptiveRateLimiter)
+
+    @property
+    def account_id(self) -> str | None:
+        """The account id, once STS answered (None if it failed)."""
+        return None if self.account is None else self.account.result()
 
     def key(self, instance_id: str | None) -> NodeKey:
         return NodeKey(instance_id or "", self.account_id, self.region)
+
+
+class _Found:
+    """Nodes in the order discovery lists them; each new one is handed on at once."""
+
+    def __init__(self, hand_on: Callable[[_Target, list[str]], None]) -> None:
+        self._hand_on = hand_on
+        self._lock = threading.Lock()
+        self._infos: dict[int, dict[str, dict[str, Any]]] = {}
+
+    def add(self, target: _Target, infos: list[dict[str, Any]]) -> None:
+        with self._lock:
+            known = self._infos.setdefault(id(target), {})
+            # A listing restarted after an expired NextToken sends nodes again.
+            new = [i for i in infos if i["InstanceId"] not in known]
+            known.update((i["InstanceId"], i) for i in new)
+        if new:
+            self._hand_on(target, [i["InstanceId"] for i in new])
+
+    def nodes(self, targets: list[_Target]) -> list[tuple[_Target, dict[str, Any]]]:
+        with self._lock:
+            return [(t, i) for t in targets for i in self._infos.get(id(t), {}).values()]
 
 
 class _Failures:
@@ -240,20 +268,18 @@ def _targets(
 
 
 def _describe_nodes(
-    target: _Target, filters: list[InstanceInformationStringFilterTypeDef]
-) -> list[dict[str, Any]]:
+    target: _Target, filters: list[InstanceInformationStringFilterTypeDef], found: _Found
+) -> None:
     paginator = target.client.get_paginator("describe_instance_information")
     for restart in (False, True):
         try:
-            nodes: list[dict[str, Any]] = []
             pages = paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 50})
             for page in pages:
-                nodes.extend(dict(n) for n in page["InstanceInformationList"])
-            return nodes
+                found.add(target, [dict(n) for n in page["InstanceInformationList"]])
+            return
         except ClientError as err:
             if restart or err.response.get("Error", {}).get("Code") != "InvalidNextToken":
                 raise
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _describe_patch_states(target: _Target, ids: list[str]) -> list[dict[str, Any]]:
@@ -287,24 +313,35 @@ def _discover(
     node_filters: list[InstanceInformationStringFilterTypeDef],
     instance_ids: list[str] | None,
     failures: _Failures,
-) -> list[dict[str, Any]]:
-    """The target's nodes: all of them, or those of ``instance_ids`` it has."""
+    found: _Found,
+) -> None:
+    """List the target's nodes into ``found``: all of them, or those of ``instance_ids``.
+
+    A listing that fails part way keeps the nodes listed before, and is an error row.
+    """
     if instance_ids is None:
-        infos = _attempt(
-            target, failures, "DescribeInstanceInformation", _describe_nodes, target, node_filters
+        _attempt(
+            target,
+            failures,
+            "DescribeInstanceInformation",
+            _describe_nodes,
+            target,
+            node_filters,
+            found,
         )
-        return infos or []
-    found: list[dict[str, Any]] = []
+        return
     for i in range(0, len(instance_ids), _BATCH):
         wanted = {"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}
         filters = [*node_filters, wanted]
-        found += (
-            _attempt(
-                target, failures, "DescribeInstanceInformation", _describe_nodes, target, filters
-            )
-            or []
+        _attempt(
+            target,
+            failures,
+            "DescribeInstanceInformation",
+            _describe_nodes,
+            target,
+            filters,
+            found,
         )
-    return found
 
 
 def load_fleet(
@@ -394,83 +431,97 @@ def load_fleet(
     cache = None if cache_dir is None else NodeCache(cache_dir, filters=checked_patch_filters)
 
     failures = _Failures(raise_first=errors == "raise")
-    columns: dict[NodeKey, PatchColumns] = {}
+    loads: list[Future[tuple[_Target, str, PatchColumns | None]]] = []
+    state_batches: list[tuple[_Target, Future[Any]]] = []
+
+    def load_node(target: _Target, instance_id: str) -> tuple[_Target, str, PatchColumns | None]:
+        key = target.key(instance_id) if cache is not None else None
+        cached = cache.get(key) if cache is not None and key is not None else None
+        if cached is not None:
+            return target, instance_id, cached
+        try:
+            cols = fetch_node_patches(target.client, instance_id, filters=checked_patch_filters)
+        except AWSRequestError as err:
+            failures.add(target, err)
+            return target, instance_id, None
+        if cache is not None and key is not None:
+            cache.put(key, cols)
+        return target, instance_id, cols
+
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
-        for target in targets:
-            target.limiter.attach(target.client)
-        # STS once per account (session), alongside discovery.
-        accounts: dict[int, Future[Any]] = {}
-        for target in targets:
-            who = id(target.session if target.session is not None else target.client)
-            if who not in accounts:
-                accounts[who] = pool.submit(
-                    _attempt, target, failures, "GetCallerIdentity", _account, target
-                )
-        discoveries = [
-            (t, pool.submit(_discover, t, checked_node_filters, ids, failures)) for t in targets
-        ]
-        for target in targets:
-            who = id(target.session if target.session is not None else target.client)
-            target.account_id = accounts[who].result()
-        nodes = [(t, info) for t, future in discoveries for info in future.result()]
-        if ids is not None:
-            _report_unknown(ids, nodes, targets[0], failures)
+        stopping = threading.Event()
 
-        # Patch-state counts and patches, all at once.
-        state_batches = [
-            (
+        def hand_on(target: _Target, ids: list[str]) -> None:
+            """A page of new nodes: their patch-state counts and their patches, to the pool."""
+            if stopping.is_set():
+                return
+            states = pool.submit(
+                _attempt,
                 target,
-                pool.submit(
-                    _attempt,
-                    target,
-                    failures,
-                    "DescribeInstancePatchStates",
-                    _describe_patch_states,
-                    target,
-                    batch,
-                ),
+                failures,
+                "DescribeInstancePatchStates",
+                _describe_patch_states,
+                target,
+                ids,
             )
-            for target in targets
-            for batch in _batches([i["InstanceId"] for t, i in nodes if t is target])
-        ]
+            state_batches.append((target, states))
+            loads.extend(pool.submit(load_node, target, i) for i in ids)
 
-        def load_node(target: _Target, instance_id: str) -> tuple[NodeKey, PatchColumns | None]:
-            key = target.key(instance_id)
-            cached = cache.get(key) if cache is not None else None
-            if cached is not None:
-                return key, cached
-            try:
-                cols = fetch_node_patches(
-                    target.client, instance_id, filters=checked_patch_filters
-                )
-            except AWSRequestError as err:
-                failures.add(target, err)
-                return key, None
-            if cache is not None:
-                cache.put(key, cols)
-            return key, cols
-
-        futures = [pool.submit(load_node, t, info["InstanceId"]) for t, info in nodes]
-        with tqdm(total=len(futures), unit="node", desc="patches", disable=not progress) as bar:
-            rows = 0
-            for future in _completed(futures):
-                key, cols = future.result()
-                if cols is not None:
-                    columns[key] = cols
-                    rows += len(cols)
-                throttles = sum(t.limiter.throttles for t in targets)
-                bar.set_postfix(rows=rows, errors=len(failures), throttles=throttles)
-                bar.update()
-        states = {
-            target.key(s["InstanceId"]): s
-            for target, future in state_batches
-            for s in future.result() or []
-        }
+        found = _Found(hand_on)
+        try:
+            for target in targets:
+                target.limiter.attach(target.client)
+            # STS once per account (session), alongside discovery; submitted first,
+            # so a node's worker waiting for its account id never waits on a queued task.
+            accounts: dict[int, Future[Any]] = {}
+            for target in targets:
+                who = id(target.session if target.session is not None else target.client)
+                if who not in accounts:
+                    accounts[who] = pool.submit(
+                        _attempt, target, failures, "GetCallerIdentity", _account, target
+                    )
+                target.account = accounts[who]
+            discoveries = [
+                pool.submit(_discover, t, checked_node_filters, ids, failures, found)
+                for t in targets
+            ]
+            for discovery in discoveries:
+                discovery.result()
+            nodes = found.nodes(targets)
+            if ids is not None:
+                _report_unknown(ids, nodes, targets[0], failures)
+            columns = _gather(loads, failures, targets, progress)
+            states = {
+                target.key(s["InstanceId"]): s
+                for target, future in state_batches
+                for s in future.result() or []
+            }
+        finally:
+            stopping.set()
+            for future in loads:  # after errors="raise" or Ctrl-C: start nothing new
+                future.cancel()
     return _assemble(nodes, states, columns, failures)
 
 
-def _batches(items: list[Any]) -> list[list[Any]]:
-    return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
+def _gather(
+    loads: list[Future[tuple[_Target, str, PatchColumns | None]]],
+    failures: _Failures,
+    targets: list[_Target],
+    progress: bool,
+) -> dict[NodeKey, PatchColumns]:
+    """Every loaded node's columns, as the loads finish, with a progress bar."""
+    columns: dict[NodeKey, PatchColumns] = {}
+    with tqdm(total=len(loads), unit="node", desc="patches", disable=not progress) as bar:
+        rows = 0
+        for future in as_completed(loads):
+            target, instance_id, cols = future.result()
+            if cols is not None:
+                columns[target.key(instance_id)] = cols
+                rows += len(cols)
+            throttles = sum(t.limiter.throttles for t in targets)
+            bar.set_postfix(rows=rows, errors=len(failures), throttles=throttles)
+            bar.update()
+    return columns
 
 
 def _report_unknown(
@@ -491,14 +542,6 @@ def _report_unknown(
                     instance_id=instance_id,
                 ),
             )
-
-
-def _completed(futures: list[Future[Any]]) -> Iterator[Future[Any]]:
-    try:
-        yield from as_completed(futures)
-    finally:
-        for future in futures:  # after errors="raise" or Ctrl-C: start nothing new
-            future.cancel()
 
 
 def _assemble(

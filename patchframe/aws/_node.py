@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,45 @@ _FILTER_KEYS = ("Classification", "KBId", "Severity", "State")
 _MAX_FILTERS = 5
 _PAGE_SIZES = range(10, 101)
 _LARGEST_PAGE, _FALLBACK_PAGE = 100, 50
-# Clients whose service refused pages of 100: ask them for 50 from then on.
-_refuses_largest_page: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+class _LargestPage:
+    """The largest page one client's service accepts, learnt with one request.
+
+    The first request asks for 100 and is the probe. Requests sent while it is out
+    ask for 50, which every service accepts, rather than wait for its answer; so a
+    service that refuses 100 sees one refused request per client (one account and
+    region), not one per worker, and no worker idles meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._size: int | None = None
+        self._probing = False
+        self._lock = threading.Lock()
+
+    def claim(self) -> tuple[int, bool]:
+        """The page size to ask for, and whether this request is the probe."""
+        with self._lock:
+            if self._size is not None:
+                return self._size, False
+            if self._probing:
+                return _FALLBACK_PAGE, False
+            self._probing = True
+            return _LARGEST_PAGE, True
+
+    def settle(self, size: int | None) -> None:
+        """The probe's lesson: the size the service accepts, or None if it told nothing."""
+        with self._lock:
+            self._size, self._probing = size, False
+
+
+_largest_pages: weakref.WeakKeyDictionary[Any, _LargestPage] = weakref.WeakKeyDictionary()
+_largest_pages_lock = threading.Lock()
+
+
+def _largest_page(client: SSMClient) -> _LargestPage:
+    with _largest_pages_lock:
+        return _largest_pages.setdefault(client, _LargestPage())
 
 
 def validate_page_size(page_size: object) -> int | None:
@@ -215,28 +253,39 @@ def _page_through(
 ) -> PatchColumns:
     columns = PatchColumns()
     request: dict[str, Any] = {"InstanceId": instance_id, "Filters": list(filters)}
-    token: str | None = None
     with fast_patch_pages(client):
         while True:
-            if token:
-                request["NextToken"] = token
-            size = page_size or (
-                _FALLBACK_PAGE if client in _refuses_largest_page else _LARGEST_PAGE
-            )
-            try:
-                response: Mapping[str, Any] = client.describe_instance_patches(
-                    **request, MaxResults=size
-                )
-            except ClientError as err:
-                if page_size is None and size == _LARGEST_PAGE and _refused_page_size(err):
-                    _refuses_largest_page.add(client)
-                    continue
-                raise
+            response = _describe_page(client, request, page_size)
             page = response.get(PAGE_KEY, response)
             columns.extend(page.get("Patches", ()))
             token = page.get("NextToken")
             if not token:
                 return columns
+            request["NextToken"] = token
+
+
+def _describe_page(
+    client: SSMClient, request: dict[str, Any], page_size: int | None
+) -> Mapping[str, Any]:
+    """One page; without a page size, of the largest size the client's service accepts."""
+    if page_size is not None:
+        return client.describe_instance_patches(**request, MaxResults=page_size)
+    largest = _largest_page(client)
+    size, probe = largest.claim()
+    if not probe:
+        return client.describe_instance_patches(**request, MaxResults=size)
+    accepted: int | None = None
+    try:
+        response = client.describe_instance_patches(**request, MaxResults=_LARGEST_PAGE)
+        accepted = _LARGEST_PAGE
+        return response
+    except ClientError as err:
+        if not _refused_page_size(err):
+            raise
+        accepted = _FALLBACK_PAGE
+    finally:
+        largest.settle(accepted)
+    return client.describe_instance_patches(**request, MaxResults=_FALLBACK_PAGE)
 
 
 def _refused_page_size(err: ClientError) -> bool:
@@ -271,7 +320,7 @@ def load_instance_patches(
         Classification, KBId, Severity, State.
     page_size
         Patches per request, 10-100. By default the largest the service accepts:
-        100, or 50 where the service refuses 100.
+        100, or 50 where the service refuses 100 (learnt once per client).
     client
         A boto3 SSM client to use; made from ``boto3_session`` and ``region`` when None.
     boto3_session, region

@@ -17,13 +17,13 @@ Accounts and regions
 Faults
     ``latency`` delays every request. ``rate_limit`` is a token bucket of ``burst``
     requests per account and region, shared by all connections; a request beyond it
-    gets ``ThrottlingException``. ``error_rate`` answers a share of requests with
-    ``InternalServerError`` (HTTP 500), ``drop_rate`` closes the connection of a share
-    without answering, and ``expire_rate`` makes a share of NextTokens expired when
-    used (``InvalidNextToken``). Faults other than latency hit SSM requests only,
-    not STS. Draws come from one generator seeded by ``seed``, in the order requests
-    arrive. Faults never change the data: a retried request, or a restarted
-    pagination, can succeed.
+    gets ``ThrottlingException``; it can be changed while serving. ``error_rate``
+    answers a share of requests with ``InternalServerError`` (HTTP 500), ``drop_rate``
+    closes the connection of a share without answering, and ``expire_rate`` makes a
+    share of NextTokens expired when used (``InvalidNextToken``). Faults other than
+    latency hit SSM requests only, not STS. Draws come from one generator seeded by
+    ``seed``, in the order requests arrive. Faults never change the data: a retried
+    request, or a restarted pagination, can succeed.
 
 Run one from a shell with ``python -m patchframe.sandbox.emulator`` (or ``patchframe serve``).
 """
@@ -58,7 +58,8 @@ import boto3
 from botocore.config import Config
 
 from .._schema import STATES, normalise_state
-from ..aws._client import RETRY_CONFIG
+from ..aws import client_config
+from ..exceptions import ValidationError
 from .sample import WireFleet, sample_fleet, synthetic_fleet
 
 if TYPE_CHECKING:
@@ -249,14 +250,40 @@ class _TokenBucket:
         self.rate, self.capacity = rate, float(burst)
         self.tokens, self.stamp = float(burst), time.monotonic()
 
-    def take(self) -> bool:
+    def _refill(self) -> None:
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
+
+    def set_rate(self, rate: float) -> None:
+        self._refill()  # tokens earned so far at the old rate are kept
+        self.rate = rate
+
+    def take(self) -> bool:
+        self._refill()
         if self.tokens >= 1:
             self.tokens -= 1
             return True
         return False
+
+
+def _check_number(
+    name: str, value: object, *, low: float, high: float | None = None, whole: bool = False
+) -> None:
+    kind = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValidationError(f"{name} must be a {'whole ' * whole}number, not {value!r}")
+    if value < low or (high is not None and value > high):
+        within = f"between {low} and {high}" if high is not None else f"{low} or more"
+        raise ValidationError(f"{name} must be {within}, not {value!r}")
+
+
+def _check_rate_limit(rate_limit: object) -> None:
+    if rate_limit is None:
+        return
+    _check_number("rate_limit", rate_limit, low=0)
+    if rate_limit == 0:
+        raise ValidationError("rate_limit must be more than 0 requests a second, or None")
 
 
 def _text_values(values: object) -> list[str] | None:
@@ -341,7 +368,7 @@ class Emulator:
         Seconds added to every request.
     rate_limit, burst
         Requests per second per account and region, and the bucket's capacity;
-        None for no limit.
+        None for no limit. :attr:`rate_limit` can be changed while serving.
     error_rate, drop_rate, expire_rate
         Shares of requests answered InternalServerError, of requests dropped without
         an answer, and of NextTokens that have expired when used.
@@ -381,31 +408,30 @@ class Emulator:
             fleets = [sample_fleet()]
         elif isinstance(fleets, WireFleet):
             fleets = [fleets]
-        served = list(fleets)
+        served = list(fleets) if isinstance(fleets, Iterable) else [fleets]
         if not served:
-            raise ValueError("an emulator needs at least one fleet")
-        shares = {"error_rate": error_rate, "drop_rate": drop_rate, "expire_rate": expire_rate}
-        for name, share in shares.items():
-            if not 0 <= share <= 1:
-                raise ValueError(f"{name} must be between 0 and 1, not {share}")
-        if latency < 0:
-            raise ValueError(f"latency must be 0 or more seconds, not {latency}")
-        if rate_limit is not None and rate_limit <= 0:
-            raise ValueError(f"rate_limit must be more than 0 requests a second, not {rate_limit}")
-        if burst < 1:
-            raise ValueError(f"burst must be 1 or more, not {burst}")
-        if not 10 <= max_patch_results <= 100:
-            raise ValueError(
-                f"max_patch_results must be between 10 and 100, not {max_patch_results}"
-            )
+            raise ValidationError("an emulator needs at least one fleet")
+        for fleet in served:
+            if not isinstance(fleet, WireFleet):
+                raise ValidationError(f"fleets: {fleet!r} is not a WireFleet")
+        for name, share in (
+            ("error_rate", error_rate),
+            ("drop_rate", drop_rate),
+            ("expire_rate", expire_rate),
+        ):
+            _check_number(name, share, low=0, high=1)
+        _check_number("latency", latency, low=0)
+        _check_rate_limit(rate_limit)
+        _check_number("burst", burst, low=1, whole=True)
+        _check_number("max_patch_results", max_patch_results, low=10, high=100, whole=True)
         self._regions: dict[tuple[str, str], _Region] = {}
         for fleet in served:
             where = (fleet.account_id, fleet.region)
             if where in self._regions:
-                raise ValueError(f"two fleets for account {where[0]} in {where[1]}")
+                raise ValidationError(f"two fleets for account {where[0]} in {where[1]}")
             self._regions[where] = _Region(fleet)
         self._default = (served[0].account_id, served[0].region)
-        self.latency, self.rate_limit, self.burst = latency, rate_limit, burst
+        self.latency, self._rate_limit, self.burst = latency, rate_limit, burst
         self.error_rate, self.drop_rate, self.expire_rate = error_rate, drop_rate, expire_rate
         self.max_patch_results, self.seed = max_patch_results, seed
         self.host, self.port = host, port
@@ -420,6 +446,38 @@ class Emulator:
         self._requests: Counter[str] = Counter()
         self._pages: Counter[str] = Counter()
         self._throttled = self._errors = self._dropped = self._expired = 0
+
+    @property
+    def rate_limit(self) -> float | None:
+        """Requests per second per account and region; None for no limit.
+
+        Set it while serving to change the limit of every account and region at
+        once, as a service whose quota drops and comes back does; tokens already
+        saved in a bucket are kept, up to ``burst``.
+
+        Examples
+        --------
+        >>> with Emulator(rate_limit=40, burst=1) as emulator:
+        ...     emulator.rate_limit = 0.1
+        ...     ssm = emulator.client(config=Config(retries={"total_max_attempts": 1}))
+        ...     _ = ssm.describe_instance_information()
+        ...     _ = ssm.describe_instance_information()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        botocore.errorfactory.ThrottlingException: ...Rate exceeded
+        """
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, rate_limit: float | None) -> None:
+        _check_rate_limit(rate_limit)
+        with self._lock:
+            self._rate_limit = rate_limit
+            if rate_limit is None:
+                self._buckets.clear()
+            else:
+                for bucket in self._buckets.values():
+                    bucket.set_rate(rate_limit)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -522,8 +580,8 @@ class Emulator:
         'AKIAEMUL111122223333'
         """
         account = account_id or self._default[0]
-        if not (len(account) == 12 and account.isdigit()):
-            raise ValueError(f"account_id must be 12 digits, not {account!r}")
+        if not (isinstance(account, str) and len(account) == 12 and account.isdigit()):
+            raise ValidationError(f"account_id must be 12 digits, not {account!r}")
         return {"aws_access_key_id": f"AKIAEMUL{account}", "aws_secret_access_key": _DUMMY_SECRET}
 
     @overload
@@ -564,7 +622,10 @@ class Emulator:
             Whom the client speaks for and where; default to the first fleet's
             account and that account's first region.
         **kwargs
-            Passed to ``boto3.session.Session.client``, e.g. ``config=``.
+            Passed to ``boto3.session.Session.client``; a ``config=`` is merged over
+            patchframe's configuration, as ``botocore_config=`` is by
+            :func:`~patchframe.aws.make_client`, so the user's ``AWS_RETRY_MODE`` and
+            ``AWS_MAX_ATTEMPTS`` win over patchframe's retry defaults here too.
 
         Examples
         --------
@@ -575,14 +636,14 @@ class Emulator:
         account, where = self._where(account_id, region)
         keys = self.credentials(account)
         # The endpoint is local: never send it through a proxy from the environment.
-        # Otherwise the client is what patchframe's own factory makes.
-        config = RETRY_CONFIG.merge(Config(proxies={}, max_pool_connections=16))
+        # Otherwise the client is configured as patchframe's own factory does it.
+        config = Config(proxies={}, max_pool_connections=16)
         if kwargs.get("config") is not None:
             config = config.merge(kwargs["config"])
-        kwargs["config"] = config
         with self._session_lock:  # boto3 sessions are not safe to share across threads
             if self._session is None:
                 self._session = boto3.session.Session()
+            kwargs["config"] = client_config(boto3_session=self._session, botocore_config=config)
             return self._session.client(
                 service,  # type: ignore[call-overload]
                 endpoint_url=self.url,
@@ -646,11 +707,11 @@ class Emulator:
             self._requests[operation or target] += 1
             drop, error = self._random.random(), self._random.random()
             allowed = True
-            if self.rate_limit is not None:
+            if self._rate_limit is not None:
                 bucket = self._buckets.get((account, region))
                 if bucket is None:
                     bucket = self._buckets[account, region] = _TokenBucket(
-                        self.rate_limit, self.burst
+                        self._rate_limit, self.burst
                     )
                 allowed = bucket.take()
         if self.latency:

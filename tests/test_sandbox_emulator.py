@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from patchframe._schema import normalise_state
+from patchframe.exceptions import ValidationError
 from patchframe.sandbox.emulator import Emulator, add_serve_arguments, sample_client
 from patchframe.sandbox.sample import WireFleet, synthetic_fleet
 
@@ -146,16 +147,22 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
         ({"error_rate": 1.5}, "error_rate"),
         ({"drop_rate": -0.1}, "drop_rate"),
         ({"expire_rate": 2}, "expire_rate"),
+        ({"expire_rate": "0.1"}, "expire_rate must be a number"),
         ({"latency": -1}, "latency"),
+        ({"latency": None}, "latency must be a number"),
         ({"rate_limit": 0}, "rate_limit"),
+        ({"rate_limit": "40"}, "rate_limit"),
         ({"burst": 0}, "burst"),
+        ({"burst": 2.5}, "burst must be a whole number"),
         ({"max_patch_results": 101}, "max_patch_results"),
+        ({"max_patch_results": True}, "max_patch_results"),
         ({"fleets": []}, "at least one fleet"),
+        ({"fleets": ["sample"]}, "not a WireFleet"),
         ({"fleets": [WireFleet("1" * 12, "us-east-1")] * 2}, "two fleets"),
     ],
 )
 def test_bad_options_are_refused(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValidationError, match=match):
         Emulator(**kwargs)
 
 
@@ -628,7 +635,7 @@ def test_defaults_and_credentials(places: Emulator) -> None:
         keys["aws_access_key_id"].endswith("222222222222") and len(keys["aws_access_key_id"]) == 20
     )
     assert places.credentials()["aws_access_key_id"].endswith("111111111111")
-    with pytest.raises(ValueError, match="12 digits"):
+    with pytest.raises(ValidationError, match="12 digits"):
         places.credentials("12")
     assert places.client(account_id="111111111111").meta.region_name == "us-east-1"
 
@@ -685,6 +692,32 @@ def test_throttling_without_and_with_retries() -> None:
     with Emulator(SMALL, rate_limit=10, burst=2) as emulator:
         assert load_small(emulator.client(config=RETRIES)) == expected_small()
         assert emulator.stats.throttled > 0
+
+
+def test_the_rate_limit_changes_while_serving() -> None:
+    def outcomes(client: Any, n: int) -> list[str]:
+        seen = []
+        for _ in range(n):
+            try:
+                client.describe_instance_information()
+                seen.append("ok")
+            except ClientError as error:
+                seen.append(error.response["Error"]["Code"])
+        return seen
+
+    with Emulator(SMALL, burst=1) as emulator:
+        client = emulator.client(config=NO_RETRIES)
+        assert outcomes(client, 3) == ["ok"] * 3
+        emulator.rate_limit = 0.5  # one request, then one every two seconds
+        assert outcomes(client, 3) == ["ok", "ThrottlingException", "ThrottlingException"]
+        emulator.rate_limit = 1000  # at once: a token is back within a millisecond
+        time.sleep(0.01)
+        assert outcomes(client, 1) == ["ok"]
+        emulator.rate_limit = None
+        assert outcomes(client, 5) == ["ok"] * 5
+        assert emulator.rate_limit is None and emulator.stats.throttled == 2
+        with pytest.raises(ValidationError, match="rate_limit"):
+            emulator.rate_limit = -1
 
 
 def test_each_account_and_region_has_its_own_bucket() -> None:

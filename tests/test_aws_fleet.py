@@ -1,8 +1,14 @@
-"""Fleet loading through the emulator over real HTTP: nothing lost, nothing doubled."""
+"""Fleet loading through the emulator over real HTTP: nothing lost, nothing doubled.
+
+The sample fleet's own tests use the shared fixtures (``sample_fleet_frames``, loaded
+once through ``sample_client``, and ``wire_fleet``, its ground truth); tests that load
+with options or faults run their own emulator.
+"""
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +17,7 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
-from botocore.config import Config
+from mock_ssm import MockSSM
 
 import patchframe as pf
 from patchframe._schema import (
@@ -21,7 +27,6 @@ from patchframe._schema import (
     PatchColumns,
     build_patches,
 )
-from patchframe.aws._client import RETRY_CONFIG
 from patchframe.sandbox.emulator import Emulator
 from patchframe.sandbox.sample import WireFleet, synthetic_fleet
 
@@ -30,6 +35,7 @@ ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
 
 @pytest.fixture(scope="module")
 def sample() -> Iterator[Emulator]:
+    """An emulator of its own serving the sample, for loads with options and its counters."""
     with Emulator() as emulator:
         yield emulator
 
@@ -56,22 +62,25 @@ def assert_nothing_lost_nothing_doubled(fleet: pf.Fleet, served: WireFleet) -> N
     assert set(fleet.nodes["instance_id"]) == {i["InstanceId"] for i in served.instances}
 
 
-def test_sample_fleet_every_node_and_every_patch(sample: Emulator) -> None:
-    fleet = pf.load_fleet(client=sample.client(), progress=False)
-    served = sample.fleet()
+def test_sample_fleet_every_node_and_every_patch(
+    sample_fleet_frames: pf.Fleet, wire_fleet: WireFleet
+) -> None:
+    fleet = sample_fleet_frames
     assert fleet.errors.empty
-    assert loaded(fleet.patches) == truth(served)
-    assert_nothing_lost_nothing_doubled(fleet, served)
-    assert fleet.patches["account_id"].unique().tolist() == [served.account_id]
-    assert fleet.patches["region"].unique().tolist() == [served.region]
+    assert loaded(fleet.patches) == truth(wire_fleet)
+    assert_nothing_lost_nothing_doubled(fleet, wire_fleet)
+    assert fleet.patches["account_id"].unique().tolist() == [wire_fleet.account_id]
+    assert fleet.patches["region"].unique().tolist() == [wire_fleet.region]
     assert fleet.nodes["instance_id"].str.startswith("mi-").sum() >= 2
 
 
-def test_nodes_counts_equal_patch_states(sample: Emulator) -> None:
-    fleet = pf.load_fleet(client=sample.client(), progress=False)
+def test_nodes_counts_equal_patch_states(
+    sample_fleet_frames: pf.Fleet, wire_fleet: WireFleet
+) -> None:
+    fleet = sample_fleet_frames
     counts = fleet.patches.groupby(["instance_id", "state"], observed=True).size()
     fields = {state.lower(): field for state, field in STATE_COUNT_FIELDS.items()}
-    states = {s["InstanceId"]: s for s in sample.fleet().patch_states}
+    states = {s["InstanceId"]: s for s in wire_fleet.patch_states}
     nodes = fleet.nodes.set_index("instance_id")
     for node, state in states.items():
         for column, field in fields.items():
@@ -81,8 +90,8 @@ def test_nodes_counts_equal_patch_states(sample: Emulator) -> None:
     assert (nodes.loc[never_scanned, "compliance"] == "NOT_SCANNED").all()
 
 
-def test_patches_carry_node_columns(sample: Emulator) -> None:
-    fleet = pf.load_fleet(client=sample.client(), progress=False)
+def test_patches_carry_node_columns(sample_fleet_frames: pf.Fleet, wire_fleet: WireFleet) -> None:
+    patches = sample_fleet_frames.patches
     for column in (
         "computer_name",
         "platform_type",
@@ -90,35 +99,34 @@ def test_patches_carry_node_columns(sample: Emulator) -> None:
         "patch_group",
         "baseline_id",
     ):
-        assert isinstance(fleet.patches[column].dtype, pd.CategoricalDtype), column
-    info = {i["InstanceId"]: i for i in sample.fleet().instances}
-    first = fleet.patches.iloc[0]
+        assert isinstance(patches[column].dtype, pd.CategoricalDtype), column
+    info = {i["InstanceId"]: i for i in wire_fleet.instances}
+    first = patches.iloc[0]
     assert first["platform_name"] == info[first["instance_id"]]["PlatformName"]
 
 
-def test_repr_says_it_at_a_glance(sample: Emulator) -> None:
-    fleet = pf.load_fleet(client=sample.client(), progress=False)
-    figures = fleet.summary()
-    text = repr(fleet)
+def test_repr_says_it_at_a_glance(sample_fleet_frames: pf.Fleet) -> None:
+    figures = sample_fleet_frames.figures()
+    text = repr(sample_fleet_frames)
     assert f"{figures['nodes']} nodes" in text
     assert f"{figures['patches']:,} patches" in text
     assert f"{figures['non_compliant_nodes']} non-compliant nodes" in text
     assert "0 errors" in text
 
 
-def test_fast_path_equals_plain_botocore_path(sample: Emulator) -> None:
+def test_fast_path_equals_plain_botocore_path(
+    sample_fleet_frames: pf.Fleet, wire_fleet: WireFleet
+) -> None:
     """The parse shortcut gives the very frame botocore's own parser would."""
-    client = sample.client()
-    fleet = pf.load_fleet(client=client, progress=False)
-    served = sample.fleet()
+    client = pf.sample_client()
     parts = []
-    for node in fleet.nodes["instance_id"]:
+    for node in sample_fleet_frames.nodes["instance_id"]:
         cols = PatchColumns()
         for page in client.get_paginator("describe_instance_patches").paginate(InstanceId=node):
             cols.extend(page["Patches"])  # datetimes in the local zone, as botocore makes them
-        parts.append((NodeKey(node, served.account_id, served.region), cols))
+        parts.append((NodeKey(node, wire_fleet.account_id, wire_fleet.region), cols))
     plain = build_patches(parts)
-    pd.testing.assert_frame_equal(fleet.patches[list(PATCH_COLUMNS)], plain)
+    pd.testing.assert_frame_equal(sample_fleet_frames.patches[list(PATCH_COLUMNS)], plain)
 
 
 @pytest.fixture
@@ -188,17 +196,6 @@ def test_profiles_fan_out(
     fleet = pf.load_fleet(profiles=["a", "b"], progress=False)
     assert sorted(fleet.nodes["account_id"].astype(str).unique()) == [ACCOUNT_A, ACCOUNT_B]
     assert len(fleet.nodes) == 4 + 5
-
-
-def test_load_instance_patches_honours_aws_endpoint_url(
-    sample: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sample.url)
-    for name, value in sample.credentials().items():
-        monkeypatch.setenv(name.upper(), value)
-    node = sample.fleet().instances[0]["InstanceId"]
-    df = pf.load_instance_patches(node, region=sample.fleet().region)
-    assert len(df) == len(sample.fleet().patches[node])
 
 
 @pytest.mark.parametrize(
@@ -336,7 +333,7 @@ def test_fault_matrix_every_row_once_or_node_in_errors(  # with patchframe's own
     small_fleet: WireFleet, faults: dict[str, Any]
 ) -> None:
     with Emulator(small_fleet, seed=11, burst=3, latency=0.005, **faults) as emulator:
-        client = emulator.client(config=RETRY_CONFIG)
+        client = emulator.client()
         fleet = pf.load_fleet(client=client, progress=False, max_workers=8)
         assert_nothing_lost_nothing_doubled(fleet, emulator.fleet())
         if not faults["expire_rate"]:
@@ -345,13 +342,55 @@ def test_fault_matrix_every_row_once_or_node_in_errors(  # with patchframe's own
             assert row.error_code == "InvalidNextToken" and row.instance_id
 
 
-def test_throttling_slows_down_instead_of_failing(small_fleet: WireFleet) -> None:
-    with Emulator(small_fleet, rate_limit=25, burst=2) as emulator:
-        client = emulator.client(config=RETRY_CONFIG)
-        fleet = pf.load_fleet(client=client, progress=False, max_workers=12)
-        assert emulator.stats.throttled > 0
+@pytest.fixture(scope="module")
+def paced_fleet() -> WireFleet:
+    return synthetic_fleet(28, seed=7, patches_per_node=300)
+
+
+def test_the_pacer_keeps_throttles_rare_once_it_has_measured(paced_fleet: WireFleet) -> None:
+    """16 workers against 25 requests/s: past the first storm, throttles are rare.
+
+    Without the pacer, botocore's backoff alone leaves fewer than two accepted
+    answers for every throttled one, for the whole load; with it, about four or
+    more once the first second of throttling has passed.
+    """
+    with Emulator(paced_fleet, rate_limit=25, burst=3, latency=0.02) as emulator:
+        client = emulator.client()
+        answers: list[tuple[float, bool]] = []
+
+        def record(response: Any = None, **_: Any) -> None:
+            if response is not None:
+                code = response[1].get("Error", {}).get("Code")
+                answers.append((time.monotonic(), code == "ThrottlingException"))
+
+        client.meta.events.register("needs-retry.ssm", record)
+        fleet = pf.load_fleet(client=client, progress=False, max_workers=16)
         assert fleet.errors.empty
         assert loaded(fleet.patches) == truth(emulator.fleet())
+    first_throttle = next(at for at, throttled in answers if throttled)
+    later = [throttled for at, throttled in answers if at > first_throttle + 1.0]
+    accepted, throttled = later.count(False), later.count(True)
+    assert accepted >= 2.5 * throttled, f"{accepted} accepted, {throttled} throttled"
+
+
+def test_the_page_size_is_learnt_with_one_refusal_per_account_and_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every worker starts before the first refusal is back; only one asks for 100."""
+    fleets = [
+        synthetic_fleet(16, seed=1, patches_per_node=120, account_id=ACCOUNT_A),
+        synthetic_fleet(16, seed=2, patches_per_node=120, account_id=ACCOUNT_B),
+    ]
+    with Emulator(fleets, max_patch_results=50, latency=0.05) as emulator:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
+        sessions = [boto3.Session(**emulator.credentials(a)) for a in (ACCOUNT_A, ACCOUNT_B)]
+        fleet = pf.load_fleet(
+            regions=[fleets[0].region], boto3_sessions=sessions, max_workers=16, progress=False
+        )
+        stats = emulator.stats
+    assert fleet.errors.empty and len(fleet.nodes) == 32
+    refused = stats.requests["DescribeInstancePatches"] - sum(stats.pages.values())
+    assert refused == 2
 
 
 def test_cache_dir_resumes_with_only_the_missing_nodes(
@@ -380,24 +419,58 @@ def test_progress_bar_reports_nodes_rows_errors_throttles(
     assert capsys.readouterr().err == ""
 
 
-def test_one_node_under_throttling_is_retried_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    fleet = synthetic_fleet(1, seed=4, patches_per_node=900)
-    node = fleet.instances[0]["InstanceId"]
-    with Emulator(fleet, rate_limit=4, burst=1) as emulator:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
-        session = boto3.Session(**emulator.credentials())
-        df = pf.load_instance_patches(node, boto3_session=session, region=fleet.region)
-        assert emulator.stats.throttled > 0
-        assert len(df) == len(fleet.patches[node])
+def sent_patch_requests(client: Any) -> list[tuple[float, str]]:
+    """When each DescribeInstancePatches request for a first page was sent, and for which node."""
+    sent: list[tuple[float, str]] = []
+
+    def note(params: dict[str, Any], **_: Any) -> None:
+        if "NextToken" not in params:
+            sent.append((time.monotonic(), params["InstanceId"]))
+
+    client.meta.events.register("provide-client-params.ssm.DescribeInstancePatches", note)
+    return sent
 
 
-def test_throttling_beyond_the_retry_budget_is_an_error() -> None:
-    fleet = synthetic_fleet(1, seed=4, patches_per_node=900)
-    node = fleet.instances[0]["InstanceId"]
-    with Emulator(fleet, rate_limit=0.5, burst=1) as emulator:
-        stingy = emulator.client(
-            config=Config(retries={"mode": "standard", "total_max_attempts": 2})
-        )
-        with pytest.raises(pf.AWSRequestError, match="ThrottlingException") as info:
-            pf.load_instance_patches(node, client=stingy)
-    assert info.value.code == "ThrottlingException" and info.value.attempts == 2
+def test_loading_starts_with_the_first_page_of_nodes() -> None:
+    fleet = synthetic_fleet(60, seed=5, patches_per_node=20)  # two pages of nodes
+    with Emulator(fleet, latency=0.05) as emulator:
+        client = emulator.client()
+        sent = sent_patch_requests(client)
+        listed: list[float] = []
+
+        def note(response: Any = None, **_: Any) -> None:
+            listed.append(time.monotonic())
+
+        client.meta.events.register("needs-retry.ssm.DescribeInstanceInformation", note)
+        loaded_fleet = pf.load_fleet(client=client, progress=False)
+    assert len(listed) == 2 and len(loaded_fleet.nodes) == 60
+    assert sent[0][0] < listed[1], "patches waited for the last page of nodes"
+    assert loaded_fleet.nodes["instance_id"].tolist() == fleet.instance_ids  # in listed order
+
+
+def test_a_listing_restarted_after_an_expired_token_lists_each_node_once() -> None:
+    page_one = [{"InstanceId": f"i-{n:017x}"} for n in range(50)]
+    page_two = [{"InstanceId": f"i-{n:017x}"} for n in range(50, 55)]
+    listings = iter(
+        [
+            (200, {"InstanceInformationList": page_one, "NextToken": "t"}),
+            (400, {"__type": "InvalidNextToken", "message": "expired"}),
+            (200, {"InstanceInformationList": page_one, "NextToken": "t"}),
+            (200, {"InstanceInformationList": page_two}),
+        ]
+    )
+
+    def answer(request: tuple[str, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        operation = request[0]
+        if operation == "DescribeInstanceInformation":
+            return next(listings)
+        if operation == "DescribeInstancePatchStates":
+            return 200, {"InstancePatchStates": []}
+        return 200, {"Patches": []}
+
+    ssm = MockSSM(answer)
+    client = ssm.client(retries={"mode": "standard", "total_max_attempts": 1})
+    fleet = pf.load_fleet(client=client, progress=False)
+    assert fleet.nodes["instance_id"].tolist() == [n["InstanceId"] for n in page_one + page_two]
+    assert ssm.operations.count("DescribeInstancePatches") == 55
+    assert fleet.errors["operation"].tolist() == ["GetCallerIdentity"]  # no STS here
