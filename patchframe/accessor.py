@@ -10,17 +10,25 @@ calls the function of that name in :mod:`patchframe.filters`,
 The accessor holds nothing but the frame. On a frame without the contract's
 core columns (``instance_id``, ``kb_id``, ``state``) it raises AttributeError,
 so ``hasattr(df, "pf")`` says whether a frame is a patches frame.
+
+Two functions are not methods, and one is renamed: findings
+(:func:`patchframe.history.findings`) have no ``state`` and so no ``.pf``, and a
+patches frame holds no fixes, so :func:`patchframe.summary.time_to_fix` and
+:func:`patchframe.plots.time_to_fix` are called as functions; the chart
+:func:`patchframe.plots.aging` is ``df.pf.plot_aging()``, beside the table
+``df.pf.aging()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from . import filters, summary
 from ._frames import TimeLike
+from ._sla import Clock, Policy
 from .summary import Freq
 
 if TYPE_CHECKING:
@@ -133,6 +141,35 @@ class PatchesAccessor:
         """Nodes waiting for a reboot: :func:`patchframe.summary.pending_reboot`."""
         return summary.pending_reboot(self._df, now=now)
 
+    def sla(
+        self,
+        *,
+        policy: Policy | None = None,
+        clock: Clock = "first_seen",
+        now: TimeLike | None = None,
+    ) -> pd.DataFrame:
+        """Each open patch's due date and SLA status: :func:`patchframe.summary.sla`.
+
+        A patches frame says nothing about when a patch went missing: pass
+        ``clock="release"`` (or ``"approval"``) for a frame with release dates, and ``now``.
+        """
+        return summary.sla(self._df, policy=policy, clock=clock, now=now)
+
+    def sla_breaches(
+        self,
+        *,
+        policy: Policy | None = None,
+        clock: Clock = "first_seen",
+        now: TimeLike | None = None,
+        by: str | Sequence[str] | None = "severity_level",
+    ) -> pd.DataFrame:
+        """SLA statuses per group: :func:`patchframe.summary.sla_breaches`."""
+        return summary.sla_breaches(self._df, policy=policy, clock=clock, now=now, by=by)
+
+    def aging(self, *, clock: Clock = "first_seen", now: TimeLike | None = None) -> pd.DataFrame:
+        """Open patches by age and severity: :func:`patchframe.summary.aging`."""
+        return summary.aging(self._df, clock=clock, now=now)
+
     # Charts: patchframe.plots, imported on first use so that importing patchframe
     # does not import matplotlib. palette, legend and **kwargs go through unchanged.
 
@@ -213,6 +250,23 @@ class PatchesAccessor:
 
         return plots.compliance_by_platform(
             self._df, ax=ax, by=by, top=top, palette=palette, legend=legend, **kwargs
+        )
+
+    def plot_aging(
+        self,
+        *,
+        ax: Axes | None = None,
+        clock: Clock = "first_seen",
+        now: TimeLike | None = None,
+        palette: Mapping[str, str] | None = None,
+        legend: bool = True,
+        **kwargs: Any,
+    ) -> Axes:
+        """Open patches by age, stacked by severity: :func:`patchframe.plots.aging`."""
+        from . import plots
+
+        return plots.aging(
+            self._df, ax=ax, clock=clock, now=now, palette=palette, legend=legend, **kwargs
         )
 
     # Display: patchframe._html, imported on first use (pandas' Styler needs jinja2).

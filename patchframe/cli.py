@@ -24,6 +24,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._fleet import Fleet
+from ._sla import check_policy
 from ._text import counted
 from ._version import VERSION
 from .aws import load_fleet
@@ -58,6 +59,23 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return value
+
+
+def _sla_policy(text: str) -> dict[str, pd.Timedelta]:
+    """``Critical=15,High=30``: whole days to fix per severity level."""
+    policy: dict[str, int] = {}
+    for term in text.split(","):
+        level, _, days = term.partition("=")
+        try:
+            policy[level.strip()] = int(days)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{term.strip()!r} is not LEVEL=DAYS (whole days), e.g. Critical=15,High=30"
+            ) from None
+    try:
+        return check_policy(policy)
+    except ValidationError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("policy: ")) from None
 
 
 def _parser() -> _Parser:
@@ -132,6 +150,14 @@ def _parser() -> _Parser:
         metavar="DIR",
         help="also save the fleet as a snapshot in this store, for history, diffs and trends: "
         "a folder (made if needed) or an s3://bucket/prefix",
+    )
+    output.add_argument(
+        "--sla",
+        type=_sla_policy,
+        metavar="POLICY",
+        help="with --snapshot-store: print the findings past their due date by this "
+        "remediation policy, days per severity level from when a snapshot first saw a patch "
+        "missing, e.g. Critical=15,High=30",
     )
     report.set_defaults(run=_report, parser=report)
 
@@ -224,6 +250,9 @@ def _report(args: argparse.Namespace) -> int:
     if args.sample and (args.profiles or args.regions):
         message = "--sample loads the bundled sample fleet: leave out --profile and --region"
         return _usage_error(args.parser, message)
+    if args.sla is not None and args.snapshot_store is None:
+        message = "--sla needs --snapshot-store: breaches are worked out from the store's history"
+        return _usage_error(args.parser, message)
     try:
         fleet = _load(args)
     except ValidationError as err:  # raised before any AWS call: a bad --profile or --region
@@ -238,6 +267,8 @@ def _report(args: argparse.Namespace) -> int:
         # Saved first: the history is what a scheduled run is for; a report can be rewritten.
         snapshot = save_snapshot(fleet, args.snapshot_store)
     _print_overview(fleet, sample=args.sample, top=args.top)
+    if args.sla is not None:
+        _print_breaches(args.snapshot_store, args.sla)
     try:
         written = _write_report(fleet, args.out)
     except OSError as err:
@@ -315,6 +346,38 @@ def _table(missing: pd.DataFrame) -> str:
             title = title[: room - 1] + "…"
         lines.append(f"  {kb:<{id_width}}  {nodes:>5,}  {level:<11}  {title}")
     return "\n".join(lines)
+
+
+def _print_breaches(store: str, policy: dict[str, pd.Timedelta]) -> None:
+    """Findings under the policy by severity, from every snapshot in the store."""
+    from .history import findings, list_snapshots
+    from .summary import sla_breaches
+
+    terms = ", ".join(f"{level} {counted(span.days, 'day')}" for level, span in policy.items())
+    snapshots = list_snapshots(store)["time"]
+    span = f"{snapshots.iloc[0]:%Y-%m-%d} to {snapshots.iloc[-1]:%Y-%m-%d}"
+    table = sla_breaches(findings(store), policy=policy)
+    breached = int(table["breached"].sum())
+    print(f"\nRemediation SLA ({terms}): {counted(breached, 'open finding')} past due")
+    print(
+        f"  from {counted(len(snapshots), 'snapshot')}, {span}; the clock starts when first seen"
+    )
+    if table.empty:
+        return
+    head = f"  {'severity':<11}  {'open':>6}  {'breached':>8}  {'fixed late':>10}  worst overdue"
+    lines = [head]
+    rows = zip(
+        table["severity_level"].astype("str"),
+        (table["within"] + table["breached"]).tolist(),
+        table["breached"].tolist(),
+        table["fixed_late"].tolist(),
+        table["max_overdue"].dt.days.tolist(),
+        strict=True,
+    )
+    for level, still_open, late, fixed_late, overdue in rows:
+        worst = counted(overdue, "day") if late else "-"
+        lines.append(f"  {level:<11}  {still_open:>6,}  {late:>8,}  {fixed_late:>10,}  {worst}")
+    print("\n".join(lines))
 
 
 _CHARTS: dict[str, tuple[str, str]] = {

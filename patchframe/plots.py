@@ -30,7 +30,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ._axes import check_top, label_colors, legend_outside, new_axes, no_data, over_time
-from ._frames import patch_state, require_columns, state_codes, state_mask
+from ._frames import TimeLike, patch_state, require_columns, state_codes, state_mask
 from ._palette import (
     COMPLIANCE_COLORS,
     UNKNOWN_COLOR,
@@ -40,6 +40,9 @@ from ._palette import (
     tint,
 )
 from ._schema import NON_COMPLIANT_STATES, STATES
+from ._sla import Clock
+from ._sla import aging as _aging_table
+from ._sla import time_to_fix as _fix_times
 from ._text import counted
 from .exceptions import ColumnsError
 from .summary import (
@@ -51,10 +54,12 @@ from .summary import (
 )
 
 __all__ = [
+    "aging",
     "compliance_by_platform",
     "install_timeline",
     "severity_state_heatmap",
     "states_by_node",
+    "time_to_fix",
     "top_cves",
 ]
 
@@ -503,3 +508,146 @@ def _compliance_table(data: pd.DataFrame, by: str) -> pd.DataFrame:
     table = pd.crosstab(labels, status)
     known = [c for c in COMPLIANCE_COLORS if c in table.columns]
     return table[[*known, *(c for c in table.columns if c not in known)]].astype(np.int64)
+
+
+_CLOCK_NAMES = {"first_seen": "first seen", "release": "release", "approval": "approval"}
+
+
+def aging(
+    data: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    clock: Clock = "first_seen",
+    now: TimeLike | None = None,
+    palette: Mapping[str, str] | None = None,
+    legend: bool = True,
+    **kwargs: Any,
+) -> Axes:
+    """Open findings by age bucket, stacked by severity level, worst at the bottom.
+
+    Counts come from :func:`patchframe.summary.aging`: whole days since each open
+    finding's clock started, in the buckets 0-7, 8-15, 16-30, 31-90, 91-180 and
+    over 180 days.
+
+    Parameters
+    ----------
+    data
+        Findings (:func:`patchframe.history.findings`), or a patches frame with
+        release dates and ``now``, as :func:`patchframe.summary.sla` takes.
+    ax
+        The Axes to draw on; a new figure when None.
+    clock, now
+        As for :func:`patchframe.summary.sla`.
+    palette
+        Colours by severity level (``{"Critical": "black"}``), over patchframe's own.
+    legend
+        Whether to draw the legend of severity levels.
+    **kwargs
+        Passed to ``Axes.bar`` for every segment (``edgecolor``, ``alpha``, ...).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import pandas as pd
+    >>> from patchframe.plots import aging
+    >>> found = pd.DataFrame({
+    ...     "severity_level": ["Critical", "High", "High"],
+    ...     "first_seen": pd.to_datetime(["2024-06-21", "2024-05-01", "2024-06-28"], utc=True),
+    ...     "last_seen": pd.to_datetime(["2024-06-29"] * 3, utc=True),
+    ...     "resolved_at": pd.to_datetime([None] * 3, utc=True),
+    ...     "open": [True] * 3,
+    ... })
+    >>> ax = aging(found)
+    >>> ax.get_title(), [t.get_text() for t in ax.get_legend().get_texts()]
+    ('Open findings by age: 3 findings', ['Critical', 'High'])
+    >>> plt.close(ax.figure)
+    """
+    table = _aging_table(data, clock=clock, now=now)
+    present = [level for level in table.columns if table[level].sum() > 0]
+    colors = label_colors(present, severity_color, palette)
+    ax = new_axes(ax, width=7.5)
+    total = int(table.to_numpy().sum())
+    ax.set_title(f"Open findings by age: {counted(total, 'finding')}")
+    ax.set_xlabel(f"days since {_CLOCK_NAMES.get(clock, clock)}")
+    ax.set_ylabel("open findings")
+    if not total:
+        return no_data(ax, "no open findings")
+    x = np.arange(len(table))
+    bottom = np.zeros(len(table))
+    for level, color in colors.items():
+        counts = table[level].to_numpy(dtype=np.float64)
+        ax.bar(x, counts, **{"bottom": bottom.copy(), "color": color, "label": level, **kwargs})
+        bottom += counts
+    ax.set_xticks(x, table.index.tolist())
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if legend:
+        legend_outside(ax, title="severity")
+    return ax
+
+
+def time_to_fix(
+    data: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    clock: Clock = "first_seen",
+    freq: Freq = "M",
+    palette: Mapping[str, str] | None = None,
+    legend: bool = True,
+    **kwargs: Any,
+) -> Axes:
+    """Median time to fix per month (or week, or day), one line per severity level.
+
+    Medians come from :func:`patchframe.summary.time_to_fix`: findings installed
+    in each period (by the snapshot that saw the fix), from their clock start.
+
+    Parameters
+    ----------
+    data
+        Findings (:func:`patchframe.history.findings`).
+    ax
+        The Axes to draw on; a new figure when None.
+    clock
+        As for :func:`patchframe.summary.sla`.
+    freq
+        ``"M"`` (months, the default), ``"W"`` (weeks, from Monday) or ``"D"``.
+    palette
+        Colours by severity level (``{"Critical": "black"}``), over patchframe's own.
+    legend
+        Whether to draw the legend of severity levels.
+    **kwargs
+        Passed to ``Axes.plot`` for every line (``linewidth``, ``marker``, ...).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import pandas as pd
+    >>> from patchframe.plots import time_to_fix
+    >>> found = pd.DataFrame({
+    ...     "severity_level": ["Critical", "Critical", "Low"],
+    ...     "first_seen": pd.to_datetime(["2024-06-01", "2024-06-20", "2024-06-01"], utc=True),
+    ...     "resolved_at": pd.to_datetime(["2024-06-08", "2024-07-04", "2024-07-01"], utc=True),
+    ...     "resolution": ["installed"] * 3,
+    ...     "open": [False] * 3,
+    ... })
+    >>> ax = time_to_fix(found)
+    >>> [(line.get_label(), line.get_ydata().tolist()) for line in ax.get_lines()]
+    [('Critical', [7.0, 14.0]), ('Low', [30.0])]
+    >>> plt.close(ax.figure)
+    """
+    table = _fix_times(data, clock=clock, by="severity_level", freq=freq)
+    levels = table["severity_level"].astype("str")
+    present = list(dict.fromkeys(levels))
+    colors = label_colors(present, severity_color, palette)
+    ax = new_axes(ax, width=9.0)
+    ax.set_title(f"Median time to fix per {_PERIOD_NAMES[freq]}")
+    ax.set_xlabel("fixed (UTC)")
+    ax.set_ylabel(f"days since {_CLOCK_NAMES.get(clock, clock)}")
+    if table.empty:
+        return no_data(ax, "no fixes")
+    for level in present:
+        mine = table[(levels == level).to_numpy()]
+        days = mine["median"].dt.total_seconds().to_numpy(dtype=np.float64) / 86_400
+        options = {"color": colors[level], "marker": "o", "label": level}
+        ax.plot(mine["period"].dt.tz_localize(None).to_numpy(), days, **{**options, **kwargs})
+    ax.set_ylim(bottom=0)
+    return over_time(ax, legend=legend)

@@ -33,14 +33,19 @@ from ._frames import (
     utc_timestamp,
 )
 from ._schema import NON_COMPLIANT_STATES, OPEN_STATES
+from ._sla import aging, sla, sla_breaches, time_to_fix
 from .exceptions import ValidationError
 
 __all__ = [
+    "aging",
     "cve_exposure",
     "install_activity",
     "node_compliance",
     "pending_reboot",
+    "sla",
+    "sla_breaches",
     "state_by_severity",
+    "time_to_fix",
     "top_missing",
 ]
 

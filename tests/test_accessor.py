@@ -16,7 +16,12 @@ from patchframe.accessor import CORE_COLUMNS, PatchesAccessor
 from patchframe.exceptions import ColumnsError
 
 MODULES = (filters, summary, plots)
-FUNCTIONS = [(m, name) for m in MODULES for name in m.__all__]
+#: Functions of findings only: findings have no ``state``, so no ``.pf``, and a patches
+#: frame holds no fixes.
+NOT_METHODS = {(summary, "time_to_fix"), (plots, "time_to_fix")}
+#: A chart whose method is renamed, beside the table of the same name.
+RENAMED = {(plots, "aging"): "plot_aging"}
+FUNCTIONS = [(m, name) for m in MODULES for name in m.__all__ if (m, name) not in NOT_METHODS]
 
 
 @pytest.fixture
@@ -59,7 +64,7 @@ def test_methods_still_name_other_missing_columns(patches: pd.DataFrame) -> None
 @pytest.mark.parametrize(("module", "name"), FUNCTIONS)
 def test_every_function_is_a_method_with_the_same_options(module: object, name: str) -> None:
     function = inspect.signature(getattr(module, name))
-    method = inspect.signature(getattr(PatchesAccessor, name))
+    method = inspect.signature(getattr(PatchesAccessor, RENAMED.get((module, name), name)))
     assert list(method.parameters)[1:] == list(function.parameters)[1:]
     for option in list(function.parameters)[1:]:
         assert method.parameters[option].kind == function.parameters[option].kind
@@ -68,7 +73,8 @@ def test_every_function_is_a_method_with_the_same_options(module: object, name: 
 
 def test_no_other_public_methods() -> None:
     public = {n for n in vars(PatchesAccessor) if not n.startswith("_")}
-    assert public == {name for _, name in FUNCTIONS} | {"missing", "style_states"}
+    methods = {RENAMED.get((module, name), name) for module, name in FUNCTIONS}
+    assert public == methods | {"missing", "style_states"}
 
 
 def test_style_states_delegates(patches: pd.DataFrame) -> None:
@@ -97,6 +103,25 @@ def test_summaries_delegate(patches: pd.DataFrame) -> None:
         patches.pf.install_activity(freq="M"), summary.install_activity(patches, freq="M")
     )
     pd.testing.assert_frame_equal(patches.pf.cve_exposure(), summary.cve_exposure(patches))
+
+
+def test_sla_summaries_delegate(patches: pd.DataFrame) -> None:
+    released = patches.assign(release_date=pd.Timestamp("2024-05-01", tz="UTC"))
+    options = {"policy": {"Critical": 15}, "clock": "release", "now": "2024-06-01"}
+    dated = released.pf.sla(**options)
+    pd.testing.assert_frame_equal(dated, summary.sla(released, **options))
+    assert dated["status"].tolist() == ["breached", "breached"]  # KB1, missing and failed
+    pd.testing.assert_frame_equal(
+        released.pf.sla_breaches(**options, by="platform_name"),
+        summary.sla_breaches(released, **options, by="platform_name"),
+    )
+    pd.testing.assert_frame_equal(
+        released.pf.aging(clock="release", now="2024-06-01"),
+        summary.aging(released, clock="release", now="2024-06-01"),
+    )
+    ax = released.pf.plot_aging(clock="release", now="2024-06-01", palette={"Critical": "#123456"})
+    assert {to_hex(bar.get_facecolor()) for bar in ax.patches} == {"#123456"}
+    assert [text.get_text() for text in ax.get_xticklabels()][3] == "31-90"
 
 
 def test_charts_delegate(patches: pd.DataFrame) -> None:

@@ -257,3 +257,67 @@ def test_serve_delegates_and_its_errors_are_one_line(
     assert cli.main(["serve", "--port", "8123"]) == 1
     assert seen == [8123]
     one_error_line(capsys.readouterr().err, "patchframe: error: [Errno 98] Address already")
+
+
+def test_report_prints_sla_breaches_from_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sample_fleet_frames: Fleet
+) -> None:
+    from patchframe.history import save_snapshot
+
+    store = tmp_path / "store"
+    save_snapshot(sample_fleet_frames, store, when="2024-01-01")
+    argv = ["report", "--sample", "--no-progress", "--out", str(tmp_path / "report")]
+    sla = ["--snapshot-store", str(store), "--sla", "critical=15,High=30"]
+    assert cli.main([*argv, *sla]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # Every MISSING or FAILED Critical and High patch has been open since 2024-01-01.
+    open_rows = sample_fleet_frames.patches[
+        sample_fleet_frames.patches["state"].isin(["MISSING", "FAILED"])
+    ]
+    levels = open_rows["severity_level"].astype("str").value_counts()
+    critical, high = int(levels["Critical"]), int(levels["High"])
+    first = lines.index(
+        f"Remediation SLA (Critical 15 days, High 30 days): {critical + high} open findings "
+        "past due"
+    )
+    assert lines[first + 1].startswith("  from 2 snapshots, 2024-01-01 to ")
+    assert lines[first + 2] == "  severity       open  breached  fixed late  worst overdue"
+    assert lines[first + 3].split()[:4] == ["Critical", str(critical), str(critical), "0"]
+    assert lines[first + 4].split()[:4] == ["High", str(high), str(high), "0"]
+    assert lines[first + 5] == ""
+
+
+def test_report_sla_of_a_new_store_breaches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["report", "--sample", "--no-progress", "--out", str(tmp_path / "report")]
+    sla = ["--snapshot-store", str(tmp_path / "store"), "--sla", "Critical=15"]
+    assert cli.main([*argv, *sla]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = lines.index("Remediation SLA (Critical 15 days): 0 open findings past due")
+    assert lines[first + 3].split() == ["Critical", "41", "0", "0", "-"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["--sla", "Important=3"], "argument --sla: 'Important' is not a severity level; the"),
+        (["--sla", "Critical"], "argument --sla: 'Critical' is not LEVEL=DAYS"),
+        (["--sla", "Critical=-1"], "argument --sla: Critical -1 is negative"),
+        (["--sla", "Critical=15"], "--sla needs --snapshot-store"),
+    ],
+)
+def test_sla_usage_errors_exit_2_before_loading(
+    argv: list[str], start: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", "--sample", *argv]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert one_error_line(printed.err, f"patchframe report: error: {start}")
+
+
+def test_help_explains_sla(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["report", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--sla POLICY with --snapshot-store: print the findings past their due date" in text
+    assert "e.g. Critical=15,High=30" in text

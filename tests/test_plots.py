@@ -430,3 +430,101 @@ def test_a_palette_must_be_a_mapping(three: pd.DataFrame, name: str) -> None:
 def test_heatmap_palette_takes_any_matplotlib_colour(three: pd.DataFrame) -> None:
     ax = plots.severity_state_heatmap(three, palette={"INSTALLED": "tab:blue"})
     assert to_hex(ax.images[0].get_array()[0, 0]) == to_hex("tab:blue")
+
+
+# aging and time_to_fix: charts of findings
+
+
+def findings_frame() -> pd.DataFrame:
+    """Five findings as of 2024-07-01: three open, two fixed (one in June, one in July)."""
+    utc = pd.to_datetime
+    return pd.DataFrame(
+        {
+            "severity_level": ["Critical", "Critical", "High", "Critical", "High"],
+            "first_seen": utc(
+                ["2024-06-27", "2024-05-01", "2024-06-10", "2024-06-01", "2024-06-10"], utc=True
+            ),
+            "last_seen": utc(["2024-07-01"] * 3 + ["2024-06-03", "2024-06-24"], utc=True),
+            "resolved_at": utc([None, None, None, "2024-06-10", "2024-07-01"], utc=True),
+            "resolution": ["open", "open", "open", "installed", "installed"],
+            "open": [True, True, True, False, False],
+        }
+    )
+
+
+def test_aging_stacks_buckets_by_severity_worst_at_the_bottom() -> None:
+    ax = plots.aging(findings_frame())
+    assert ticks(ax.get_xticklabels()) == ["0-7", "8-15", "16-30", "31-90", "91-180", ">180"]
+    assert bars(ax) == {"Critical": [1, 0, 0, 1, 0, 0], "High": [0, 0, 1, 0, 0, 0]}
+    assert colours(ax) == {
+        "Critical": SEVERITY_COLORS["Critical"],
+        "High": SEVERITY_COLORS["High"],
+    }
+    critical, high = ax.containers
+    assert [r.get_y() for r in critical.patches] == [0] * 6
+    assert [r.get_y() for r in high.patches] == [1, 0, 0, 1, 0, 0]  # on top of Critical
+    assert legend(ax) == ["Critical", "High"]
+    assert ax.get_title() == "Open findings by age: 3 findings"
+    assert ax.get_xlabel() == "days since first seen"
+
+
+def test_aging_counts_to_now_and_by_the_release_clock() -> None:
+    found = findings_frame().assign(
+        release_date=pd.to_datetime(["2024-01-01", None, None, None, None], utc=True)
+    )
+    ax = plots.aging(found, clock="release", now="2024-07-08")
+    assert bars(ax) == {"Critical": [0, 0, 0, 1, 0, 1], "High": [0, 0, 1, 0, 0, 0]}
+    assert ax.get_xlabel() == "days since release"
+
+
+def test_time_to_fix_draws_the_monthly_median_per_severity() -> None:
+    ax = plots.time_to_fix(findings_frame())
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["Critical", "High"]
+    assert lines["Critical"].get_ydata().tolist() == [9.0]
+    assert lines["High"].get_ydata().tolist() == [21.0]
+    assert [pd.Timestamp(x).strftime("%Y-%m") for x in lines["High"].get_xdata()] == ["2024-07"]
+    assert to_hex(lines["Critical"].get_color()) == SEVERITY_COLORS["Critical"]
+    assert ax.get_title() == "Median time to fix per month"
+    assert legend(ax) == ["Critical", "High"]
+    weekly = plots.time_to_fix(findings_frame(), freq="W")
+    assert weekly.get_title() == "Median time to fix per week"
+
+
+FINDINGS_CHARTS: dict[str, Callable[..., Axes]] = {
+    "aging": plots.aging,
+    "time_to_fix": plots.time_to_fix,
+}
+
+
+@pytest.mark.parametrize("name", FINDINGS_CHARTS)
+def test_findings_charts_follow_the_house_style(name: str) -> None:
+    found = findings_frame()
+    before = found.copy(deep=True)
+    chart = FINDINGS_CHARTS[name]
+    fig, given = plt.subplots()
+    ax = chart(found, ax=given)
+    assert ax is given and ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    pd.testing.assert_frame_equal(found, before)
+    default = drawn_colours(ax)
+    chosen = drawn_colours(chart(found, palette={"High": "#123456"}))
+    assert "#123456" in chosen and "#123456" not in default
+    assert SEVERITY_COLORS["Critical"] in chosen
+    fig, given = plt.subplots()
+    assert chart(found, ax=given, legend=False).get_legend() is None
+    assert fig.axes == [given]
+    faint = chart(found, alpha=0.5)
+    drawn = [*faint.patches, *faint.get_lines()]
+    assert drawn and all(artist.get_alpha() == 0.5 for artist in drawn)
+    with pytest.raises(ValidationError, match="palette: expected a mapping"):
+        chart(found, palette=["#123456"])
+
+
+@pytest.mark.parametrize(
+    ("name", "message"), [("aging", "no open findings"), ("time_to_fix", "no fixes")]
+)
+def test_findings_charts_of_nothing_say_so(name: str, message: str) -> None:
+    nothing = findings_frame()[lambda f: ~f["open"]].iloc[:0]
+    ax = FINDINGS_CHARTS[name](nothing)
+    assert ax.get_title()
+    assert [t.get_text() for t in ax.texts] == [message]

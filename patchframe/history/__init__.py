@@ -3,7 +3,9 @@
 :func:`save_snapshot`, :func:`list_snapshots`, :func:`load_snapshot` and
 :class:`Snapshot` keep fleets in a store (:mod:`patchframe.history._store`, whose
 notes describe the layout, safe writes and damage); :func:`diff` says what changed
-between two fleets; :func:`trend` and :func:`plot_trend` show compliance over time.
+between two fleets; :func:`trend` and :func:`plot_trend` show compliance over time;
+:func:`findings` lists every episode of a patch missing on a node, for remediation
+SLAs (:func:`patchframe.summary.sla`).
 :func:`plot_trend` loads matplotlib on first use, not on ``import patchframe.history``.
 """
 
@@ -13,6 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._diff import FleetDiff, diff
+from ._findings import findings
 from ._store import Snapshot, list_snapshots, load_snapshot, save_snapshot
 from ._trend import trend
 
@@ -23,6 +26,7 @@ __all__ = [
     "FleetDiff",
     "Snapshot",
     "diff",
+    "findings",
     "list_snapshots",
     "load_snapshot",
     "plot_trend",
