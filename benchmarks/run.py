@@ -29,7 +29,8 @@ import boto3
 import pandas as pd
 from botocore.config import Config
 from botocore.utils import parse_timestamp
-from workbook import bench_workbook  # benchmarks/workbook.py, beside this script
+from findings import bench_findings  # benchmarks/findings.py, beside this script
+from workbook import bench_workbook
 
 import patchframe as pf
 from patchframe.aws import client_config
@@ -574,7 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--reps", type=int, default=7, help="repetitions of each CPU run")
     parser.add_argument(
-        "--only", choices=["cpu", "load", "scale", "workbook"], help="run one part only"
+        "--only",
+        choices=["cpu", "load", "scale", "workbook", "findings"],
+        help="run one part only",
     )
     args = parser.parse_args(argv)
     if args.serve:
@@ -596,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "workbook"):
         progress("6. a 1,000,000-row workbook")
         parts["6"] = bench_workbook()
+    if args.only in (None, "findings"):
+        progress("7. findings over 52 weekly snapshots")
+        parts["7"] = bench_findings()
     print(f"# patchframe benchmark ({time.strftime('%Y-%m-%d')}, pandas {pd.__version__})")
     for key in sorted(parts):
         print(parts[key])
