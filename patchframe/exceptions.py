@@ -8,7 +8,7 @@ catches them all::
     │   └── ColumnsError         a frame lacks the columns a function needs
     ├── AWSRequestError          an AWS call failed after its retries
     │   └── NodeNotFoundError    the node does not exist (InvalidInstanceId)
-    └── StoreError               a snapshot store holds something unreadable
+    └── StoreError               a snapshot or Parquet file patchframe reads is damaged
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ class AWSRequestError(PatchframeError):
     message
         A sentence naming the node (if any) and AWS's own message.
     code
-        AWS's error code, e.g. ``"InvalidFilter"``, or the botocore exception's
-        name for errors that never reached AWS.
+        AWS's error code, e.g. ``"InvalidFilter"``; the botocore exception's name
+        for errors that never reached AWS (``"SSLError"``, ``"ConnectionClosedError"``);
+        ``"MalformedResponse"`` for an answer that is not what the API sends.
     operation
         The API operation, e.g. ``"DescribeInstancePatches"``.
     instance_id
@@ -88,4 +89,8 @@ class NodeNotFoundError(AWSRequestError):
 
 
 class StoreError(PatchframeError):
-    """A snapshot store holds a file that is damaged or not a patchframe snapshot."""
+    """A file patchframe reads back is damaged or not what it should be.
+
+    A snapshot store's file that is not a patchframe snapshot, or a file given to
+    :func:`~patchframe.read_parquet` that is not Parquet; the message names the file.
+    """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -74,10 +75,6 @@ def test_detail_csv_all_nodes_and_one(tmp_path: Path, sample_fleet_frames: Fleet
     )
     assert {r[1] for r in rows[1:]} == {one}
     assert len(rows) - 1 == (bad["instance_id"] == one).sum()
-    rows = read_csv(
-        to_compliance_csv(sample_fleet_frames, tmp_path / "one-s.csv", instance_id=one)
-    )
-    assert len(rows) == 2 and rows[1][1] == one
 
 
 def test_csv_neutralises_formulas_as_owasp_says(tmp_path: Path) -> None:
@@ -106,7 +103,46 @@ def test_csv_bad_arguments(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
     with pytest.raises(ValidationError, match="kind 'everything'"):
         to_compliance_csv(sample_fleet_frames, tmp_path / "x.csv", kind="everything")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="'i-00000000' is not in the data"):
-        to_compliance_csv(sample_fleet_frames, tmp_path / "x.csv", instance_id="i-00000000")
+        to_compliance_csv(
+            sample_fleet_frames, tmp_path / "x.csv", kind="detail", instance_id="i-00000000"
+        )
+    with pytest.raises(ValidationError, match=r"instance_id \['i-0e1f2a3b4c5d6e7f8'\]"):
+        to_compliance_csv(
+            sample_fleet_frames,
+            tmp_path / "x.csv",
+            kind="detail",
+            instance_id=["i-0e1f2a3b4c5d6e7f8"],  # type: ignore[arg-type]
+        )
+    with pytest.raises(ValidationError, match="path 3: expected a file path"):
+        to_compliance_csv(sample_fleet_frames, 3)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
+
+
+def test_csv_summary_of_one_node_is_refused_not_ignored(
+    tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    with pytest.raises(
+        ValidationError, match="instance_id 'i-0e1f2a3b4c5d6e7f8' is for kind='detail'"
+    ):
+        to_compliance_csv(
+            sample_fleet_frames, tmp_path / "x.csv", instance_id="i-0e1f2a3b4c5d6e7f8"
+        )
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("where", ["a folder", "in no folder", "under a file"])
+def test_csv_to_a_path_that_cannot_be_written_names_it(
+    tmp_path: Path, sample_fleet_frames: Fleet, where: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("a file")
+    path = {
+        "a folder": tmp_path,
+        "in no folder": tmp_path / "missing" / "x.csv",
+        "under a file": tmp_path / "notes.txt" / "x.csv",
+    }[where]
+    with pytest.raises(ValidationError, match=re.escape(repr(str(path)))) as info:
+        to_compliance_csv(sample_fleet_frames, path)
+    assert isinstance(info.value.__cause__, OSError)
 
 
 def test_a_never_scanned_node_says_so_with_empty_counts(

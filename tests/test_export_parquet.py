@@ -1,18 +1,22 @@
-"""Parquet round trips that keep every dtype, and files from elsewhere read as pandas does."""
+"""Parquet round trips that keep every dtype, files from elsewhere read as pandas does, and
+file errors as patchframe errors naming the path."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from export_frames import patches, record
 
 from patchframe._fleet import Fleet
 from patchframe._schema import UnknownStateWarning, empty_patches
-from patchframe.exceptions import ValidationError
+from patchframe.exceptions import StoreError, ValidationError
 from patchframe.export import read_parquet, to_parquet
 
 
@@ -51,3 +55,66 @@ def test_parquet_from_elsewhere_reads_as_pandas_does(tmp_path: Path) -> None:
     )
     with pytest.raises(ValidationError, match="expected a DataFrame"):
         to_parquet(np.arange(3), tmp_path / "x.parquet")  # type: ignore[arg-type]
+
+
+# File errors: the path named, patchframe's own error, the original as __cause__.
+
+
+@pytest.mark.parametrize("where", ["a folder", "in no folder", "under a file"])
+def test_to_parquet_where_no_file_can_be_written_names_the_path(
+    tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("a file")
+    path = {
+        "a folder": tmp_path,
+        "in no folder": tmp_path / "missing" / "x.parquet",
+        "under a file": tmp_path / "notes.txt" / "x.parquet",
+    }[where]
+    with pytest.raises(ValidationError, match=re.escape(repr(str(path)))) as info:
+        to_parquet(empty_patches(), path)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_to_parquet_of_a_column_parquet_cannot_hold_is_a_validation_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValidationError, match="cannot be written as Parquet") as info:
+        to_parquet(pd.DataFrame({"a": [1, "x"]}), tmp_path / "x.parquet")
+    assert isinstance(info.value.__cause__, pa.ArrowException)
+    with pytest.raises(ValidationError, match="path 3: expected a file path"):
+        to_parquet(empty_patches(), 3)  # type: ignore[arg-type]
+
+
+def test_read_parquet_of_no_file_or_a_folder_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.parquet"
+    with pytest.raises(ValidationError, match=re.escape(repr(str(missing)))) as info:
+        read_parquet(missing)
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+    with pytest.raises(ValidationError, match=re.escape(repr(str(tmp_path)) + " is a folder")):
+        read_parquet(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"Index,Instance ID\r\n", b"", b"PAR1" + bytes(64) + b"PAR1", "cut short"],
+    ids=["CSV", "empty", "zeroed", "cut short"],
+)
+def test_read_parquet_of_a_file_that_is_not_parquet_is_a_store_error(
+    tmp_path: Path, content: bytes | str
+) -> None:
+    path = tmp_path / "x.parquet"
+    if content == "cut short":
+        to_parquet(empty_patches(), path)
+        content = path.read_bytes()[:-20]
+    path.write_bytes(content)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match=re.escape(repr(str(path)))) as info:
+        read_parquet(path)
+    assert isinstance(info.value.__cause__, OSError | pa.ArrowException)
+
+
+@pytest.mark.parametrize("note", [b"{not json", b"[]", b'{"categoricals": {"a": 1}}'])
+def test_read_parquet_of_a_damaged_note_is_a_store_error(tmp_path: Path, note: bytes) -> None:
+    table = pa.table({"a": [1]}).replace_schema_metadata({b"patchframe": note})
+    pq.write_table(table, tmp_path / "x.parquet")
+    with pytest.raises(StoreError, match="patchframe note is damaged"):
+        read_parquet(tmp_path / "x.parquet")

@@ -235,22 +235,31 @@ def test_diff_counts_nodes_of_the_nodes_frame(sample_fleet_frames: Fleet) -> Non
     )
 
 
-def test_diff_of_a_patch_listed_twice_counts_its_first_row() -> None:
+def test_diff_of_a_patch_listed_twice_is_an_error_naming_it() -> None:
     twice = patches_of(
         {
             "i-00000001": [
                 ("KB1", "Installed", "Critical", "", T1),
+                ("KB2", "Installed", "Critical", "", T1),
                 ("KB1", "Failed", "Critical", "CVE-A", 0),
-            ]
+            ],
+            "i-00000002": [("KB1", "Missing", "Critical", "CVE-A", 0)],
         }
     )
     once = patches_of({"i-00000001": [("KB1", "Missing", "Critical", "CVE-A", 0)]})
-    later = diff(twice, once)
-    assert (len(later.newly_missing), len(later.changed)) == (1, 0)
-    assert later.newly_missing["old_state"].astype(str).tolist() == ["INSTALLED"]
-    earlier = diff(once, twice)
-    assert (len(earlier.fixed), len(earlier.changed)) == (1, 0)
-    assert earlier.fixed["new_state"].astype(str).tolist() == ["INSTALLED"]
+    named = (
+        r"diff \((old|new)\): 1 \(node, patch\) pair listed more than once, e\.g\. i-00000001 KB1"
+    )
+    with pytest.raises(ValidationError, match=named.replace("(old|new)", "old")):
+        diff(twice, once)
+    with pytest.raises(ValidationError, match=named.replace("(old|new)", "new")):
+        diff(once, twice)
+    many = patches_of({"i-00000001": [(f"KB{i}", "Missing", "Low", "", 0) for i in range(5)] * 2})
+    with pytest.raises(ValidationError, match=r"5 .* pairs listed .* and 2 more"):
+        diff(once, many)
+    # The same patch on two nodes is no duplicate.
+    deduplicated = twice.drop_duplicates(["instance_id", "kb_id"])
+    assert diff(deduplicated, once).newly_missing["kb_id"].tolist() == ["KB1"]
 
 
 SEVEN_FRAMES = [

@@ -28,7 +28,9 @@ from patchframe._schema import (
     concat_patches,
     empty_patches,
     normalise_state,
+    validate_instance_id,
 )
+from patchframe.exceptions import ValidationError
 
 NODE = NodeKey("i-0123456789abcdef0", "123456789012", "eu-west-1")
 
@@ -315,3 +317,18 @@ def test_frame_is_identical_under_any_local_time_zone() -> None:
 )
 def test_normalise_state(spelling: str, expected: str) -> None:
     assert normalise_state(spelling) == expected
+
+
+@pytest.mark.parametrize(
+    "instance_id",
+    [
+        "i-" + "\u0661" * 17,  # Arabic-Indic digits: \w in Unicode, not in AWS's pattern
+        "i-" + "\u0661" * 8,
+        "mi-" + "\uff10" * 17,  # fullwidth digits
+        "i-0123456789abcdefé",
+    ],
+)
+def test_instance_ids_are_matched_in_ascii_as_aws_does(instance_id: str) -> None:
+    with pytest.raises(ValidationError, match="is not a managed node id"):
+        validate_instance_id(instance_id)
+    assert validate_instance_id("i-0123456789abcdef0") == "i-0123456789abcdef0"

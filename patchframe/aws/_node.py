@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -226,8 +227,10 @@ def fetch_node_patches(
     """Page DescribeInstancePatches for one node to the last page.
 
     Arguments must already be checked. Raises :class:`AWSRequestError` once
-    botocore's retries are spent. An expired NextToken restarts the node's
-    paging once, from the first page, so no page is counted twice.
+    botocore's retries are spent, or at once for an answer that is not a page of
+    patches (code ``"MalformedResponse"``): no row of a node is kept unless every
+    page of it was read. An expired NextToken restarts the node's paging once,
+    from the first page, so no page is counted twice.
     """
     for restart in (False, True):
         try:
@@ -255,13 +258,39 @@ def _page_through(
     request: dict[str, Any] = {"InstanceId": instance_id, "Filters": list(filters)}
     with fast_patch_pages(client):
         while True:
-            response = _describe_page(client, request, page_size)
-            page = response.get(PAGE_KEY, response)
-            columns.extend(page.get("Patches", ()))
-            token = page.get("NextToken")
+            try:
+                response = _describe_page(client, request, page_size)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                # The fast path decodes a 200 answer itself; botocore's own parser would
+                # have made an empty page of it, and the node's rows would vanish unseen.
+                raise _malformed(instance_id, f"its body is not JSON ({err})") from err
+            patches, token = _patches_and_token(response.get(PAGE_KEY, response), instance_id)
+            columns.extend(patches)
             if not token:
                 return columns
             request["NextToken"] = token
+
+
+def _patches_and_token(page: object, instance_id: str) -> tuple[list[Any], str | None]:
+    """A page's patch records and next token, once checked to be what the API sends."""
+    if not isinstance(page, Mapping):
+        raise _malformed(instance_id, f"it is a JSON {type(page).__name__}, not an object")
+    patches, token = page.get("Patches", []), page.get("NextToken")
+    if not isinstance(patches, list) or not all(isinstance(p, Mapping) for p in patches):
+        raise _malformed(instance_id, "its Patches member is not a list of objects")
+    if token is not None and not isinstance(token, str):
+        raise _malformed(instance_id, "its NextToken member is not a string")
+    return patches, token
+
+
+def _malformed(instance_id: str, why: str) -> AWSRequestError:
+    return AWSRequestError(
+        f"DescribeInstancePatches for node {instance_id} failed: the service's answer is "
+        f"not a page of patches: {why}; no row of it was kept",
+        code="MalformedResponse",
+        operation="DescribeInstancePatches",
+        instance_id=instance_id,
+    )
 
 
 def _describe_page(
@@ -340,6 +369,10 @@ def load_instance_patches(
         The node does not exist in that account and region.
     AWSRequestError
         Any other failure, once retries are spent; the botocore error is ``__cause__``.
+        Transport failures (TLS, a dropped connection, a garbage status line) are
+        botocore's and so retried; an answer that is not a page of patches (a body that
+        is not JSON, or cut short) is code ``"MalformedResponse"``, with the decoding
+        error, if any, as ``__cause__``.
 
     Examples
     --------

@@ -8,6 +8,7 @@ those keep working; text that could start a formula is neutralised (OWASP).
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -187,7 +188,7 @@ def to_compliance_csv(
     kind
         ``"summary"`` (the all-nodes report) or ``"detail"`` (per patch).
     instance_id
-        Only this node; every node when None.
+        With ``kind="detail"``, only this node's patches; every node's when None.
 
     Returns
     -------
@@ -197,7 +198,9 @@ def to_compliance_csv(
     Raises
     ------
     ValidationError
-        A bad ``kind``, or ``instance_id`` is not a node of ``data``.
+        A bad ``kind``; ``instance_id`` given without ``kind="detail"``, or not a
+        node of ``data``; ``path`` cannot be written (a folder, a folder that does not
+        exist, no permission), with the OS error as ``__cause__``.
 
     Examples
     --------
@@ -213,6 +216,16 @@ def to_compliance_csv(
     """
     if kind not in ("summary", "detail"):
         raise ValidationError(f"kind {kind!r}: expected 'summary' or 'detail'")
+    if instance_id is not None and kind != "detail":
+        # The console's summary report is the whole fleet's; a one-node summary would
+        # pass for it. Ignoring the argument would hand back every node unasked.
+        raise ValidationError(
+            f"instance_id {instance_id!r} is for kind='detail' (one node's patches); the "
+            "summary report covers every node given: pass kind='detail', or pass only "
+            "that node's rows as data"
+        )
+    if instance_id is not None and not isinstance(instance_id, str):
+        raise ValidationError(f"instance_id {instance_id!r}: expected a node id string")
     parts = _data(data)
     nodes = _node_table(parts)
     patches = parts.patches
@@ -226,8 +239,16 @@ def to_compliance_csv(
     else:
         bad = patches["state"].astype("str").isin(list(NON_COMPLIANT_STATES))
         header, rows = CSV_DETAIL_COLUMNS, _detail_rows(_node_order(patches[bad], nodes), nodes)
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError(f"path {path!r}: expected a file path, got {type(path).__name__}")
     target = Path(path)
-    with target.open("w", newline="", encoding="utf-8") as f:
+    try:
+        f = target.open("w", newline="", encoding="utf-8")
+    except OSError as err:
+        raise ValidationError(
+            f"path {str(target)!r}: cannot write a CSV file there: {err.strerror or err}"
+        ) from err
+    with f:
         writer = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
         writer.writerow(header)
         writer.writerows([_neutralise(v) for v in row] for row in rows)

@@ -7,6 +7,7 @@ The files are plain Parquet; a small note in the schema metadata (key
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..exceptions import ValidationError
+from ..exceptions import StoreError, ValidationError
 from ._report_data import PathLike
 
 _PARQUET_KEY = b"patchframe"
@@ -56,7 +57,10 @@ def to_parquet(frame: pd.DataFrame, path: PathLike) -> Path:
     Raises
     ------
     ValidationError
-        ``frame`` is not a DataFrame.
+        ``frame`` is not a DataFrame, or has a column Parquet cannot hold (Python
+        objects of mixed types); ``path`` is not a path, or cannot be written (a
+        folder, a folder that does not exist, no permission). pyarrow's or the OS's
+        error is ``__cause__``.
 
     Examples
     --------
@@ -70,12 +74,31 @@ def to_parquet(frame: pd.DataFrame, path: PathLike) -> Path:
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValidationError(f"frame: expected a DataFrame, got {type(frame).__name__}")
-    table = pa.Table.from_pandas(frame)
+    target = _path(path)
+    try:
+        table = pa.Table.from_pandas(frame)
+    except pa.ArrowException as err:
+        raise ValidationError(f"frame cannot be written as Parquet: {err}") from err
     note = json.dumps({"version": 1, "categoricals": _categorical_notes(frame)})
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _PARQUET_KEY: note})
-    target = Path(path)
-    pq.write_table(table, target)
+    try:
+        pq.write_table(table, target)
+    except OSError as err:
+        raise ValidationError(
+            f"path {str(target)!r}: cannot write a Parquet file there: {_reason(err)}"
+        ) from err
     return target
+
+
+def _path(path: object) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError(f"path {path!r}: expected a file path, got {type(path).__name__}")
+    return Path(path)
+
+
+def _reason(err: Exception) -> str:
+    # pyarrow's OSErrors repeat the path in a long text; their errno says it in a few words.
+    return os.strerror(err.errno) if isinstance(err, OSError) and err.errno else str(err)
 
 
 def read_parquet(path: PathLike) -> pd.DataFrame:
@@ -85,10 +108,11 @@ def read_parquet(path: PathLike) -> pd.DataFrame:
 
     Raises
     ------
-    FileNotFoundError
-        No such file.
-    pyarrow.ArrowInvalid
-        The file is not Parquet.
+    ValidationError
+        ``path`` is not a path, names no file, or names a folder.
+    StoreError
+        The file cannot be read as Parquet (not Parquet, damaged, cut short, no
+        permission); pyarrow's or the OS's error is ``__cause__``.
 
     Examples
     --------
@@ -100,12 +124,20 @@ def read_parquet(path: PathLike) -> pd.DataFrame:
     >>> again.dtypes.equals(patches.dtypes), len(again)
     (True, 320)
     """
-    table = pq.read_table(Path(path))
+    source = _path(path)
+    if source.is_dir():
+        raise ValidationError(f"path {str(source)!r} is a folder; expected a Parquet file")
+    try:
+        table = pq.read_table(source)
+    except FileNotFoundError as err:
+        raise ValidationError(f"path {str(source)!r}: no such file") from err
+    except (OSError, pa.ArrowException) as err:
+        raise StoreError(f"{str(source)!r} cannot be read as Parquet: {_reason(err)}") from err
     frame: pd.DataFrame = table.to_pandas()
     raw = (table.schema.metadata or {}).get(_PARQUET_KEY)
     if raw is None:
         return frame
-    for name, note in json.loads(raw).get("categoricals", {}).items():
+    for name, note in _notes(raw, source).items():
         if name not in frame.columns:
             continue
         series = frame[name]
@@ -121,3 +153,16 @@ def read_parquet(path: PathLike) -> pd.DataFrame:
         if series.dtype != dtype:
             frame[name] = series.astype(dtype)
     return frame
+
+
+def _notes(raw: bytes, source: Path) -> dict[str, Any]:
+    """The categorical notes of a file's ``patchframe`` metadata, checked."""
+    try:
+        notes = json.loads(raw).get("categoricals", {})
+    except (ValueError, AttributeError) as err:
+        raise StoreError(f"{str(source)!r}: its patchframe note is damaged: {err}") from err
+    if not isinstance(notes, dict) or not all(
+        isinstance(note, dict) and "ordered" in note for note in notes.values()
+    ):
+        raise StoreError(f"{str(source)!r}: its patchframe note is damaged")
+    return notes

@@ -142,9 +142,8 @@ class _Side:
     states on one dtype, levels on the contract's scale) and its nodes frame, if any.
 
     Every frame numbers its node in ``_node``; the patches also number their (node,
-    patch) in ``_row`` and their (node, patch, state) in ``_row_state``, the same
-    numbers on both sides (:func:`_combined_codes`), and mark in ``_first`` the first
-    row of each (node, patch), the one that counts.
+    patch) in ``_row``, one row each, and their (node, patch, state) in ``_row_state``,
+    the same numbers on both sides (:func:`_combined_codes`).
     """
 
     patches: pd.DataFrame
@@ -234,7 +233,7 @@ def _combined_codes(
 
 def _aligned(old: _Side, new: _Side) -> tuple[_Side, _Side]:
     """Both sides on shared keys, one state dtype and the contract's severity scale,
-    numbered as :class:`_Side` says."""
+    numbered as :class:`_Side` says; a (node, patch) listed twice is a ValidationError."""
     frames = _shared_categories([*old.frames(), *new.frames()], _ROW_KEY)
     node_ids, span = _combined_codes(frames, NODE_KEY)
     for frame, ids in zip(frames, node_ids, strict=True):
@@ -249,22 +248,37 @@ def _aligned(old: _Side, new: _Side) -> tuple[_Side, _Side]:
     both = [s.patches for s in sides]
     rows, span = _combined_codes(both, ["kb_id"], start=([p["_node"] for p in both], span))
     row_states, _ = _combined_codes(both, ["state"], start=(rows, span))
-    for patches, row, row_state in zip(both, rows, row_states, strict=True):
+    for patches, row, row_state, name in zip(both, rows, row_states, ("old", "new"), strict=True):
+        _refuse_duplicates(patches, row.duplicated(), name)
         patches["_row"], patches["_row_state"] = row, row_state
-        patches["_first"] = ~row.duplicated()
     return sides[0], sides[1]
 
 
+def _refuse_duplicates(patches: pd.DataFrame, again: pd.Series[bool], name: str) -> None:
+    """Raise if any (node, patch) has a second row: which of two states holds is unknown."""
+    if not again.any():
+        return
+    pairs = patches.loc[again.to_numpy(), _ROW_KEY].astype("str").drop_duplicates()
+    shown = "; ".join(
+        f"{node} {kb} ({account}, {region})" for account, region, node, kb in pairs.head(3).values
+    )
+    more = f" and {len(pairs) - 3:,} more" if len(pairs) > 3 else ""
+    raise ValidationError(
+        f"diff ({name}): {counted(len(pairs), '(node, patch) pair')} listed more than once, "
+        f"e.g. {shown}{more}; a patches frame has one row per node and patch: keep one, "
+        f"e.g. with frame.drop_duplicates({_ROW_KEY}, keep='last')"
+    )
+
+
 def _unmatched(side: _Side, other: _Side, common: pd.Series[int]) -> pd.DataFrame:
-    """The rows of ``side`` on ``common`` nodes that count, but for those that ``other``
-    lists in the same state: their ``_row`` and position ``at``.
+    """The rows of ``side`` on ``common`` nodes, but for those that ``other`` lists in
+    the same state: their ``_row`` and position ``at``.
 
     Most rows are the same in both fleets; dropping them first leaves the outer merge
     only the few that changed.
     """
-    theirs = other.patches.loc[other.patches["_first"], "_row_state"]
     patches = side.patches
-    keep = patches["_first"] & patches["_node"].isin(common) & ~patches["_row_state"].isin(theirs)
+    keep = patches["_node"].isin(common) & ~patches["_row_state"].isin(other.patches["_row_state"])
     return patches[["_row"]].assign(at=range(len(patches)))[keep]
 
 
@@ -419,8 +433,8 @@ def diff(old: Fleet | pd.DataFrame, new: Fleet | pd.DataFrame) -> FleetDiff:
     Nodes are those with patch rows, and with a Fleet also those in its nodes frame
     (nodes never scanned, or whose patches failed to load). Patch and CVE changes
     are reported for nodes in both fleets only; a node that came or went is in
-    ``added_nodes`` or ``removed_nodes`` instead. Should a (node, patch) pair be
-    listed twice in one frame, its first row counts.
+    ``added_nodes`` or ``removed_nodes`` instead. A (node, patch) pair listed twice
+    in one frame is an error, not a guess at which of its rows holds.
 
     Parameters
     ----------
@@ -437,7 +451,8 @@ def diff(old: Fleet | pd.DataFrame, new: Fleet | pd.DataFrame) -> FleetDiff:
     Raises
     ------
     ValidationError
-        ``old`` or ``new`` is neither a Fleet nor a DataFrame.
+        ``old`` or ``new`` is neither a Fleet nor a DataFrame, or lists a (node, patch)
+        pair more than once (the message names some of them).
     ColumnsError
         A patches frame lacks a column of the contract that ``diff`` uses.
 
