@@ -43,7 +43,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     from . import export, filters, history, plots, sandbox, summary
     from ._html import style_states
-    from .aws import load_fleet, load_instance_patches, make_client
+    from .aws import load_fleet, load_instance_patches, make_client, read_resource_data_sync
     from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
     from .history import (
         FleetDiff,
@@ -67,7 +67,9 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     **dict.fromkeys(["export", "filters", "history", "plots", "sandbox", "summary"], ""),
     "style_states": "._html",
-    **dict.fromkeys(["load_fleet", "load_instance_patches", "make_client"], ".aws"),
+    **dict.fromkeys(
+        ["load_fleet", "load_instance_patches", "make_client", "read_resource_data_sync"], ".aws"
+    ),
     **dict.fromkeys(["read_parquet", "to_compliance_csv", "to_excel", "to_parquet"], ".export"),
     **dict.fromkeys(
         [
@@ -121,6 +123,7 @@ __all__ = [
     "plot_trend",
     "plots",
     "read_parquet",
+    "read_resource_data_sync",
     "sample_client",
     "sample_fleet",
     "sandbox",

@@ -5,7 +5,8 @@
 notes describe the layout, safe writes and damage); :func:`diff` says what changed
 between two fleets; :func:`trend` and :func:`plot_trend` show compliance over time;
 :func:`findings` lists every episode of a patch missing on a node, for remediation
-SLAs (:func:`patchframe.summary.sla`).
+SLAs (:func:`patchframe.summary.sla`); :func:`athena_ddl` defines Athena tables over a
+store on S3 (:mod:`patchframe.history._athena`).
 :func:`plot_trend` loads matplotlib on first use, not on ``import patchframe.history``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._athena import athena_ddl
 from ._diff import FleetDiff, diff
 from ._findings import findings
 from ._store import Snapshot, list_snapshots, load_snapshot, save_snapshot
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FleetDiff",
     "Snapshot",
+    "athena_ddl",
     "diff",
     "findings",
     "list_snapshots",

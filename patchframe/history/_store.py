@@ -50,11 +50,21 @@ fsspec when it is installed, or any ``filesystem=``) cannot rename a folder at
 once, so there the files are written in place and the manifest last: patchframe
 lists a snapshot only once its manifest exists, while SQL engines may see a
 snapshot's files as they arrive, or those of an interrupted save (no
-``_snapshot.json``; delete that prefix). Two saves of the same explicit ``when``
-at the same moment are not told apart on an object store.
+``_snapshot.json``; delete that prefix). The tables :func:`~patchframe.history.athena_ddl`
+defines list only finished snapshots. A save first claims its id with a small
+hidden ``_claim-<hex>`` file (see ``_claim``), so two saves of the same time, from
+two processes or two machines, both land, under ``<time>`` and ``<time>-2``.
 
-Tested: local folders, and the object-store code path on pyarrow's in-memory test
-filesystem. Not tested: S3 itself, pyarrow's S3FileSystem or s3fs.
+On S3, credentials, region and endpoint come from the AWS SDK's standard
+configuration, as for boto3: ``AWS_PROFILE``, ``AWS_REGION``, and
+``AWS_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL_S3`` for an S3-compatible endpoint
+(pyarrow reads them). A URI can carry pyarrow's options too:
+``s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http``.
+
+Tested: local folders; the object-store code path on pyarrow's in-memory test
+filesystem; and S3 itself over HTTP through pyarrow's S3FileSystem, against
+moto's S3 server on 127.0.0.1, a writer killed mid-save and concurrent writers
+included (tests/test_history_store_s3.py). Not tested: s3fs, or AWS's own S3.
 
 Damage
 ------
@@ -69,12 +79,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
+from time import sleep
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -100,6 +112,7 @@ _DTYPES = "_dtypes.json"
 _PART = "part-0.parquet"
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _TEMPORARY = "_incomplete-"
+_CLAIM = "_claim-"
 _FORMAT = "patchframe snapshot"
 _VERSION = 1
 _ID = re.compile(r"(?P<time>\d{8}T\d{6}\.\d{6}Z)(?:-(?P<seq>[1-9]\d*))?")
@@ -382,8 +395,39 @@ def _move_in(where: _Store, plan: _Plan, staged: Mapping[str, str], snapshot_id:
     return True
 
 
+def _occupied(where: _Store, snapshot_id: str) -> bool:
+    """Whether an object store holds anything under the id: a claim, a snapshot, or the
+    files of an interrupted save. An empty folder (what deleting a claim leaves) does not count."""
+    return any(where.listing(where.path(n, f"snapshot={snapshot_id}")) for n in _DATASETS)
+
+
+def _claim(where: _Store, time: pd.Timestamp) -> str:
+    """Claim the first free id of ``time`` on an object store, against concurrent savers.
+
+    An object store has no atomic rename or create-if-absent that pyarrow exposes, but
+    S3 (like GCS and Azure Blob) lists a finished write at once. So a saver writes a
+    claim, ``_claim-<hex>``, into the id's patches folder and lists it: alone, the id is
+    its own, since a later claimer must see this claim when it lists its own. Seeing
+    another claim, it withdraws its own and, after a random pause, looks again: the
+    other saver has won the id, or withdrew too and one of the two goes alone next time.
+    """
+    token = uuid.uuid4().hex
+    for seq in range(1, 10_000):
+        snapshot_id = _snapshot_id(time, seq)
+        folder = where.path("patches", f"snapshot={snapshot_id}")
+        mine = f"{folder}/{_CLAIM}{token}"
+        while not _occupied(where, snapshot_id):
+            where.fs.create_dir(folder, recursive=True)
+            where.fs.open_output_stream(mine).close()
+            if [info.path for info in where.listing(folder)] == [mine]:
+                return snapshot_id
+            where.fs.delete_file(mine)
+            sleep(random.uniform(0.01, 0.2))
+    raise StoreError(f"{where.shown(where.root)}: 9,999 snapshots of {time}: pick another time")
+
+
 def _save_in_place(where: _Store, plan: _Plan) -> str:
-    snapshot_id = next(_free_ids(where, plan.time))
+    snapshot_id = _claim(where, plan.time)
     folders = {name: where.path(name, f"snapshot={snapshot_id}") for name in _DATASETS}
     try:
         _write_files(where, plan, folders)
