@@ -479,6 +479,26 @@ def bench_analysis(patches: pd.DataFrame, reps: int) -> str:
     store = tempfile.TemporaryDirectory()
     pf.history.save_snapshot(fleet, store.name, when=now)
     calls["history.trend (one snapshot)"] = lambda: pf.history.trend(store.name)
+    # compliance_by: the same nodes with their scan ages, reachability and a Team tag,
+    # one node in 20 untagged; every patch row reaches its group through its node.
+    from patchframe._schema import NodeKey, build_tags
+
+    position = np.arange(len(nodes))
+    owned = nodes.assign(
+        operation_end_time=now - pd.to_timedelta(position % 30, unit="D"),
+        scan_age=pd.to_timedelta(position % 30, unit="D"),
+        reachable=position % 50 != 0,
+    )
+    teams = ["payments", "data", "web", "platform", "it", "security", "sap", "finance"]
+    owners = build_tags(
+        (NodeKey(str(n.instance_id), str(n.account_id), str(n.region)), "Team", teams[i % 8])
+        for i, n in enumerate(owned.itertuples())
+        if i % 20
+    )
+    by_team = pf.Fleet(patches, owned, build_errors([]), tags=owners, loaded_at=now)
+    calls["summary.compliance_by (tag:Team)"] = lambda: pf.summary.compliance_by(
+        by_team, by="tag:Team"
+    )
 
     def baseline() -> Any:
         return patches.groupby(["instance_id", "state"], observed=True).size()

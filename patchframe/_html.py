@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
+from ._nodes import DEFAULT_STALE_DAYS
 from ._palette import (
     COMPLIANCE_COLORS,
     SEVERITY_COLORS,
@@ -421,6 +422,10 @@ def _error_table(errors: pd.DataFrame, *, top: int = 5) -> str:
 def fleet_html(fleet: Fleet) -> str:
     """A Fleet at a glance, as HTML: figures, compliance, patch states, errors.
 
+    The figures include the stale nodes (never scanned, or last scanned more than
+    7 days before the load: ``Fleet.figures()``) and the unreachable ones, beside
+    the non-compliant nodes rather than folded into them.
+
     Examples
     --------
     >>> import patchframe as pf
@@ -428,14 +433,27 @@ def fleet_html(fleet: Fleet) -> str:
     >>> page = fleet_html(fleet)
     >>> "2,020" in page, "NON_COMPLIANT" in page, "#e0302b" in page
     (True, True, True)
+    >>> "stale nodes (7+ days)" in page, "unreachable nodes" in page
+    (True, True)
     """
     figures = fleet.figures()
     where = f"{counted(figures['accounts'], 'account')}, {counted(figures['regions'], 'region')}"
+    # Beside AWS's verdict, never in it: how old the scans are and whether nodes answer.
+    # A nodes frame saved before these columns existed shows neither.
+    freshness = [
+        _figure(figures["stale_nodes"], f"stale nodes ({DEFAULT_STALE_DAYS}+ days)", alarm=True)
+        if "scan_age" in fleet.nodes.columns
+        else "",
+        _figure(figures["unreachable_nodes"], "unreachable nodes", alarm=True)
+        if "reachable" in fleet.nodes.columns
+        else "",
+    ]
     strip = "".join(
         [
             _figure(figures["nodes"], "nodes"),
             _figure(figures["patches"], "patches"),
             _figure(figures["non_compliant_nodes"], "non-compliant nodes", alarm=True),
+            *freshness,
             _figure(figures["failed_nodes"], "nodes not loaded", alarm=True),
             _figure(figures["errors"], "errors", alarm=True),
         ]

@@ -47,6 +47,8 @@ __all__ = [
     "SEVERITY_LEVELS",
     "STATES",
     "STATE_COUNT_FIELDS",
+    "TAG_DTYPES",
+    "UNREACHABLE_PINGS",
     "WIRE_STATES",
     "NodeKey",
     "PatchColumns",
@@ -54,9 +56,12 @@ __all__ = [
     "build_errors",
     "build_nodes",
     "build_patches",
+    "build_tags",
     "concat_patches",
     "empty_patches",
+    "empty_tags",
     "normalise_state",
+    "scan_ages",
     "severity_level_of",
     "to_utc",
     "validate_instance_id",
@@ -475,15 +480,19 @@ NODE_COLUMNS: tuple[str, ...] = (
     "account_id",
     "region",
     *_NODE_FIELDS.values(),
+    "reachable",
     "last_ping_time",
     *_STATE_FIELDS.values(),
     "operation",
     "operation_end_time",
+    "scan_age",
     *COUNT_COLUMNS,
     "compliance",
     "patch_rows",
 )
 _COMPLIANCE = pd.CategoricalDtype(["NON_COMPLIANT", "COMPLIANT", "NOT_SCANNED"])
+#: Ping statuses of a node the agent no longer answers from: ``reachable`` is False.
+UNREACHABLE_PINGS: frozenset[str] = frozenset({"ConnectionLost", "Inactive"})
 _NON_COMPLIANT_COUNTS = [state.lower() for state in STATES if state in NON_COMPLIANT_STATES]
 
 
@@ -492,6 +501,8 @@ def build_nodes(
     infos: Mapping[NodeKey, Mapping[str, Any]],
     states: Mapping[NodeKey, Mapping[str, Any]],
     patch_rows: Mapping[NodeKey, int],
+    *,
+    loaded_at: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """One row per node: instance information, patch-state counts, compliance.
 
@@ -500,13 +511,23 @@ def build_nodes(
     update; COMPLIANT otherwise; NOT_SCANNED when the node has no patch state.
     ``patch_rows`` is the number of patch rows loaded, NA for a node that failed.
 
+    Staleness sits beside AWS's verdict, never folded into it: ``scan_age`` is the
+    time from the node's last patch operation (``operation_end_time``) to
+    ``loaded_at``, the load's time (NaT for a node never scanned, or without
+    ``loaded_at``); ``reachable`` is False where the ping status is ConnectionLost
+    or Inactive (:data:`UNREACHABLE_PINGS`).
+
     Examples
     --------
     >>> key = NodeKey("i-0123456789abcdef0", "123456789012", "eu-west-1")
-    >>> nodes = build_nodes([key], {key: {"PlatformName": "Ubuntu"}},
-    ...                     {key: {"MissingCount": 2, "InstalledCount": 5}}, {key: 7})
+    >>> nodes = build_nodes([key], {key: {"PlatformName": "Ubuntu", "PingStatus": "Inactive"}},
+    ...                     {key: {"MissingCount": 2, "InstalledCount": 5,
+    ...                            "OperationEndTime": 1718352000}}, {key: 7},
+    ...                     loaded_at=pd.Timestamp("2024-06-24T08:00Z"))
     >>> nodes.loc[0, ["platform_name", "missing", "compliance", "patch_rows"]].astype(str).tolist()
     ['Ubuntu', '2', 'NON_COMPLIANT', '7']
+    >>> nodes.loc[0, "scan_age"], nodes.loc[0, "reachable"]
+    (Timedelta('10 days 00:00:00'), np.False_)
     """
     data: dict[str, Any] = {
         "account_id": [k.account_id for k in keys],
@@ -541,7 +562,27 @@ def build_nodes(
         dtype=_COMPLIANCE,
     )
     frame["patch_rows"] = pd.array([patch_rows.get(k) for k in keys], dtype="Int64")
+    frame["scan_age"] = scan_ages(frame["operation_end_time"], loaded_at)
+    pings = frame["ping_status"].astype("str")
+    frame["reachable"] = ~pings.isin(list(UNREACHABLE_PINGS)).to_numpy()
     return frame[list(NODE_COLUMNS)]
+
+
+def scan_ages(end_times: pd.Series[Any], loaded_at: pd.Timestamp | None) -> pd.Series[Any]:
+    """Each node's scan age: ``loaded_at`` minus its last operation's end; NaT when unknown.
+
+    Examples
+    --------
+    >>> ends = pd.Series(pd.to_datetime(["2024-06-13T08:00Z", None], utc=True))
+    >>> scan_ages(ends, pd.Timestamp("2024-06-14T08:00Z")).tolist()
+    [Timedelta('1 days 00:00:00'), NaT]
+    >>> scan_ages(ends, None).isna().all()
+    np.True_
+    """
+    if loaded_at is None:
+        return pd.Series(pd.NaT, index=end_times.index, dtype="timedelta64[ns]")
+    ages: pd.Series[Any] = (loaded_at - end_times).astype("timedelta64[ns]")
+    return ages
 
 
 # --- errors: one row per failed node or call --------------------------------
@@ -567,3 +608,57 @@ def build_errors(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """
     frame = pd.DataFrame(list(rows), columns=list(ERROR_DTYPES))
     return frame.astype(ERROR_DTYPES)
+
+
+# --- tags: one row per node and tag key ----------------------------------------
+
+#: Columns of the tags frame (``Fleet.tags``), all categories.
+TAG_DTYPES: dict[str, str] = dict.fromkeys(
+    ("account_id", "region", "instance_id", "key", "value"), "category"
+)
+
+
+def build_tags(rows: Iterable[tuple[NodeKey, str, str]]) -> pd.DataFrame:
+    """The long tags frame: one row per node and tag key, in the order given.
+
+    Keys and values are kept exactly as AWS sends them: case, spaces, any Unicode,
+    and an empty value (a tag may have one), which stays ``""``, not NA.
+
+    Examples
+    --------
+    >>> key = NodeKey("mi-0123456789abcdef0", "123456789012", "eu-west-1")
+    >>> tags = build_tags([(key, "Team", "Zahlungsverkehr"), (key, "Backup", "")])
+    >>> tags[["instance_id", "key", "value"]].values.tolist()
+    [['mi-0123456789abcdef0', 'Team', 'Zahlungsverkehr'], ['mi-0123456789abcdef0', 'Backup', '']]
+    >>> empty_tags().dtypes.unique().tolist()
+    [CategoricalDtype(categories=[], ordered=False, categories_dtype=str)]
+    """
+    listed = list(rows)
+    data: dict[str, list[str | None]] = {
+        "account_id": [k.account_id for k, _, _ in listed],
+        "region": [k.region for k, _, _ in listed],
+        "instance_id": [k.instance_id for k, _, _ in listed],
+        "key": [key for _, key, _ in listed],
+        "value": [value for _, _, value in listed],
+    }
+    frame = pd.DataFrame(
+        {name: _exact_category(values) for name, values in data.items()}, columns=list(TAG_DTYPES)
+    )
+    return frame
+
+
+def _exact_category(values: Sequence[str | None]) -> pd.Categorical[Any]:
+    """Categorical of strings as they are: only None is NA, ``""`` is a value."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    return pd.Categorical.from_codes(codes, dtype=_str_dtype(uniques))
+
+
+def empty_tags() -> pd.DataFrame:
+    """A tags frame with every column and dtype and no rows.
+
+    Examples
+    --------
+    >>> empty_tags().columns.tolist()
+    ['account_id', 'region', 'instance_id', 'key', 'value']
+    """
+    return build_tags([])

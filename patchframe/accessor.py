@@ -11,6 +11,11 @@ The accessor holds nothing but the frame. On a frame without the contract's
 core columns (``instance_id``, ``kb_id``, ``state``) it raises AttributeError,
 so ``hasattr(df, "pf")`` says whether a frame is a patches frame.
 
+Staleness is a node's, not a patch's: ``df.pf.stale(nodes=fleet.nodes)`` and
+``df.pf.unreachable(nodes=fleet.nodes)`` take the nodes frame beside the patches, and
+:func:`patchframe.summary.compliance_by` and :func:`patchframe.plots.compliance_by`,
+which group whole nodes, take a Fleet and are called as functions.
+
 Two functions are not methods, and one is renamed: findings
 (:func:`patchframe.history.findings`) have no ``state`` and so no ``.pf``, and a
 patches frame holds no fixes, so :func:`patchframe.summary.time_to_fix` and
@@ -28,6 +33,7 @@ import pandas as pd
 
 from . import filters, summary
 from ._frames import TimeLike
+from ._nodes import DEFAULT_STALE_DAYS
 from ._sla import Clock, Policy
 from .summary import Freq
 
@@ -114,6 +120,22 @@ class PatchesAccessor:
     def by_node(self, *instance_ids: str) -> pd.DataFrame:
         """Rows of the nodes ``instance_ids``: :func:`patchframe.filters.by_node`."""
         return filters.by_node(self._df, *instance_ids)
+
+    def stale(
+        self, days: float = DEFAULT_STALE_DAYS, *, nodes: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Rows of nodes last scanned over ``days`` ago: :func:`patchframe.filters.stale`.
+
+        A patches frame does not say when its nodes were scanned: pass ``nodes=fleet.nodes``.
+        """
+        return filters.stale(self._df, days, nodes=nodes)
+
+    def unreachable(self, *, nodes: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Rows of nodes that no longer answer: :func:`patchframe.filters.unreachable`.
+
+        A patches frame does not say how its nodes answer: pass ``nodes=fleet.nodes``.
+        """
+        return filters.unreachable(self._df, nodes=nodes)
 
     # Summaries: patchframe.summary.
 

@@ -143,6 +143,12 @@ def _parser() -> _Parser:
         action="store_false",
         help="no progress bar while loading (there is none when stderr is not a terminal)",
     )
+    output.add_argument(
+        "--by",
+        metavar="GROUP",
+        help="also show compliance per group of nodes, on the terminal and on the "
+        "workbook's Summary: a tag as tag:KEY (tag:Team) or a node column (platform_name)",
+    )
     # The help column stays where the other options put it; this long one gets its own line.
     report.formatter_class = _NarrowHelp
     output.add_argument(
@@ -266,11 +272,21 @@ def _report(args: argparse.Namespace) -> int:
 
         # Saved first: the history is what a scheduled run is for; a report can be rewritten.
         snapshot = save_snapshot(fleet, args.snapshot_store)
+    groups = None
+    if args.by is not None:
+        from .summary import compliance_by
+
+        try:
+            groups = compliance_by(fleet, by=args.by)
+        except ValidationError as err:  # a column or tag key the fleet does not have
+            return _usage_error(args.parser, f"--by {args.by}: {_one_line(str(err))}")
     _print_overview(fleet, sample=args.sample, top=args.top)
+    if groups is not None:
+        _print_groups(groups, args.by)
     if args.sla is not None:
         _print_breaches(args.snapshot_store, args.sla)
     try:
-        written = _write_report(fleet, args.out)
+        written = _write_report(fleet, args.out, by=args.by)
     except OSError as err:
         _fail(f"cannot write the report into {args.out}: {err.strerror or _one_line(str(err))}")
         return 1
@@ -287,8 +303,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> Fleet:
-    # A bar redrawn with carriage returns only clutters a log or a pipe.
-    progress = args.progress and sys.stderr.isatty()
+    # None: patchframe's convention shows a bar only on a terminal or in a notebook.
+    progress = None if args.progress else False
     if args.sample:
         from .sandbox.emulator import sample_client
 
@@ -330,6 +346,43 @@ def _print_overview(fleet: Fleet, *, sample: bool, top: int) -> None:
         return
     print(f"\nTop {len(missing)} missing patches (MISSING or FAILED), by nodes affected:")
     print(_table(missing))
+
+
+def _print_groups(groups: pd.DataFrame, by: str) -> None:
+    """Compliance per group, worst first: the figures an owner acts on."""
+    from ._nodes import DEFAULT_STALE_DAYS
+
+    name = by.removeprefix("tag:")
+    print(f"\nBy {name}, most non-compliant nodes first:")
+    labels = groups[by].astype("str").tolist()
+    width = max(len(name), *(len(label) for label in labels))
+    columns = {
+        "nodes": "nodes",
+        "non-compliant": "non_compliant",
+        "never scanned": "not_scanned",
+        "stale": "stale",
+        "unreachable": "unreachable",
+        "compliant": "share_compliant",
+        "missing": "missing_patches",
+        "critical": "missing_critical",
+    }
+    lines = [f"  {name:<{width}}" + "".join(f"  {head}" for head in columns)]
+    for i, label in enumerate(labels):
+        cells = [
+            f"{groups[column].iloc[i]:.0%}"
+            if column == "share_compliant"
+            else f"{int(groups[column].iloc[i]):,}"
+            for column in columns.values()
+        ]
+        lines.append(
+            f"  {label:<{width}}"
+            + "".join(f"  {c:>{len(h)}}" for h, c in zip(columns, cells, strict=True))
+        )
+    print("\n".join(lines))
+    print(
+        f"  stale: never scanned, or last scanned over {DEFAULT_STALE_DAYS} days before the "
+        "load; unreachable: ping status ConnectionLost or Inactive"
+    )
 
 
 def _table(missing: pd.DataFrame) -> str:
@@ -390,14 +443,17 @@ _CHARTS: dict[str, tuple[str, str]] = {
 }
 
 
-def _write_report(fleet: Fleet, out: Path) -> list[tuple[str, str]]:
+def _write_report(fleet: Fleet, out: Path, *, by: str | None = None) -> list[tuple[str, str]]:
     """Write the report files into ``out``; return (file name, what it is) pairs."""
     from .export import EXCEL_SHEETS, to_compliance_csv, to_excel
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    to_excel(fleet, out / WORKBOOK)
-    written.append((WORKBOOK, "workbook: " + ", ".join(EXCEL_SHEETS)))
+    to_excel(fleet, out / WORKBOOK, by=by)
+    sheets = ", ".join(EXCEL_SHEETS)
+    if by is not None:
+        sheets += f"; Summary by {by.removeprefix('tag:')}"
+    written.append((WORKBOOK, "workbook: " + sheets))
     to_compliance_csv(fleet, out / SUMMARY_CSV)
     written.append((SUMMARY_CSV, "one row per node, in the AWS console's report columns"))
     for name in _write_charts(fleet, out):

@@ -1,4 +1,4 @@
-"""Row filters for patches frames: a frame in, its matching rows out.
+"""Row filters for patches frames (and nodes frames): a frame in, its matching rows out.
 
 Every filter returns the rows that match, index labels unchanged, and never
 modifies the frame it is given, so filters chain freely. Arguments are checked
@@ -11,11 +11,15 @@ Filters decide on the categories of the contract's categorical columns (a few
 dozen strings even in a fleet of thousands of nodes) and then pick rows by their
 category codes, so no string is touched per row and a million rows filter in
 milliseconds. Columns that are not categorical, say from a CSV, work too, more slowly.
+
+:func:`stale` and :func:`unreachable` decide on nodes: they filter a nodes frame
+(``Fleet.nodes``), or a patches frame given the nodes frame it came with.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -36,6 +40,7 @@ from ._frames import (
     utc_nanoseconds,
     utc_timestamp,
 )
+from ._nodes import DEFAULT_STALE_DAYS, node_positions, stale_mask, unreachable_mask
 from ._schema import NON_COMPLIANT_STATES, SEVERITY_LEVELS, STATES, validate_instance_id
 from ._schema import severity_level_of as _severity_level_of
 from .exceptions import ColumnsError, ValidationError
@@ -51,6 +56,8 @@ __all__ = [
     "installed_between",
     "non_compliant",
     "severity_at_least",
+    "stale",
+    "unreachable",
 ]
 
 _CVE_ID = re.compile(r"CVE-\d{4}-\d+", re.IGNORECASE)
@@ -340,3 +347,92 @@ def by_node(df: pd.DataFrame, *instance_ids: str) -> pd.DataFrame:
     )
     wanted = {validate_instance_id(i) for i in ids}
     return df[pick_rows(df["instance_id"], lambda c: c in wanted)]
+
+
+def stale(
+    df: pd.DataFrame, days: float = DEFAULT_STALE_DAYS, *, nodes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Nodes whose last patch scan is older than ``days``, never-scanned nodes included.
+
+    Age is ``scan_age``: from the node's last patch operation to the fleet's load
+    time (``Fleet.loaded_at``), never to the wall clock, so the answer does not
+    change as time passes. AWS's ``compliance`` is left as it is: a stale node
+    keeps its verdict, it is just an old one.
+
+    Parameters
+    ----------
+    df
+        A nodes frame (``Fleet.nodes``), or a patches frame (then give ``nodes``):
+        the rows of the stale nodes are kept.
+    days
+        Days since the last scan beyond which a node is stale (7 by default).
+    nodes
+        For a patches frame: the nodes frame that says how old each node's scan is.
+
+    Raises
+    ------
+    ColumnsError
+        The frame (or ``nodes``) lacks ``scan_age`` or ``operation_end_time``.
+    ValidationError
+        ``days`` is not a number of days of 0 or more.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> from patchframe.filters import stale
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> fleet = fleet.as_of("2024-06-14T08:00Z")  # the sample's clock
+    >>> stale(fleet.nodes, days=7)[["instance_id", "ping_status", "scan_age"]]
+                instance_id     ping_status                scan_age
+    3  mi-0c2a5e7f9b1d3486a  ConnectionLost 14 days 00:47:28.832000
+    6   i-05a7c9e1b3d5f7092          Online                     NaT
+    >>> stale(fleet.patches, nodes=fleet.nodes)["instance_id"].unique().tolist()
+    ['mi-0c2a5e7f9b1d3486a']
+    """
+    return _by_node(df, nodes, "stale", lambda n: stale_mask(n, days, needed_by="stale"))
+
+
+def unreachable(df: pd.DataFrame, *, nodes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Nodes whose agent no longer answers: ping status ConnectionLost or Inactive.
+
+    Such a node's ``compliance`` is what it last reported; it may have changed since.
+
+    Parameters
+    ----------
+    df
+        A nodes frame (``Fleet.nodes``), or a patches frame (then give ``nodes``).
+    nodes
+        For a patches frame: the nodes frame that says which nodes are reachable.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> from patchframe.filters import unreachable
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> unreachable(fleet.nodes)[["instance_id", "ping_status", "compliance"]]
+                instance_id     ping_status     compliance
+    3  mi-0c2a5e7f9b1d3486a  ConnectionLost  NON_COMPLIANT
+    >>> len(unreachable(fleet.patches, nodes=fleet.nodes))
+    140
+    """
+    return _by_node(
+        df, nodes, "unreachable", lambda n: unreachable_mask(n, needed_by="unreachable")
+    )
+
+
+def _by_node(
+    df: pd.DataFrame,
+    nodes: pd.DataFrame | None,
+    name: str,
+    decide: Callable[[pd.DataFrame], Mask],
+) -> pd.DataFrame:
+    """The rows of ``df`` whose node ``decide`` picks: ``df`` itself, or ``nodes``."""
+    if nodes is None:
+        if "state" in df.columns and "kb_id" in df.columns:
+            raise ColumnsError(
+                f"{name} decides on nodes: for a patches frame pass its nodes frame too, "
+                f"e.g. {name}(fleet.patches, nodes=fleet.nodes)"
+            )
+        return df[decide(df)]
+    picked = np.append(decide(nodes), False)  # position -1 (a node not in nodes) picks False
+    return df[picked[node_positions(df, nodes)]]

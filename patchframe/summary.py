@@ -17,14 +17,19 @@ only for them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
+from ._fleet import TAG_PREFIX, Fleet, tag_values
 from ._frames import (
     LEVEL_DTYPE,
     TimeLike,
+    category_codes,
     cve_lists,
+    level_codes,
     model_states,
     require_columns,
     severity_levels,
@@ -32,12 +37,14 @@ from ._frames import (
     utc_times,
     utc_timestamp,
 )
-from ._schema import NON_COMPLIANT_STATES, OPEN_STATES
+from ._nodes import DEFAULT_STALE_DAYS, node_positions, stale_mask, unreachable_mask
+from ._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
 from ._sla import aging, sla, sla_breaches, time_to_fix
-from .exceptions import ValidationError
+from .exceptions import ColumnsError, ValidationError
 
 __all__ = [
     "aging",
+    "compliance_by",
     "cve_exposure",
     "install_activity",
     "node_compliance",
@@ -445,3 +452,153 @@ def pending_reboot(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.DataF
     table.insert(2, "days_pending", _whole_days(table["pending_since"], at))
     table = table.astype({"patches": "int64"}).rename_axis("instance_id").reset_index()
     return _ranked(table, ["pending_since", "instance_id"], [])
+
+
+#: How compliance_by labels the nodes without a tag, and those with no value in another column.
+UNTAGGED, UNKNOWN = "(untagged)", "(unknown)"
+_COMPLIANCE_COUNTS = ("compliant", "non_compliant", "not_scanned")
+
+
+def compliance_by(
+    fleet: Fleet,
+    *,
+    by: str | Sequence[str],
+    stale_after_days: float = DEFAULT_STALE_DAYS,
+) -> pd.DataFrame:
+    """Node compliance, staleness and open patches per group of nodes, worst first.
+
+    Parameters
+    ----------
+    fleet
+        A :class:`~patchframe.Fleet`: its ``nodes`` are grouped and counted, its
+        ``patches`` counted per group through their nodes.
+    by
+        A node column (``"platform_name"``, ``"account_id"``, ``"ping_status"``...),
+        a tag as ``"tag:<key>"`` (``"tag:Team"``; taken from ``fleet.tags`` when
+        ``nodes`` has no such column), or a list of them.
+    stale_after_days
+        A node never scanned, or last scanned more than this many days before the
+        fleet was loaded, counts as stale (see :func:`patchframe.filters.stale`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, most non-compliant nodes first (then most missing
+        Critical patches, lowest share compliant, the labels). Columns: the ``by``
+        columns (str; nodes without the tag are one group labelled ``(untagged)``,
+        nodes with no value in another column ``(unknown)``: never dropped), then
+        ``nodes``, ``compliant``, ``non_compliant``, ``not_scanned`` (AWS's verdict,
+        as it is), ``stale``, ``unreachable`` (beside it, never folded into it),
+        ``share_compliant`` (compliant / nodes), ``missing_patches`` (MISSING or
+        FAILED patch rows), ``missing_critical`` (those of severity level
+        Critical) and ``open_cves`` (distinct CVE ids they list). Counts ``int64``.
+
+    Raises
+    ------
+    ColumnsError
+        A ``by`` column the nodes frame lacks (and that is not a tag).
+    ValidationError
+        A tag key no node has; ``by`` empty.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> from patchframe.summary import compliance_by
+    >>> fleet = pf.load_fleet(client=pf.sample_client(), progress=False)
+    >>> table = compliance_by(fleet.as_of("2024-06-14T08:00Z"), by="tag:Team")
+    >>> table[["tag:Team", "nodes", "non_compliant", "stale", "missing_critical", "open_cves"]]
+       tag:Team  nodes  non_compliant  stale  missing_critical  open_cves
+    0  platform      2              2      0                15          0
+    1        it      2              2      1                11         15
+    2      data      3              2      1                 2         11
+    3       web      1              1      0                 6          0
+    4  security      1              1      0                 3          0
+    5   finance      1              1      0                 2         22
+    6  payments      2              1      0                 2          6
+    7       sap      1              1      0                 0          2
+    """
+    columns = _grouping(by)
+    nodes = fleet.nodes.reset_index(drop=True)
+    labels: dict[str, pd.Series[Any]] = {}
+    for column in columns:
+        if column in nodes.columns:
+            values = nodes[column]
+        elif column.startswith(TAG_PREFIX) and len(column) > len(TAG_PREFIX):
+            key = column[len(TAG_PREFIX) :]
+            values = tag_values(fleet, key, needed_by="compliance_by")
+            values = values.reset_index(drop=True)
+        else:
+            raise ColumnsError(
+                f"compliance_by: by {column!r} is neither a node column nor a tag "
+                f"('tag:<key>'); node columns: {', '.join(map(str, nodes.columns))}"
+            )
+        absent = UNTAGGED if column.startswith(TAG_PREFIX) else UNKNOWN
+        labels[column] = values.astype("str").fillna(absent)
+    require_columns(nodes, ["compliance"], needed_by="compliance_by")
+    keys = pd.DataFrame(labels)
+    group = keys.groupby(columns, sort=False).ngroup().to_numpy()
+    status = nodes["compliance"].astype("str")
+    per_node = pd.DataFrame(
+        {
+            "nodes": np.ones(len(nodes), dtype=np.int64),
+            **{c: (status == c.upper()).to_numpy(dtype=np.int64) for c in _COMPLIANCE_COUNTS},
+            "stale": stale_mask(nodes, stale_after_days, needed_by="compliance_by"),
+            "unreachable": unreachable_mask(nodes, needed_by="compliance_by"),
+        }
+    )
+    table = per_node.groupby(group).sum().astype("int64")
+    table.insert(len(table.columns), "share_compliant", table["compliant"] / table["nodes"])
+    patches_per_group = _open_patches(fleet.patches, nodes, group, len(table))
+    table = table.join(patches_per_group)
+    first = keys.groupby(group).first()
+    table = pd.concat([first.astype("str"), table], axis=1)
+    return table.sort_values(
+        ["non_compliant", "missing_critical", "share_compliant", *columns],
+        ascending=[False, False, True, *([True] * len(columns))],
+        kind="stable",
+        ignore_index=True,
+    )
+
+
+def _grouping(by: object) -> list[str]:
+    columns = [by] if isinstance(by, str) else list(by) if isinstance(by, Sequence) else None
+    if not columns or not all(isinstance(c, str) and c for c in columns):
+        raise ValidationError(
+            f"compliance_by: by {by!r} is not a column name or a list of them, "
+            "e.g. by='tag:Team' or by=['account_id', 'tag:Environment']"
+        )
+    return list(dict.fromkeys(columns))
+
+
+def _open_patches(
+    patches: pd.DataFrame, nodes: pd.DataFrame, node_group: Any, groups: int
+) -> pd.DataFrame:
+    """Per group: MISSING or FAILED rows, those of level Critical, distinct CVEs they list.
+
+    Each row finds its group through its node once; then counts are ``bincount`` on
+    those codes, and CVE lists are split once per distinct (group, list) pair.
+    """
+    require_columns(
+        patches, ["instance_id", "state", "severity_level", "cve_ids"], needed_by="compliance_by"
+    )
+    position = node_positions(patches, nodes)
+    row_group = np.append(node_group, -1)[position]
+    open_rows = state_mask(patches, OPEN_STATES) & (row_group >= 0)
+    critical = level_codes(patches["severity_level"]) == SEVERITY_LEVELS.index("Critical")
+    missing = np.bincount(row_group[open_rows], minlength=groups)
+    missing_critical = np.bincount(row_group[open_rows & critical], minlength=groups)
+    codes, lists = category_codes(patches["cve_ids"])
+    listed = open_rows & (codes >= 0)
+    pairs = np.unique(row_group[listed].astype(np.int64) * (len(lists) + 1) + codes[listed])
+    distinct = pd.DataFrame(
+        {"group": pairs // (len(lists) + 1), "cve_ids": lists[pairs % (len(lists) + 1)]}
+    )
+    cves = distinct.merge(cve_lists(distinct["cve_ids"]), on="cve_ids")
+    open_cves = cves.groupby("group")["cve_id"].nunique().reindex(range(groups), fill_value=0)
+    return pd.DataFrame(
+        {
+            "missing_patches": missing.astype(np.int64),
+            "missing_critical": missing_critical.astype(np.int64),
+            "open_cves": open_cves.to_numpy(dtype=np.int64),
+        }
+    )

@@ -10,6 +10,7 @@ import pytest
 from frames import patches_from_rows
 from matplotlib.colors import to_hex
 
+import patchframe as pf
 import patchframe.accessor
 from patchframe import filters, plots, summary
 from patchframe.accessor import CORE_COLUMNS, PatchesAccessor
@@ -19,6 +20,8 @@ MODULES = (filters, summary, plots)
 #: Functions of findings only: findings have no ``state``, so no ``.pf``, and a patches
 #: frame holds no fixes.
 NOT_METHODS = {(summary, "time_to_fix"), (plots, "time_to_fix")}
+#: Whole nodes grouped: these take a Fleet (nodes and patches), not a patches frame.
+NOT_METHODS |= {(summary, "compliance_by"), (plots, "compliance_by")}
 #: A chart whose method is renamed, beside the table of the same name.
 RENAMED = {(plots, "aging"): "plot_aging"}
 FUNCTIONS = [(m, name) for m in MODULES for name in m.__all__ if (m, name) not in NOT_METHODS]
@@ -163,3 +166,20 @@ def test_each_frame_answers_for_itself_and_stays_unchanged(sample_patches: pd.Da
     sample_patches.pf.non_compliant()
     sample_patches.pf.states_by_node()
     pd.testing.assert_frame_equal(sample_patches, before)
+
+
+def test_stale_and_unreachable_take_the_nodes_frame(sample_fleet_frames: pf.Fleet) -> None:
+    fleet = sample_fleet_frames.as_of("2024-06-14T08:00Z")
+    patches, nodes = fleet.patches, fleet.nodes
+    pd.testing.assert_frame_equal(
+        patches.pf.stale(3, nodes=nodes), filters.stale(patches, 3, nodes=nodes)
+    )
+    assert patches.pf.stale(20, nodes=nodes).empty  # the lost node's scan is 14 days old
+    assert patches.pf.stale(nodes=nodes)["instance_id"].unique().tolist() == [
+        "mi-0c2a5e7f9b1d3486a"
+    ]
+    pd.testing.assert_frame_equal(
+        patches.pf.unreachable(nodes=nodes), filters.unreachable(patches, nodes=nodes)
+    )
+    with pytest.raises(ColumnsError, match=r"nodes=fleet\.nodes"):
+        patches.pf.stale()

@@ -7,8 +7,11 @@ with options or faults run their own emulator.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,9 +51,18 @@ def loaded(frame: pd.DataFrame) -> Counter[tuple[str, str]]:
     return Counter(zip(frame["instance_id"].astype(str), frame["kb_id"].astype(str), strict=True))
 
 
+#: The calls that load a node's patches; a tag call that fails leaves the patches whole.
+PATCH_OPERATIONS = (
+    "DescribeInstanceInformation",
+    "DescribePatchStates",
+    "DescribeInstancePatches",
+)
+
+
 def assert_nothing_lost_nothing_doubled(fleet: pf.Fleet, served: WireFleet) -> None:
     """Every node has exactly its rows, or it is in errors with none."""
-    failed = set(fleet.errors["instance_id"].dropna())
+    patch_errors = fleet.errors[fleet.errors["operation"].isin(PATCH_OPERATIONS)]
+    failed = set(patch_errors["instance_id"].dropna())
     got = loaded(fleet.patches)
     assert max(got.values(), default=1) == 1, "a row arrived twice"
     for node in (i["InstanceId"] for i in served.instances):
@@ -406,7 +418,9 @@ def test_cache_dir_resumes_with_only_the_missing_nodes(
         uninterrupted = pf.load_fleet(client=healthy.client(), progress=False)
     assert resumed.errors.empty
     pd.testing.assert_frame_equal(resumed.patches, uninterrupted.patches)
-    pd.testing.assert_frame_equal(resumed.nodes, uninterrupted.nodes)
+    # Two loads, two load times: scan ages compare once measured to the same time.
+    when = uninterrupted.loaded_at
+    pd.testing.assert_frame_equal(resumed.as_of(when).nodes, uninterrupted.as_of(when).nodes)
 
 
 def test_progress_bar_reports_nodes_rows_errors_throttles(
@@ -470,7 +484,159 @@ def test_a_listing_restarted_after_an_expired_token_lists_each_node_once() -> No
 
     ssm = MockSSM(answer)
     client = ssm.client(retries={"mode": "standard", "total_max_attempts": 1})
-    fleet = pf.load_fleet(client=client, progress=False)
+    fleet = pf.load_fleet(client=client, progress=False, tags=False)
     assert fleet.nodes["instance_id"].tolist() == [n["InstanceId"] for n in page_one + page_two]
     assert ssm.operations.count("DescribeInstancePatches") == 55
     assert fleet.errors["operation"].tolist() == ["GetCallerIdentity"]  # no STS here
+
+
+# --- tags, load time, staleness ----------------------------------------------------
+
+
+def tags_of(fleet: pf.Fleet) -> dict[str, dict[str, str]]:
+    tags: dict[str, dict[str, str]] = {}
+    for row in fleet.tags.itertuples():
+        assert row.key not in tags.get(row.instance_id, {}), "a tag key twice"
+        tags.setdefault(str(row.instance_id), {})[str(row.key)] = str(row.value)
+    return tags
+
+
+def test_tags_of_ec2_and_hybrid_nodes_equal_the_sample_exactly(
+    sample_fleet_frames: pf.Fleet, wire_fleet: WireFleet
+) -> None:
+    tags = sample_fleet_frames.tags
+    assert tags.columns.tolist() == ["account_id", "region", "instance_id", "key", "value"]
+    assert all(isinstance(t, pd.CategoricalDtype) for t in tags.dtypes)
+    assert tags_of(sample_fleet_frames) == wire_fleet.tags
+    assert {i[:2] for i in tags_of(sample_fleet_frames)} == {"i-", "mi"}
+    assert set(tags["account_id"]) == {wire_fleet.account_id}
+
+
+def ec2_only(nodes: int) -> WireFleet:
+    """A synthetic fleet of exactly ``nodes`` EC2 nodes (hybrid ones left out)."""
+    fleet = synthetic_fleet(nodes + nodes // 4, seed=9, patches_per_node=4)
+    keep = [i for i in fleet.instance_ids if i.startswith("i-")][:nodes]
+    kept = set(keep)
+    return dataclasses.replace(
+        fleet,
+        instances=[n for n in fleet.instances if n["InstanceId"] in kept],
+        patch_states=[s for s in fleet.patch_states if s["InstanceId"] in kept],
+        patches={i: rows for i, rows in fleet.patches.items() if i in kept},
+        tags={i: tags for i, tags in fleet.tags.items() if i in kept},
+    )
+
+
+def test_tags_of_300_ec2_nodes_take_a_bounded_number_of_calls() -> None:
+    served = ec2_only(300)
+    most_tags = max(len(t) for t in served.tags.values())
+    with Emulator(served) as emulator:
+        fleet = pf.load_fleet(client=emulator.client(), progress=False)
+        calls = emulator.stats.requests
+    # Batches of 200 ids; a batch of 200 nodes with at most 4 tags each is one page.
+    bound = math.ceil(300 / 200) * math.ceil(200 * most_tags / 1000)
+    assert most_tags == 4 and calls["DescribeTags"] <= bound == 2
+    assert "ListTagsForResource" not in calls
+    assert tags_of(fleet) == served.tags
+    assert len(served.tags) < 300  # some nodes are untagged: no rows, no error
+    assert fleet.errors.empty
+
+
+def test_each_hybrid_node_takes_one_call() -> None:
+    served = synthetic_fleet(30, seed=0, patches_per_node=5)
+    hybrid = [i for i in served.instance_ids if i.startswith("mi-")]
+    with Emulator(served) as emulator:
+        fleet = pf.load_fleet(client=emulator.client(), progress=False)
+        calls = emulator.stats.requests
+    assert hybrid and calls["ListTagsForResource"] == len(hybrid)
+    assert calls["DescribeTags"] == 1
+    assert tags_of(fleet) == served.tags
+
+
+def test_tags_false_makes_no_tag_call(sample: Emulator) -> None:
+    sample.reset_stats()
+    fleet = pf.load_fleet(client=sample.client(), progress=False, tags=False)
+    assert not {"DescribeTags", "ListTagsForResource"} & set(sample.stats.requests)
+    assert fleet.tags.empty and fleet.tags.columns.tolist()[-2:] == ["key", "value"]
+
+
+@pytest.mark.parametrize("errors", ["collect", "raise"])
+def test_access_denied_on_tags_leaves_patches_and_nodes_as_a_load_without_tags(
+    errors: str,
+) -> None:
+    with Emulator() as plain:
+        untagged = pf.load_fleet(client=plain.client(), progress=False, tags=False)
+    with Emulator(deny_tags=True) as denied:
+        with pytest.warns(UserWarning) as warned:
+            fleet = pf.load_fleet(client=denied.client(), progress=False, errors=errors)
+        calls = denied.stats.requests
+    pd.testing.assert_frame_equal(fleet.patches, untagged.patches)
+    when = fleet.loaded_at
+    pd.testing.assert_frame_equal(fleet.nodes, untagged.as_of(when).nodes)
+    assert fleet.tags.empty
+    # One row per account x region and call, naming the call; no node is blamed.
+    rows = fleet.errors[["account_id", "region", "operation", "error_code"]]
+    assert rows.values.tolist() == [
+        ["123456789012", "eu-west-1", "DescribeTags", "UnauthorizedOperation"],
+        ["123456789012", "eu-west-1", "ListTagsForResource", "AccessDeniedException"],
+    ]
+    assert fleet.errors["instance_id"].isna().all()
+    messages = [str(w.message) for w in warned]
+    assert len(messages) == 2
+    assert "ec2:DescribeTags" in messages[0] and "ssm:ListTagsForResource" in messages[1]
+    assert warned[0].filename == __file__  # points at the caller of load_fleet
+    assert calls["ListTagsForResource"] <= 2  # the sample's two hybrid nodes, at most
+
+
+def test_a_tag_call_that_fails_otherwise_is_a_row_naming_its_node() -> None:
+    hybrid = "mi-0123456789abcdef0"
+
+    def answer(request: tuple[str, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        operation = request[0]
+        if operation == "DescribeInstanceInformation":
+            return 200, {"InstanceInformationList": [{"InstanceId": hybrid}]}
+        if operation == "DescribeInstancePatchStates":
+            return 200, {"InstancePatchStates": []}
+        if operation == "ListTagsForResource":
+            return 400, {"__type": "InvalidResourceId", "message": "gone"}
+        return 200, {"Patches": []}
+
+    client = MockSSM(answer).client(retries={"mode": "standard", "total_max_attempts": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a refusal: no warning
+        fleet = pf.load_fleet(client=client, progress=False)
+    tag_rows = fleet.errors[fleet.errors["operation"] == "ListTagsForResource"]
+    assert tag_rows[["instance_id", "error_code"]].values.tolist() == [
+        [hybrid, "InvalidResourceId"]
+    ]
+    assert fleet.nodes["patch_rows"].tolist() == [0]  # its patches loaded all the same
+
+
+def test_loaded_at_is_what_scan_ages_are_measured_to(sample: Emulator) -> None:
+    before = pd.Timestamp.now(tz="UTC")
+    fleet = pf.load_fleet(client=sample.client(), progress=False)
+    after = pd.Timestamp.now(tz="UTC")
+    assert fleet.loaded_at is not None and before <= fleet.loaded_at <= after
+    nodes = fleet.nodes
+    ages = fleet.loaded_at - nodes["operation_end_time"]
+    pd.testing.assert_series_equal(nodes["scan_age"], ages, check_names=False)
+    assert nodes["scan_age"].isna().sum() == 1  # the node never scanned
+    assert nodes.loc[~nodes["reachable"], "ping_status"].tolist() == ["ConnectionLost"]
+
+
+def test_progress_follows_the_convention_none_hides_it_off_a_terminal(
+    sample: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pf.load_fleet(client=sample.client())  # progress=None: stderr here is no terminal
+    assert capsys.readouterr().err == ""
+
+
+def test_a_refused_tag_call_is_not_asked_again_in_that_account_and_region() -> None:
+    served = synthetic_fleet(30, seed=0, patches_per_node=5)  # six hybrid nodes
+    with Emulator(served, deny_tags=True) as emulator:
+        with pytest.warns(UserWarning) as warned:
+            fleet = pf.load_fleet(client=emulator.client(), progress=False, max_workers=1)
+        assert len(warned) == 2
+        calls = emulator.stats.requests
+    assert sum(i.startswith("mi-") for i in served.instance_ids) == 6
+    assert calls["ListTagsForResource"] == 1 and calls["DescribeTags"] == 1
+    assert fleet.errors["operation"].tolist() == ["DescribeTags", "ListTagsForResource"]

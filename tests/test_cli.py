@@ -18,6 +18,7 @@ from patchframe._fleet import Fleet
 from patchframe._schema import build_errors
 from patchframe.exceptions import AWSRequestError
 from patchframe.sandbox import emulator
+from patchframe.summary import compliance_by
 
 CHARTS = [
     "states-by-node.png",
@@ -321,3 +322,57 @@ def test_help_explains_sla(capsys: pytest.CaptureFixture[str]) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "--sla POLICY with --snapshot-store: print the findings past their due date" in text
     assert "e.g. Critical=15,High=30" in text
+
+
+def test_report_by_team_prints_the_groups_and_writes_the_block(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sample_fleet_frames: Fleet,
+) -> None:
+    fleet = sample_fleet_frames.as_of("2024-06-14T08:00Z")  # the sample's clock
+    monkeypatch.setattr(cli, "load_fleet", lambda **kwargs: fleet)
+    out = tmp_path / "report"
+    argv = ["report", "--region", "eu-west-1", "--by", "tag:Team", "--out", str(out)]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = lines.index("By Team, most non-compliant nodes first:")
+    assert lines[head + 1].split()[:4] == ["Team", "nodes", "non-compliant", "never"]
+    groups = compliance_by(fleet, by="tag:Team")
+    shown = [line.split() for line in lines[head + 2 : head + 2 + len(groups)]]
+    assert [row[0] for row in shown] == groups["tag:Team"].tolist()
+    assert [int(row[5]) for row in shown] == groups["unreachable"].tolist()
+    assert shown[6][6] == "50%"  # payments: one of its two nodes compliant
+    assert lines[head + 2 + len(groups)].startswith("  stale: never scanned")
+    book = openpyxl.load_workbook(out / cli.WORKBOOK)
+    assert "ComplianceByGroup" in book.defined_names
+    assert any(c.value == "tag:Team" for c in book["Nodes"][1])
+
+
+def test_report_by_a_tag_nobody_has_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sample_fleet_frames: Fleet
+) -> None:
+    monkeypatch.setattr(cli, "load_fleet", lambda **kwargs: sample_fleet_frames)
+    assert cli.main(["report", "--region", "eu-west-1", "--by", "tag:team"]) == 2
+    printed = capsys.readouterr()
+    line = one_error_line(printed.err, "patchframe report: error: --by tag:team:")
+    assert "did you mean 'Team'" in line and printed.out == ""
+
+
+@pytest.mark.parametrize(("flag", "progress"), [([], None), (["--no-progress"], False)])
+def test_progress_is_left_to_the_convention_unless_turned_off(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sample_fleet_frames: Fleet,
+    flag: list[str],
+    progress: bool | None,
+) -> None:
+    asked: list[object] = []
+
+    def load(**kwargs: object) -> Fleet:
+        asked.append(kwargs["progress"])
+        return sample_fleet_frames
+
+    monkeypatch.setattr(cli, "load_fleet", load)
+    assert cli.main(["report", "--region", "eu-west-1", *flag, "--out", str(tmp_path)]) == 0
+    assert asked == [progress]

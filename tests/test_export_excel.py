@@ -22,7 +22,7 @@ from patchframe._fleet import Fleet
 from patchframe._schema import build_errors, empty_patches
 from patchframe.exceptions import ColumnsError, ValidationError
 from patchframe.export import EXCEL_CELL_LIMIT, EXCEL_SHEETS, _excel, to_excel
-from patchframe.summary import cve_exposure
+from patchframe.summary import compliance_by, cve_exposure
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,8 @@ def expected_cells(series: pd.Series[Any]) -> list[Any]:
         return [None if pd.isna(t) else t.to_pydatetime() for t in naive]
     if pd.api.types.is_bool_dtype(series.dtype):
         return [None if pd.isna(v) else bool(v) for v in series.astype(object)]
+    if pd.api.types.is_timedelta64_dtype(series.dtype):  # a duration: days, as a number
+        return [None if pd.isna(v) else v.total_seconds() / 86_400 for v in series]
     if pd.api.types.is_numeric_dtype(series.dtype):
         return [None if pd.isna(v) else float(v) for v in series.astype(object)]
     return [None if pd.isna(v) or v == "" else str(v) for v in series.astype(object)]
@@ -57,7 +59,11 @@ def expected_cells(series: pd.Series[Any]) -> list[Any]:
 def assert_sheet_matches(sheet: Worksheet, frame: pd.DataFrame, header_row: int = 1) -> None:
     headers, rows = table(sheet, header_row)
     utc = [
-        f"{c} (UTC)" if isinstance(frame[c].dtype, pd.DatetimeTZDtype) else str(c)
+        f"{c} (UTC)"
+        if isinstance(frame[c].dtype, pd.DatetimeTZDtype)
+        else f"{c} (days)"
+        if pd.api.types.is_timedelta64_dtype(frame[c].dtype)
+        else str(c)
         for c in frame.columns
     ]
     assert headers == utc
@@ -472,3 +478,40 @@ def test_rows_past_the_first_chunk_keep_their_order_and_heights(
     long = frame.index[frame["title"].str.len().fillna(0).to_numpy() > 52]
     after = int(long[long > 50_000][0])  # two lines or more, in the second chunk
     assert re.search(rf'<row r="{after + 2}"[^>]* ht="(30|45|60|75)"', xml)
+
+
+# --- by: compliance per group -----------------------------------------------------
+
+
+def test_by_team_adds_a_block_to_summary_and_the_tag_to_the_nodes_sheet(
+    tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    fleet = sample_fleet_frames.as_of("2024-06-14T08:00Z")
+    book = openpyxl.load_workbook(to_excel(fleet, tmp_path / "by.xlsx", by="tag:Team"))
+    sheet_name, cells = named_range(book, "ComplianceByGroup")
+    header_row = int(cells.split(":")[0][1:])
+    summary = book[sheet_name]
+    assert summary.cell(header_row - 2, 1).value == "By Team"
+    headers, rows = table(summary, header_row)
+    expected = compliance_by(fleet, by="tag:Team")
+    assert headers[: len(expected.columns)] == expected.columns.tolist()
+    got = [row[: len(expected.columns)] for row in rows[: len(expected)]]
+    assert [list(r) for r in got] == expected.values.tolist()
+    assert summary.cell(header_row + 1, 8).number_format == "0%"  # share_compliant
+    # The node table follows, whole.
+    headers, rows = node_table(book)
+    assert len(rows) == len(fleet.nodes) and headers[0] == "instance_id"
+    nodes_headers, node_rows = table(book["Nodes"])
+    team = nodes_headers.index("tag:Team")
+    teams = fleet.with_tags("Team").nodes["tag:Team"].astype(str).tolist()
+    assert [r[team] for r in node_rows] == teams
+    assert "tag:Team" in table(book["Patches"])[0]
+
+
+def test_without_by_there_is_no_block_and_a_bare_frame_cannot_be_grouped(
+    book: openpyxl.Workbook, tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    assert "ComplianceByGroup" not in book.defined_names
+    assert not any(h.startswith("tag:") for h in table(book["Nodes"])[0])
+    with pytest.raises(ValidationError, match="pass a Fleet"):
+        to_excel(sample_fleet_frames.patches, tmp_path / "x.xlsx", by="tag:Team")

@@ -13,7 +13,13 @@ import pytest
 from frames import patches_from_rows
 
 from patchframe import filters
-from patchframe._schema import NodeKey, PatchColumns, UnknownStateWarning, build_patches
+from patchframe._schema import (
+    NodeKey,
+    PatchColumns,
+    UnknownStateWarning,
+    build_nodes,
+    build_patches,
+)
 from patchframe.exceptions import ColumnsError, ValidationError
 
 JAN15 = dt.datetime(2024, 1, 15, 10, tzinfo=dt.UTC).timestamp()
@@ -303,3 +309,69 @@ def test_filters_work_on_plain_text_columns(fleet: pd.DataFrame) -> None:
     assert keys(filters.by_state(text, "MISSING")) == [(A, "KB1"), (B, "KB5")]
     assert len(filters.severity_at_least(text, "High")) == 6
     assert keys(filters.by_cve(text, "CVE-2024-100")) == [(B, "KB5")]
+
+
+# --- stale and unreachable nodes ----------------------------------------------------
+
+LOADED = pd.Timestamp("2024-06-15T08:00:00Z")
+
+
+def node_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nodes scanned 1 hour, exactly 7 days and 8 days before the load, one never;
+    one of them lost; and the patches of the scanned ones."""
+    ids = ["i-0000000a", "i-0000000b", "i-0000000c", "i-0000000d"]
+    keys = [NodeKey(i, "123456789012", "eu-west-1") for i in ids]
+    ago = {keys[0]: 3600, keys[1]: 7 * 86400, keys[2]: 8 * 86400}
+    states = {k: {"OperationEndTime": LOADED.timestamp() - s} for k, s in ago.items()}
+    infos = {keys[1]: {"PingStatus": "ConnectionLost"}, keys[3]: {"PingStatus": "Inactive"}}
+    nodes = build_nodes(keys, infos, states, {}, loaded_at=LOADED)
+    parts = []
+    for key in keys[:3]:
+        cols = PatchColumns()
+        cols.extend([{"KBId": "KB1", "State": "Missing"}, {"KBId": "KB2", "State": "Installed"}])
+        parts.append((key, cols))
+    return nodes, build_patches(parts)
+
+
+def test_stale_keeps_old_and_never_scanned_nodes_by_the_load_time() -> None:
+    nodes, _ = node_frames()
+    # Measured to the load, in 2024: were it the wall clock, every node would be stale.
+    assert filters.stale(nodes, days=7)["instance_id"].tolist() == ["i-0000000c", "i-0000000d"]
+    assert filters.stale(nodes, 0)["instance_id"].tolist() == [
+        "i-0000000a",
+        "i-0000000b",
+        "i-0000000c",
+        "i-0000000d",
+    ]
+    assert filters.stale(nodes, days=30)["instance_id"].tolist() == ["i-0000000d"]
+    assert filters.stale(nodes).index.tolist() == [2, 3]  # 7 days by default, labels kept
+
+
+def test_stale_without_a_load_time_keeps_only_nodes_never_scanned() -> None:
+    nodes, _ = node_frames()
+    unknown = nodes.assign(scan_age=pd.Series(pd.NaT, index=nodes.index, dtype="m8[ns]"))
+    assert filters.stale(unknown)["instance_id"].tolist() == ["i-0000000d"]
+
+
+def test_stale_and_unreachable_pick_the_rows_of_a_patches_frame_by_its_nodes() -> None:
+    nodes, patches = node_frames()
+    picked = filters.stale(patches, 7, nodes=nodes)
+    assert picked["instance_id"].astype(str).tolist() == ["i-0000000c"] * 2
+    lost = filters.unreachable(patches, nodes=nodes)
+    assert lost["instance_id"].astype(str).tolist() == ["i-0000000b"] * 2
+    with pytest.raises(ColumnsError, match="pass its nodes frame too"):
+        filters.stale(patches)
+    with pytest.raises(ColumnsError, match="scan_age"):
+        filters.stale(patches, nodes=patches)
+
+
+def test_unreachable_means_connection_lost_or_inactive() -> None:
+    nodes, _ = node_frames()
+    assert filters.unreachable(nodes)["ping_status"].tolist() == ["ConnectionLost", "Inactive"]
+
+
+@pytest.mark.parametrize("days", [-1, "7", True, float("nan"), float("inf"), None])
+def test_stale_days_must_be_a_number_of_days(days: Any) -> None:
+    nodes, _ = node_frames()
+    with pytest.raises(ValidationError, match="not a number of days"):
+        filters.stale(nodes, days)

@@ -37,6 +37,8 @@ def test_fleet_html_shows_the_figures(sample_fleet_frames: pf.Fleet) -> None:
         "nodes": "13",
         "patches": "2,020",
         "non-compliant nodes": "11",
+        "stale nodes (7+ days)": "13",  # loaded today, last scanned in 2024
+        "unreachable nodes": "1",
         "nodes not loaded": "0",
         "errors": "0",
     }
@@ -45,6 +47,23 @@ def test_fleet_html_shows_the_figures(sample_fleet_frames: pf.Fleet) -> None:
     assert non_compliant is not None
     assert re.findall(r"<td>(?:<b>)?([\d,]+)", non_compliant.group(1)) == ["7", "4", "11"]
     assert "What failed" not in page
+
+
+def test_fleet_html_counts_stale_nodes_to_the_load_time_beside_compliance(
+    sample_fleet_frames: pf.Fleet,
+) -> None:
+    page = sample_fleet_frames.as_of("2024-06-14T08:00Z")._repr_html_()
+    figures = figures_in(page)
+    assert figures["stale nodes (7+ days)"] == "2" and figures["unreachable nodes"] == "1"
+    assert figures["non-compliant nodes"] == "11"  # AWS's verdict, as it is
+    saved_before = pf.Fleet(
+        sample_fleet_frames.patches,
+        sample_fleet_frames.nodes.drop(columns=["scan_age", "reachable"]),
+        sample_fleet_frames.errors,
+    )
+    assert not {"stale nodes (7+ days)", "unreachable nodes"} & set(
+        figures_in(saved_before._repr_html_())
+    )
 
 
 def test_fleet_html_shows_the_state_and_compliance_colours(sample_fleet_frames: pf.Fleet) -> None:

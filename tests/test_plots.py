@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.container import BarContainer
 
+import patchframe as pf
 from patchframe import plots
 from patchframe._palette import (
     COMPLIANCE_COLORS,
@@ -21,7 +22,14 @@ from patchframe._palette import (
     text_color,
     tint,
 )
-from patchframe._schema import NodeKey, PatchColumns, build_patches
+from patchframe._schema import (
+    NodeKey,
+    PatchColumns,
+    build_errors,
+    build_nodes,
+    build_patches,
+    empty_patches,
+)
 from patchframe.exceptions import ColumnsError, ValidationError
 
 DAY = 86_400.0
@@ -528,3 +536,68 @@ def test_findings_charts_of_nothing_say_so(name: str, message: str) -> None:
     ax = FINDINGS_CHARTS[name](nothing)
     assert ax.get_title()
     assert [t.get_text() for t in ax.texts] == [message]
+
+
+# compliance_by (a Fleet: whole nodes grouped)
+
+SAMPLE_CLOCK = "2024-06-14T08:00Z"
+
+
+def test_compliance_by_bars_are_the_tables_counts_in_compliance_colours(
+    sample_fleet_frames: pf.Fleet,
+) -> None:
+    fleet = sample_fleet_frames.as_of(SAMPLE_CLOCK)
+    table = pf.summary.compliance_by(fleet, by="tag:Team")
+    ax = plots.compliance_by(fleet, by="tag:Team")
+    assert bars(ax) == {
+        "NON_COMPLIANT": table["non_compliant"].tolist(),
+        "NOT_SCANNED": table["not_scanned"].tolist(),
+        "COMPLIANT": table["compliant"].tolist(),
+    }
+    assert colours(ax) == {s: COMPLIANCE_COLORS[s] for s in colours(ax)}
+    assert ticks(ax.get_yticklabels()) == table["tag:Team"].tolist()
+    assert ax.get_title() == "Node compliance by Team" and ax.get_ylabel() == "Team"
+    assert legend(ax) == ["NON_COMPLIANT", "NOT_SCANNED", "COMPLIANT"]
+    # Staleness beside the bars, never in them.
+    notes = {round(t.xy[1]): t.get_text() for t in ax.texts}
+    assert notes == {1: "1 stale, 1 unreachable", 2: "1 stale"}
+
+
+def test_compliance_by_reads_the_same_at_300_groups() -> None:
+    keys = [NodeKey(f"i-{n:08x}", "123456789012", "eu-west-1") for n in range(300)]
+    states = {k: {"MissingCount": i % 3, "OperationEndTime": 1.7e9} for i, k in enumerate(keys)}
+    nodes = build_nodes(keys, {}, states, {}, loaded_at=pd.Timestamp("2023-11-20", tz="UTC"))
+    fleet = pf.Fleet(empty_patches(), nodes, build_errors([]))
+    ax = plots.compliance_by(fleet, by="instance_id", top=20)
+    labels = ticks(ax.get_yticklabels())
+    assert len(labels) == 21 and labels[-1] == "other 280 groups"
+    assert [sum(w) for w in zip(*bars(ax).values(), strict=True)] == [1.0] * 20 + [0.0]
+    assert ax.texts[-1].get_text() == "180 non-compliant, 100 compliant"  # none stale
+    assert ax.get_xlim()[1] < 2  # scaled to the groups drawn, not to the 280 summed up
+    assert ax.figure.get_size_inches()[1] < 8
+
+
+def test_compliance_by_takes_palette_legend_kwargs_and_an_axes(
+    sample_fleet_frames: pf.Fleet,
+) -> None:
+    _, given = plt.subplots()
+    ax = plots.compliance_by(
+        sample_fleet_frames,
+        by=["tag:Environment", "platform_type"],
+        ax=given,
+        palette={"COMPLIANT": "#123456"},
+        legend=False,
+        edgecolor="white",
+    )
+    assert ax is given and ax.get_legend() is None
+    assert colours(ax)["COMPLIANT"] == "#123456"
+    assert to_hex(ax.containers[0].patches[0].get_edgecolor()) == "#ffffff"
+    assert "prod / Linux" in ticks(ax.get_yticklabels())
+    with pytest.raises(ValidationError, match="positive whole number"):
+        plots.compliance_by(sample_fleet_frames, by="tag:Team", top=0)
+
+
+def test_compliance_by_of_no_nodes_says_so() -> None:
+    fleet = pf.Fleet(empty_patches(), build_nodes([], {}, {}, {}), build_errors([]))
+    ax = plots.compliance_by(fleet, by="platform_name")
+    assert ax.texts[0].get_text() == "no nodes"

@@ -845,7 +845,7 @@ def test_serve_arguments() -> None:
         [
             *("--host", "127.0.0.1", "--port", "0", "--seed", "4", "--latency", "0.2"),
             *("--rate-limit", "40", "--burst", "3", "--error-rate", "0.1", "--drop-rate", "0.05"),
-            *("--expire-rate", "0.02", "--max-patch-results", "50"),
+            *("--expire-rate", "0.02", "--max-patch-results", "50", "--deny-tags"),
         ]
     )
     assert vars(args) == {
@@ -860,6 +860,7 @@ def test_serve_arguments() -> None:
         "drop_rate": 0.05,
         "expire_rate": 0.02,
         "max_patch_results": 50,
+        "deny_tags": True,
     }
 
 
@@ -888,3 +889,144 @@ def test_the_aws_cli_works_against_it(emulator: Emulator, truth: WireFleet) -> N
     assert kb_states(json.loads(result.stdout)["Patches"]) == kb_states(
         truth.patches[WINDOWS_2022]
     )
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def ec2_tag_set(answer: dict[str, Any]) -> dict[str, dict[str, str]]:
+    tags: dict[str, dict[str, str]] = {}
+    for tag in answer["Tags"]:
+        assert tag["ResourceType"] == "instance"
+        tags.setdefault(tag["ResourceId"], {})[tag["Key"]] = tag["Value"]
+    return tags
+
+
+def test_describe_tags_serves_every_ec2_node_and_no_hybrid_one(
+    emulator: Emulator, truth: WireFleet
+) -> None:
+    ec2 = emulator.client("ec2", config=NO_RETRIES)
+    served = ec2_tag_set(ec2.describe_tags())
+    expected = {i: tags for i, tags in truth.tags.items() if i.startswith("i-")}
+    assert served == expected and len(expected) == 11
+
+
+def test_describe_tags_filters(emulator: Emulator, truth: WireFleet) -> None:
+    ec2 = emulator.client("ec2", config=NO_RETRIES)
+    ids = [WINDOWS_2022, UNSCANNED, LOST]  # a hybrid id is no EC2 resource
+    by_id = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids}])
+    assert ec2_tag_set(by_id) == {i: truth.tags[i] for i in ids[:2]}
+    teams = ec2.describe_tags(
+        Filters=[{"Name": "key", "Values": ["Team"]}, {"Name": "value", "Values": ["data"]}]
+    )
+    assert set(ec2_tag_set(teams)) == {
+        i for i, t in truth.tags.items() if i.startswith("i-") and t.get("Team") == "data"
+    }
+    other = ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["volume"]}])
+    assert other["Tags"] == []
+
+
+def test_describe_tags_pages_with_next_token(emulator: Emulator, truth: WireFleet) -> None:
+    ec2 = emulator.client("ec2", config=NO_RETRIES)
+    pages = list(ec2.get_paginator("describe_tags").paginate(PaginationConfig={"PageSize": 5}))
+    assert [len(p["Tags"]) for p in pages][:-1] == [5] * (len(pages) - 1)
+    assert len(pages) == math.ceil(sum(len(t) for i, t in truth.tags.items() if i[:2] == "i-") / 5)
+    merged = ec2_tag_set({"Tags": [t for p in pages for t in p["Tags"]]})
+    assert merged == {i: t for i, t in truth.tags.items() if i.startswith("i-")}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "words"),
+    [
+        (
+            {"Filters": [{"Name": "resource-id", "Values": [f"i-{n:08x}" for n in range(201)]}]},
+            "FilterLimitExceeded",
+            "maximum number of filter values specified on a single call is 200",
+        ),
+        ({"MaxResults": 4}, "InvalidParameterValue", "between 5 and 1000"),
+        ({"MaxResults": 1001}, "InvalidParameterValue", "between 5 and 1000"),
+        ({"Filters": [{"Name": "owner", "Values": ["me"]}]}, "InvalidParameterValue", "owner"),
+        ({"NextToken": "not-a-token"}, "InvalidNextToken", "isn't valid"),
+    ],
+)
+def test_describe_tags_refuses_what_ec2_refuses(
+    emulator: Emulator, kwargs: dict[str, Any], code: str, words: str
+) -> None:
+    ec2 = emulator.client("ec2", config=UNVALIDATED)
+    with pytest.raises(ClientError) as caught:
+        ec2.describe_tags(**kwargs)
+    assert caught.value.response["Error"]["Code"] == code
+    assert words in caught.value.response["Error"]["Message"]
+
+
+def test_two_hundred_filter_values_are_allowed(emulator: Emulator) -> None:
+    ec2 = emulator.client("ec2", config=NO_RETRIES)
+    ids = [WINDOWS_2022, *(f"i-{n:08x}" for n in range(199))]
+    assert len(ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids}])["Tags"]) == 4
+
+
+def test_tags_keep_case_spaces_and_any_unicode() -> None:
+    fleet = synthetic_fleet(2, seed=1, patches_per_node=5)
+    ec2_id = next(i for i in fleet.instance_ids if i.startswith("i-"))
+    odd = {"Équipe": "Zahlungsverkehr ü", "cost center": "<&> 42", "team": "lower", "Empty": ""}
+    fleet.tags[ec2_id] = odd
+    with Emulator(fleet) as emulator:
+        served = emulator.client("ec2").describe_tags(
+            Filters=[{"Name": "resource-id", "Values": [ec2_id]}]
+        )
+    assert ec2_tag_set(served) == {ec2_id: odd}
+
+
+def test_list_tags_for_resource_serves_hybrid_nodes(emulator: Emulator, truth: WireFleet) -> None:
+    ssm = emulator.client(config=NO_RETRIES)
+    answer = ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=LOST)
+    assert {t["Key"]: t["Value"] for t in answer["TagList"]} == truth.tags[LOST]
+    for kind, resource, code in [
+        ("ManagedInstance", WINDOWS_2022, "InvalidResourceId"),  # EC2 ids are not SSM's
+        ("ManagedInstance", "mi-00000000000000000", "InvalidResourceId"),
+        ("Instance", LOST, "ValidationException"),
+    ]:
+        with pytest.raises(ClientError) as caught:
+            emulator.client(config=UNVALIDATED).list_tags_for_resource(
+                ResourceType=kind, ResourceId=resource
+            )
+        assert caught.value.response["Error"]["Code"] == code
+
+
+def test_deny_tags_refuses_both_tag_calls_as_aws_does() -> None:
+    with Emulator(deny_tags=True) as emulator:
+        ec2 = emulator.client("ec2", config=NO_RETRIES)
+        with pytest.raises(ClientError) as caught:
+            ec2.describe_tags()
+        error = caught.value.response
+        assert error["Error"]["Code"] == "UnauthorizedOperation"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert "ec2:DescribeTags" in error["Error"]["Message"]
+        ssm = emulator.client(config=NO_RETRIES)
+        with pytest.raises(ClientError) as caught:
+            ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=LOST)
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert ssm.describe_instance_information()["InstanceInformationList"]  # the rest works
+        emulator.deny_tags = False
+        assert ec2.describe_tags()["Tags"]
+
+
+def test_ec2_answers_only_describe_tags(emulator: Emulator) -> None:
+    ec2 = emulator.client("ec2", config=NO_RETRIES)
+    with pytest.raises(ClientError) as caught:
+        ec2.describe_instances()
+    assert caught.value.response["Error"]["Code"] == "InvalidAction"
+
+
+def test_ec2_is_throttled_as_ec2_throttles_and_retried() -> None:
+    with Emulator(rate_limit=0.1, burst=1) as emulator:
+        ec2 = emulator.client("ec2", config=NO_RETRIES)
+        ec2.describe_tags()
+        with pytest.raises(ClientError) as caught:
+            ec2.describe_tags()
+        assert caught.value.response["Error"]["Code"] == "RequestLimitExceeded"
+        assert emulator.stats.throttled == 1
+    with Emulator(error_rate=0.5, seed=2) as flaky:
+        ec2 = flaky.client("ec2", config=RETRIES)
+        answers = [len(ec2.describe_tags()["Tags"]) for _ in range(6)]
+        assert answers == [answers[0]] * 6 and answers[0] and flaky.stats.errors > 0

@@ -15,18 +15,22 @@ import pytest
 from dateutil import tz
 
 from patchframe._schema import (
+    NODE_COLUMNS,
     PATCH_COLUMNS,
     PATCH_DTYPES,
     SEVERITY_LEVELS,
     STATES,
+    TAG_DTYPES,
     NodeKey,
     PatchColumns,
     UnknownStateWarning,
     build_errors,
     build_nodes,
     build_patches,
+    build_tags,
     concat_patches,
     empty_patches,
+    empty_tags,
     normalise_state,
     validate_instance_id,
 )
@@ -262,6 +266,39 @@ def test_nodes_compliance_follows_aws_rules() -> None:
     assert nodes["installed"].tolist()[:3] == [3, 3, 0]
     assert pd.isna(nodes.loc[3, "installed"])
     assert nodes["patch_rows"].isna().tolist() == [False, True, True, True]
+
+
+def test_nodes_carry_scan_age_to_the_load_time_and_reachable() -> None:
+    keys = [NodeKey(f"i-0000000{i}") for i in range(4)]
+    pings = ["Online", "ConnectionLost", "Inactive", None]
+    infos = {k: {"PingStatus": p} for k, p in zip(keys, pings, strict=True) if p}
+    ends = {keys[0]: 1718352000, keys[1]: 1718352000 - 14 * 86400, keys[2]: 1718352000}
+    states = {k: {"OperationEndTime": end} for k, end in ends.items()}
+    loaded = pd.Timestamp("2024-06-15T08:00:00Z")
+    nodes = build_nodes(keys, infos, states, {}, loaded_at=loaded)
+    assert nodes.columns.tolist() == list(NODE_COLUMNS)
+    assert nodes["scan_age"].dtype == "timedelta64[ns]"
+    assert nodes["scan_age"].dt.days.tolist()[:3] == [1, 15, 1]
+    assert pd.isna(nodes.loc[3, "scan_age"])  # never scanned
+    assert nodes["reachable"].tolist() == [True, False, False, True]
+    assert nodes["compliance"].tolist()[:3] == ["COMPLIANT"] * 3  # AWS's verdict, untouched
+    unknown = build_nodes(keys, infos, states, {})  # no load time: no age
+    assert unknown["scan_age"].isna().all() and unknown["scan_age"].dtype == "timedelta64[ns]"
+
+
+def test_tags_frame_keeps_keys_and_values_exactly() -> None:
+    other = NodeKey("mi-0123456789abcdef0", None, None)
+    tags = build_tags(
+        [(NODE, "Team", "Zahlungsverkehr ü"), (NODE, "team", "lower"), (other, "Backup", "")]
+    )
+    assert tags.columns.tolist() == list(TAG_DTYPES)
+    assert all(isinstance(t, pd.CategoricalDtype) for t in tags.dtypes)
+    assert tags["key"].tolist() == ["Team", "team", "Backup"]
+    assert tags["value"].tolist() == ["Zahlungsverkehr ü", "lower", ""]  # "" is a value
+    assert tags["account_id"].isna().tolist() == [False, False, True]
+    empty = empty_tags()
+    assert empty.empty and empty.columns.tolist() == list(TAG_DTYPES)
+    assert all(isinstance(t, pd.CategoricalDtype) for t in empty.dtypes)
 
 
 def test_errors_frame_has_its_columns_even_when_empty() -> None:

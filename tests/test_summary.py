@@ -20,7 +20,10 @@ from patchframe._schema import (
     NodeKey,
     PatchColumns,
     UnknownStateWarning,
+    build_errors,
+    build_nodes,
     build_patches,
+    build_tags,
     empty_patches,
 )
 from patchframe.exceptions import ColumnsError, ValidationError
@@ -474,3 +477,135 @@ def test_sample_fleet_summaries_agree_with_each_other(sample_patches: pd.DataFra
     assert top["nodes"].sum() == nodes["missing"].sum() + nodes["failed"].sum()
     assert len(summary.pending_reboot(patches)) == (nodes["installed_pending_reboot"] > 0).sum()
     assert summary.install_activity(patches)["installs"].sum() == patches["installed_time"].count()
+
+
+# --- compliance_by -----------------------------------------------------------------
+
+LOADED = pd.Timestamp("2024-06-15T08:00:00Z")
+GROUP_COUNTS = [
+    "nodes",
+    "compliant",
+    "non_compliant",
+    "not_scanned",
+    "stale",
+    "unreachable",
+    "share_compliant",
+    "missing_patches",
+    "missing_critical",
+    "open_cves",
+]
+
+
+def owned_fleet() -> pf.Fleet:
+    """Five nodes whose every count is known by hand.
+
+    pay-1: compliant, scanned a day ago. pay-2: a MISSING Critical patch (CVE-1, CVE-2)
+    and a FAILED High one (CVE-2), scanned 10 days ago, ConnectionLost. other-1, no
+    Team tag: a MISSING Low patch (CVE-3) and a MISSING Critical one without CVEs.
+    other-2, no tags at all: compliant. web-1: never scanned, Inactive.
+    """
+    ids = ["i-00000001", "i-00000002", "i-00000003", "i-00000004", "mi-0000000000000000e"]
+    keys = [NodeKey(i, "123456789012", "eu-west-1") for i in ids]
+    day = 86_400
+    rows = {
+        # An installed patch's CVE is closed: it is not counted.
+        keys[0]: [("KB1", "Installed", "Critical", ""), ("KB2", "Installed", "Low", "CVE-9")],
+        keys[1]: [
+            ("KB1", "Missing", "Critical", "CVE-1,CVE-2"),
+            ("KB3", "Failed", "Important", "CVE-2"),
+            ("KB2", "Installed", "Low", ""),
+        ],
+        keys[2]: [("KB4", "Missing", "Low", "CVE-3"), ("KB5", "Missing", "Critical", "")],
+        keys[3]: [("KB1", "Installed", "Critical", "")],
+    }
+    parts = []
+    for key, patch_rows in rows.items():
+        cols = PatchColumns()
+        cols.extend(
+            [{"KBId": k, "State": st, "Severity": sv, "CVEIds": c} for k, st, sv, c in patch_rows]
+        )
+        parts.append((key, cols))
+    patches = build_patches(parts, node_columns={"platform_name": ["Ubuntu"] * 4})
+    ago = {keys[0]: day, keys[1]: 10 * day, keys[2]: 3600, keys[3]: 3600}
+    states = {
+        key: {
+            "OperationEndTime": LOADED.timestamp() - ago[key],
+            "MissingCount": sum(r[1] == "Missing" for r in rows[key]),
+            "FailedCount": sum(r[1] == "Failed" for r in rows[key]),
+            "InstalledCount": sum(r[1] == "Installed" for r in rows[key]),
+        }
+        for key in rows
+    }
+    infos = {
+        keys[1]: {"PingStatus": "ConnectionLost", "PlatformName": "Ubuntu"},
+        keys[4]: {"PingStatus": "Inactive"},
+    }
+    counts = {key: len(r) for key, r in rows.items()}
+    nodes = build_nodes(keys, infos, states, counts, loaded_at=LOADED)
+    tags = build_tags(
+        [
+            (keys[0], "Team", "pay"),
+            (keys[0], "Env", "prod"),
+            (keys[1], "Team", "pay"),
+            (keys[2], "Env", "prod"),
+            (keys[4], "Team", "web"),
+        ]
+    )
+    return pf.Fleet(patches, nodes, build_errors([]), tags=tags, loaded_at=LOADED)
+
+
+def test_compliance_by_counts_equal_hand_counts_untagged_included() -> None:
+    table = summary.compliance_by(owned_fleet(), by="tag:Team")
+    assert table.columns.tolist() == ["tag:Team", *GROUP_COUNTS]
+    assert table["tag:Team"].tolist() == ["(untagged)", "pay", "web"]  # worst first
+    assert table[GROUP_COUNTS].values.tolist() == [
+        [2, 1, 1, 0, 0, 0, 0.5, 2, 1, 1],
+        [2, 1, 1, 0, 1, 1, 0.5, 2, 1, 2],
+        [1, 0, 0, 1, 1, 1, 0.0, 0, 0, 0],
+    ]
+    assert (table.dtypes[[c for c in GROUP_COUNTS if c != "share_compliant"]] == "int64").all()
+
+
+def test_compliance_by_staleness_follows_the_days_given() -> None:
+    fleet = owned_fleet()
+    lenient = summary.compliance_by(fleet, by="tag:Team", stale_after_days=30)
+    assert lenient.set_index("tag:Team")["stale"].to_dict() == {
+        "(untagged)": 0,
+        "pay": 0,
+        "web": 1,  # never scanned: stale whatever the days
+    }
+
+
+def test_compliance_by_several_columns_and_a_column_with_gaps() -> None:
+    fleet = owned_fleet()
+    table = summary.compliance_by(fleet, by=["tag:Env", "platform_name"])
+    groups = table[["tag:Env", "platform_name"]].values.tolist()
+    assert sorted(map(tuple, groups)) == [
+        ("(untagged)", "(unknown)"),
+        ("(untagged)", "Ubuntu"),
+        ("prod", "(unknown)"),
+    ]
+    assert table["nodes"].sum() == 5
+    tagged = fleet.with_tags("Env")  # a tag already a column is used as it is
+    pd.testing.assert_frame_equal(
+        summary.compliance_by(tagged, by=["tag:Env", "platform_name"]), table
+    )
+
+
+def test_compliance_by_refuses_what_it_cannot_group_by() -> None:
+    fleet = owned_fleet()
+    with pytest.raises(ColumnsError, match="neither a node column nor a tag"):
+        summary.compliance_by(fleet, by="team")
+    with pytest.raises(ValidationError, match="did you mean 'Team'"):
+        summary.compliance_by(fleet, by="tag:team")
+    for by in ([], "", ["tag:Team", 3]):
+        with pytest.raises(ValidationError, match="not a column name"):
+            summary.compliance_by(fleet, by=by)  # type: ignore[arg-type]
+
+
+def test_compliance_by_a_tag_of_a_fleet_loaded_without_tags_is_one_untagged_group() -> None:
+    fleet = owned_fleet()
+    bare = pf.Fleet(fleet.patches, fleet.nodes, fleet.errors, loaded_at=LOADED)
+    table = summary.compliance_by(bare, by="tag:Team")
+    assert table["tag:Team"].tolist() == ["(untagged)"] and table["nodes"].tolist() == [5]
+    assert table["open_cves"].tolist() == [3]

@@ -35,6 +35,7 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
     from botocore.config import _RetryDict
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
@@ -44,8 +45,10 @@ __all__ = [
     "PAGE_KEY",
     "caller_account",
     "client_config",
+    "ec2_client_like",
     "fast_patch_pages",
     "make_client",
+    "make_ec2_client",
     "make_sts_client",
 ]
 
@@ -156,6 +159,58 @@ def make_sts_client(
     session = boto3_session or boto3.Session()
     config = client_config(boto3_session=session)
     return session.client("sts", region_name=region, config=config)
+
+
+def make_ec2_client(
+    *, boto3_session: boto3.Session | None = None, region: str | None = None
+) -> BaseClient:
+    """An EC2 client with the configuration of :func:`make_client`, for node tags.
+
+    Examples
+    --------
+    >>> make_ec2_client(region="eu-west-1").meta.service_model.service_name
+    'ec2'
+    """
+    session = boto3_session or boto3.Session()
+    config = client_config(boto3_session=session)
+    client: BaseClient = session.client("ec2", region_name=region, config=config)
+    return client
+
+
+def ec2_client_like(client: SSMClient) -> BaseClient:
+    """An EC2 client with an SSM client's credentials, region, retries and proxies.
+
+    For a fleet loaded with ``client=``: the tags of its EC2 nodes come from EC2.
+    As :func:`caller_account` does for STS, a client bound to an endpoint outside
+    AWS (the emulator) sends EC2 to that same endpoint.
+
+    Examples
+    --------
+    >>> import patchframe as pf
+    >>> ec2 = ec2_client_like(pf.sample_client())
+    >>> ec2.meta.service_model.service_name, ec2.meta.region_name
+    ('ec2', 'eu-west-1')
+    """
+    # botocore has no public accessor for a client's credentials.
+    credentials = client._get_credentials()  # type: ignore[attr-defined]
+    frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    session = boto3.Session(
+        aws_access_key_id=frozen.access_key if frozen else None,
+        aws_secret_access_key=frozen.secret_key if frozen else None,
+        aws_session_token=frozen.token if frozen else None,
+        region_name=client.meta.region_name,
+    )
+    endpoint = client.meta.endpoint_url
+    host = urlsplit(endpoint).hostname or ""
+    custom = not (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
+    ssm = client.meta.config
+    # botocore's stubs leave out Config's attributes.
+    retries, proxies = ssm.retries, ssm.proxies  # type: ignore[attr-defined]
+    config = DEFAULT_CONFIG.merge(Config(retries=retries, proxies=proxies))
+    ec2: BaseClient = session.client(
+        "ec2", endpoint_url=endpoint if custom else None, config=config
+    )
+    return ec2
 
 
 def caller_account(client: SSMClient) -> str:

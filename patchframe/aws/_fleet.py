@@ -8,37 +8,53 @@ loading starts with the first page rather than after the last. Each account and
 region has one shared client and one shared pacer, so a throttling storm slows
 every worker down rather than failing nodes.
 
+Once discovery is done, the nodes' tags are asked for on the same pool (see
+:mod:`patchframe.aws._tags` for which calls and why): a few EC2 ``DescribeTags``
+calls per account and region, and one SSM ``ListTagsForResource`` per hybrid node.
+
 Every node ends up either with all its rows or in the errors frame; the result
 is assembled in discovery order, so it does not depend on which worker finished
-first, nor on whether some nodes came from the checkpoint cache.
+first, nor on whether some nodes came from the checkpoint cache. Tags are extra:
+a caller not allowed to read them gets one error row and one warning per account,
+region and call, and the same patches and nodes as a load with ``tags=False``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
+import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
-from tqdm.auto import tqdm
 
 from .._fleet import Fleet
+from .._progress import progress_bar
 from .._schema import (
     NodeKey,
     PatchColumns,
     build_errors,
     build_nodes,
     build_patches,
+    build_tags,
     validate_instance_id,
 )
 from ..exceptions import AWSRequestError, NodeNotFoundError, ValidationError
 from ._checkpoints import NodeCache
-from ._client import caller_account, make_client, make_sts_client
+from ._client import (
+    caller_account,
+    ec2_client_like,
+    make_client,
+    make_ec2_client,
+    make_sts_client,
+)
 from ._node import (
     PatchFilters,
     aws_error,
@@ -46,8 +62,10 @@ from ._node import (
     validate_patch_filters,
 )
 from ._pacer import AdaptiveRateLimiter
+from ._tags import DENIED_CODES, PERMISSIONS, NodeTags, ec2_batches, ec2_tags, hybrid_tags
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_ssm.type_defs import InstanceInformationStringFilterTypeDef
 
@@ -75,6 +93,8 @@ _OPERATIONS = (
     "DescribeInstanceInformation",
     "DescribeInstancePatchStates",
     "DescribeInstancePatches",
+    "DescribeTags",
+    "ListTagsForResource",
 )
 
 
@@ -95,6 +115,12 @@ class _Target:
 
     def key(self, instance_id: str | None) -> NodeKey:
         return NodeKey(instance_id or "", self.account_id, self.region)
+
+    def ec2_client(self) -> BaseClient:
+        """An EC2 client for this account and region (made in the calling thread)."""
+        if self.session is None:
+            return ec2_client_like(self.client)
+        return make_ec2_client(boto3_session=self.session, region=self.region)
 
 
 class _Found:
@@ -124,6 +150,7 @@ class _Failures:
 
     def __init__(self, *, raise_first: bool) -> None:
         self._failed: list[tuple[_Target, AWSRequestError]] = []
+        self._denied: dict[tuple[int, str], tuple[_Target, AWSRequestError]] = {}
         self._raise_first = raise_first
         self._lock = threading.Lock()
 
@@ -135,6 +162,34 @@ class _Failures:
             raise err
         with self._lock:
             self._failed.append((target, err))
+
+    def deny(self, target: _Target, err: AWSRequestError) -> None:
+        """A tag call refused for want of permission: one row per target and operation.
+
+        Never raised, even with ``errors="raise"``: tags are extra, and a caller
+        allowed to read patches but not tags still gets every patch.
+        """
+        with self._lock:
+            if (id(target), err.operation) not in self._denied:
+                self._denied[id(target), err.operation] = (target, err)
+                self._failed.append((target, err))
+
+    def denied(self, target: _Target, operation: str) -> bool:
+        with self._lock:
+            return (id(target), operation) in self._denied
+
+    def warn_denied(self) -> None:
+        """One warning per refused kind of tag call, from the caller's thread."""
+        denied = sorted(self._denied.values(), key=lambda d: (d[1].operation, d[0].region))
+        for target, err in denied:
+            warnings.warn(
+                f"{err.operation} was refused ({err.code}) in account {target.account_id} "
+                f"and region {target.region}: the fleet has no tags from it, and its "
+                f"patches and nodes are complete. Allow {PERMISSIONS[err.operation]}, "
+                "or load with tags=False.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per failure, in a stable order whatever the threads did.
@@ -301,6 +356,71 @@ def _attempt(
         return None
 
 
+def _tag_call(
+    target: _Target,
+    failures: _Failures,
+    operation: str,
+    call: Callable[..., NodeTags],
+    *args: Any,
+    instance_id: str | None = None,
+) -> NodeTags:
+    """One tag call for a target; a refusal stops that kind of call for the target."""
+    if failures.denied(target, operation):
+        return {}
+    try:
+        return call(*args)
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        if code in DENIED_CODES:
+            failures.deny(target, aws_error(err, operation=operation))
+        else:
+            failures.add(target, aws_error(err, operation=operation, instance_id=instance_id))
+    except BotoCoreError as err:
+        failures.add(target, aws_error(err, operation=operation, instance_id=instance_id))
+    return {}
+
+
+def _ask_for_tags(
+    pool: ThreadPoolExecutor,
+    nodes: list[tuple[_Target, dict[str, Any]]],
+    failures: _Failures,
+) -> list[tuple[_Target, Future[NodeTags]]]:
+    """Submit the tag calls of every node found: EC2 ids in batches, hybrid ids one each."""
+    ids: dict[int, tuple[_Target, list[str]]] = {}
+    for target, info in nodes:
+        ids.setdefault(id(target), (target, []))[1].append(info["InstanceId"])
+    calls: list[tuple[_Target, Future[NodeTags]]] = []
+    for target, listed in ids.values():
+        batches = ec2_batches(listed)
+        if batches:
+            ec2 = target.ec2_client()  # here: boto3 makes clients safely in one thread only
+            calls.extend(
+                (
+                    target,
+                    pool.submit(_tag_call, target, failures, "DescribeTags", ec2_tags, ec2, b),
+                )
+                for b in batches
+            )
+        calls.extend(
+            (
+                target,
+                pool.submit(
+                    _tag_call,
+                    target,
+                    failures,
+                    "ListTagsForResource",
+                    hybrid_tags,
+                    target.client,
+                    i,
+                    instance_id=i,
+                ),
+            )
+            for i in listed
+            if i.startswith("mi-")
+        )
+    return calls
+
+
 def _account(target: _Target) -> str:
     if target.session is None:
         return caller_account(target.client)
@@ -353,10 +473,11 @@ def load_fleet(
     node_filters: NodeFilters | None = None,
     patch_filters: PatchFilters | None = None,
     max_workers: int = 16,
-    progress: bool = True,
+    progress: bool | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     client: SSMClient | None = None,
     errors: Literal["collect", "raise"] = "collect",
+    tags: bool = True,
 ) -> Fleet:
     """Load every node's patches in every account and region into a :class:`Fleet`.
 
@@ -378,7 +499,8 @@ def load_fleet(
     max_workers
         Threads loading nodes at once; also the connection pool size of each client.
     progress
-        Show a progress bar (tqdm.auto: a widget in Jupyter, text in a terminal).
+        A bar counting the nodes loaded: None shows it in a notebook or on an
+        interactive terminal only, True and False force it on or off.
     cache_dir
         Folder where each finished node's rows are written as it completes; a
         rerun after an interruption loads only the nodes that are missing.
@@ -388,12 +510,21 @@ def load_fleet(
     errors
         ``"collect"`` (default) reports failed nodes and calls in
         ``Fleet.errors``; ``"raise"`` raises the first failure instead.
+    tags
+        Also load every node's tags into ``Fleet.tags`` (EC2 ``DescribeTags``,
+        200 nodes a call, and SSM ``ListTagsForResource`` for each hybrid node;
+        permissions ``ec2:DescribeTags`` and ``ssm:ListTagsForResource``). A
+        refused tag call is one row in ``Fleet.errors`` and a warning per account,
+        region and call, never a failure, whatever ``errors`` says. False makes
+        no tag call.
 
     Returns
     -------
     Fleet
-        ``patches``, ``nodes`` and ``errors`` frames. Every node is either in
-        ``patches`` with all its rows, or in ``errors``.
+        ``patches``, ``nodes``, ``errors`` and ``tags`` frames, and ``loaded_at``,
+        when the load started, which the nodes' ``scan_age`` is measured to. Every
+        node is either in ``patches`` with all its rows, or in ``errors`` (a failed
+        tag call names its node but leaves its patches whole).
 
     Examples
     --------
@@ -417,6 +548,10 @@ def load_fleet(
         raise ValidationError(f"max_workers {max_workers!r}: expected a whole number >= 1")
     if errors not in ("collect", "raise"):
         raise ValidationError(f"errors {errors!r}: expected 'collect' or 'raise'")
+    if not isinstance(tags, bool):
+        raise ValidationError(f"tags {tags!r}: expected True or False")
+    if progress is not None and not isinstance(progress, bool):
+        raise ValidationError(f"progress {progress!r}: expected True, False or None")
     if client is not None:
         if regions is not None or profiles is not None or boto3_sessions is not None:
             raise ValidationError(
@@ -431,8 +566,11 @@ def load_fleet(
     cache = None if cache_dir is None else NodeCache(cache_dir, filters=checked_patch_filters)
 
     failures = _Failures(raise_first=errors == "raise")
+    # What scan ages are measured to: the start of the load, before any node is listed.
+    loaded_at = pd.Timestamp.now(tz="UTC")
     loads: list[Future[tuple[_Target, str, PatchColumns | None]]] = []
     state_batches: list[tuple[_Target, Future[Any]]] = []
+    tag_calls: list[tuple[_Target, Future[NodeTags]]] = []
 
     def load_node(target: _Target, instance_id: str) -> tuple[_Target, str, PatchColumns | None]:
         key = target.key(instance_id) if cache is not None else None
@@ -490,28 +628,40 @@ def load_fleet(
             nodes = found.nodes(targets)
             if ids is not None:
                 _report_unknown(ids, nodes, targets[0], failures)
+            tag_calls = _ask_for_tags(pool, nodes, failures) if tags else []
             columns = _gather(loads, failures, targets, progress)
             states = {
                 target.key(s["InstanceId"]): s
                 for target, future in state_batches
                 for s in future.result() or []
             }
+            node_tags = {
+                target.key(instance_id): pairs
+                for target, future in tag_calls
+                for instance_id, pairs in future.result().items()
+            }
         finally:
             stopping.set()
             for future in loads:  # after errors="raise" or Ctrl-C: start nothing new
                 future.cancel()
-    return _assemble(nodes, states, columns, failures)
+            for _, tag_call in tag_calls:
+                tag_call.cancel()
+    failures.warn_denied()
+    fleet = _assemble(nodes, states, columns, failures, loaded_at=loaded_at)
+    keys = [target.key(info["InstanceId"]) for target, info in nodes]
+    rows = [(k, key, value) for k in keys for key, value in node_tags.get(k, [])]
+    return dataclasses.replace(fleet, tags=build_tags(rows))
 
 
 def _gather(
     loads: list[Future[tuple[_Target, str, PatchColumns | None]]],
     failures: _Failures,
     targets: list[_Target],
-    progress: bool,
+    progress: bool | None,
 ) -> dict[NodeKey, PatchColumns]:
     """Every loaded node's columns, as the loads finish, with a progress bar."""
     columns: dict[NodeKey, PatchColumns] = {}
-    with tqdm(total=len(loads), unit="node", desc="patches", disable=not progress) as bar:
+    with progress_bar(len(loads), description="patches", unit="node", progress=progress) as bar:
         rows = 0
         for future in as_completed(loads):
             target, instance_id, cols = future.result()
@@ -549,6 +699,8 @@ def _assemble(
     states: dict[NodeKey, dict[str, Any]],
     columns: dict[NodeKey, PatchColumns],
     failures: _Failures,
+    *,
+    loaded_at: pd.Timestamp,
 ) -> Fleet:
     keys = [target.key(info["InstanceId"]) for target, info in nodes]
     infos = {target.key(info["InstanceId"]): info for target, info in nodes}
@@ -566,5 +718,8 @@ def _assemble(
     node_columns["patch_group"] = [states.get(k, {}).get("PatchGroup") for k in loaded]
     node_columns["baseline_id"] = [states.get(k, {}).get("BaselineId") for k in loaded]
     patches = build_patches([(k, columns[k]) for k in loaded], node_columns=node_columns)
-    frame = build_nodes(keys, infos, states, {k: len(columns[k]) for k in loaded})
-    return Fleet(patches=patches, nodes=frame, errors=build_errors(failures.rows()))
+    rows = {k: len(columns[k]) for k in loaded}
+    frame = build_nodes(keys, infos, states, rows, loaded_at=loaded_at)
+    return Fleet(
+        patches=patches, nodes=frame, errors=build_errors(failures.rows()), loaded_at=loaded_at
+    )

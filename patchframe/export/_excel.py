@@ -2,8 +2,9 @@
 
 The workbook
 ------------
-Sheets, in order (:data:`EXCEL_SHEETS`): **Summary** (fleet figures, two charts
-and one row per node, non-compliant nodes highlighted), **Patches** (every row),
+Sheets, in order (:data:`EXCEL_SHEETS`): **Summary** (fleet figures, two charts,
+with ``by=`` a block of compliance per group such as "By Team", and one row per
+node, non-compliant nodes highlighted), **Patches** (every row),
 **Missing and Failed**, **CVEs** (one row per CVE still open), **Nodes** and
 **Errors** (there even when nothing failed). Every table has an autofilter, a
 frozen header row, a workbook-level name (``Patches``, ``NodesWorstFirst``...)
@@ -26,6 +27,7 @@ would lose what matters here:
 - times are real date cells, in UTC: Excel has no time zones, so the cell holds
   the UTC wall time, to the millisecond, and the header says ``(UTC)``; a time
   Excel cannot hold (before 1900-03-01) is written as ISO 8601 text instead;
+  a duration (a node's ``scan_age``) is a number of days, and its header says ``(days)``;
 - categories are plain text; patch states and severity levels are coloured as
   in every patchframe chart;
 - text longer than Excel's :data:`EXCEL_CELL_LIMIT` characters is never cut: its
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +55,7 @@ from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_range_abs
 
 from .._fleet import Fleet
+from .._nodes import DEFAULT_STALE_DAYS
 from .._palette import (
     COMPLIANCE_COLORS,
     SEVERITY_COLORS,
@@ -65,7 +69,7 @@ from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
 from .._version import VERSION
 from ..exceptions import ValidationError
 from ..summary import cve_exposure
-from ._report_data import PathLike, _Data, _data, _node_table
+from ._report_data import PathLike, _Data, _data, _grouped, _Groups, _node_table
 
 #: The most characters (UTF-16 code units) one Excel cell holds.
 EXCEL_CELL_LIMIT = 32_767
@@ -118,9 +122,15 @@ def _is_text(series: pd.Series[Any]) -> bool:
     return _kind(series) == "text"
 
 
+def _is_duration(series: pd.Series[Any]) -> bool:
+    return pd.api.types.is_timedelta64_dtype(series.dtype)
+
+
 def _kind(series: pd.Series[Any]) -> Kind:
     if _is_time(series):
         return "date"
+    if _is_duration(series):
+        return "number"
     if pd.api.types.is_bool_dtype(series.dtype):
         return "bool"
     if pd.api.types.is_numeric_dtype(series.dtype):
@@ -132,6 +142,8 @@ def _cells(series: pd.Series[Any]) -> _Cells:
     kind = _kind(series)
     if kind == "date":
         return _date_cells(series)
+    if kind == "number" and _is_duration(series):
+        series = series.dt.total_seconds() / 86_400  # Excel has no durations: days, a number
     if kind == "number":
         numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
         values = numbers.astype(object)
@@ -225,6 +237,8 @@ def _headers(frame: pd.DataFrame) -> list[str]:
         header = str(name)
         if isinstance(frame.iloc[:, i].dtype, pd.DatetimeTZDtype):
             header += " (UTC)"
+        elif _is_duration(frame.iloc[:, i]):
+            header += " (days)"
         while header.lower() in seen:  # Excel compares header texts case-blind
             header += "_"
         seen.add(header.lower())
@@ -269,6 +283,7 @@ class _Style:
         self.wrapped = book.add_format({**text, "text_wrap": True})
         self.plain = book.add_format(cell)
         self.count = book.add_format({**cell, "num_format": "#,##0"})
+        self.share = book.add_format({**cell, "num_format": "0%"})
         self.date = book.add_format({**cell, "num_format": "yyyy-mm-dd hh:mm:ss"})
         header = {"bold": True, "bottom": 1, "bg_color": "#d9e1f2", "valign": "top"}
         self.header = book.add_format({**header, "align": "left", "indent": 1})
@@ -507,6 +522,7 @@ def _write_summary_sheet(
     nodes: pd.DataFrame,
     figures: Block,
     *,
+    groups: _Groups | None,
     title: str,
     style: _Style,
     bar: Any,
@@ -539,12 +555,47 @@ def _write_summary_sheet(
     sheet.insert_chart(_FIGURES_TOP, 3, chart, {"x_offset": _CHART_WIDTH + 20})
 
     top = _node_table_top(len(figures))
+    if groups is not None:
+        _write_groups(sheet, top, groups, style)
+        top += _group_rows(groups)
     sheet.write_string(top - 2, 0, "Nodes, worst first", style.label)
     if nodes["note"].notna().any():
         sheet.write_string(top - 1, 0, _NOT_COUNTED, style.note)
     table = nodes[_NODE_TABLE_COLUMNS]
     _write_table(sheet, table, top=top, name="NodesWorstFirst", style=style, bar=bar)
     _print_setup(sheet, header_row=top)
+
+
+def _group_rows(groups: _Groups) -> int:
+    """Rows the block per group takes on Summary: its header, a row per group, a gap."""
+    return len(groups.table) + 4
+
+
+def _write_groups(sheet: Any, top: int, groups: _Groups, style: _Style) -> None:
+    """The table per group (``compliance_by``) with its header on row ``top``, named."""
+    table = groups.table
+    sheet.write_string(top - 2, 0, groups.title, style.label)
+    sheet.write_string(
+        top - 1,
+        0,
+        f"Stale: never scanned or last scanned over {DEFAULT_STALE_DAYS} days before the load; "
+        "unreachable: ping status ConnectionLost or Inactive. Beside AWS's compliance, "
+        "not in it.",
+        style.note,
+    )
+    for col, column in enumerate(table.columns):
+        kind = _kind(table[column])
+        sheet.write_string(top, col, str(column), style.header_for(kind))
+    for row, values in enumerate(table.itertuples(index=False), start=top + 1):
+        for col, (column, value) in enumerate(zip(table.columns, values, strict=True)):
+            if column == "share_compliant":
+                sheet.write_number(row, col, float(value), style.share)
+            elif isinstance(value, str):
+                sheet.write_string(row, col, value, style.text)
+            else:
+                sheet.write_number(row, col, int(value), style.count)
+    cells = xl_range_abs(top, 0, top + len(table), len(table.columns) - 1)
+    style.book.define_name("ComplianceByGroup", f"={quote_sheetname(sheet.name)}!{cells}")
 
 
 def _write_block(
@@ -613,6 +664,7 @@ def to_excel(
     *,
     title: str = "Patch compliance report",
     progress: bool | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Path:
     """Write a Fleet, or a bare patches frame, as an Excel workbook.
 
@@ -635,6 +687,11 @@ def to_excel(
     progress
         A bar counting the rows written: None shows it in a notebook or on an
         interactive terminal only, True and False force it on or off.
+    by
+        For a Fleet: a node column or tag (``"tag:Team"``), or a list of them, to
+        add a block of compliance per group to Summary (titled "By Team"; the table
+        of :func:`patchframe.summary.compliance_by`). The tags named become columns
+        of the Nodes and Patches sheets.
 
     Returns
     -------
@@ -662,13 +719,21 @@ def to_excel(
     ['Summary', 'Patches', 'Missing and Failed', 'CVEs', 'Nodes', 'Errors']
     >>> book["Patches"].max_row == len(fleet.patches) + 1
     True
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     book = openpyxl.load_workbook(to_excel(fleet, f"{folder}/f.xlsx", by="tag:Team"))
+    >>> book.defined_names["ComplianceByGroup"].attr_text
+    'Summary!$A$33:$K$41'
+    >>> [c.value for c in book["Nodes"][1] if str(c.value).startswith("tag:")]
+    ['tag:Team']
     """
+    data, groups = _grouped(data, by)
     parts = _data(data)
     nodes = _node_table(parts)
     sheets = _sheets(parts, nodes)
     figures = _figures(parts, nodes)
     rows = {sheet: len(frame) + 1 for sheet, (_, frame) in sheets.items()}
-    rows["Summary"] = _node_table_top(len(figures)) + len(nodes) + 1
+    extra = 0 if groups is None else _group_rows(groups)
+    rows["Summary"] = _node_table_top(len(figures)) + extra + len(nodes) + 1
     _check_rows(rows)
 
     target = Path(path)
@@ -685,7 +750,9 @@ def to_excel(
     style = _Style(book)
     total = len(nodes) + sum(len(frame) for _, frame in sheets.values())
     with progress_bar(total, description="workbook", unit="row", progress=progress) as bar:
-        _write_summary_sheet(book, parts, nodes, figures, title=title, style=style, bar=bar)
+        _write_summary_sheet(
+            book, parts, nodes, figures, groups=groups, title=title, style=style, bar=bar
+        )
         for sheet_name, (table_name, frame) in sheets.items():
             sheet = book.add_worksheet(sheet_name)
             _write_table(sheet, frame, top=0, name=table_name, style=style, bar=bar)

@@ -1,17 +1,19 @@
 """The data behind the workbook and the CSV: a Fleet's parts, and one row per node.
 
 :func:`_data` takes what a writer was given, a :class:`~patchframe.Fleet` or a
-bare patches frame, and checks it; :func:`_node_table` makes the node table, one
-row per node, worst first: what the node is, its compliance, and its non-compliant
-patch counts. The workbook (:mod:`patchframe.export._excel`) shows that table on its
-Summary sheet and the CSV (:mod:`patchframe.export._csv`) writes it out as the
-console's "summary" report. :data:`PathLike` is the path every writer of
-:mod:`patchframe.export` takes.
+bare patches frame, and checks it; :func:`_grouped` adds the tag columns that a
+report grouped ``by`` tags needs, and the table per group (the Summary's "By Team"
+block); :func:`_node_table` makes the node table, one row per node, worst first:
+what the node is, its compliance, and its non-compliant patch counts. The workbook
+(:mod:`patchframe.export._excel`) shows that table on its Summary sheet and the CSV
+(:mod:`patchframe.export._csv`) writes it out as the console's "summary" report.
+:data:`PathLike` is the path every writer of :mod:`patchframe.export` takes.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +21,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .._fleet import Fleet
+from .._fleet import TAG_PREFIX, Fleet
 from .._schema import NON_COMPLIANT_STATES, PATCH_COLUMNS, PATCH_DTYPES, SEVERITY_LEVELS
 from .._schema import build_errors as _build_errors
 from ..exceptions import ColumnsError, ValidationError
+from ..summary import compliance_by
 
 PathLike = str | os.PathLike[str]
 
@@ -69,6 +72,39 @@ def _data(data: Fleet | pd.DataFrame) -> _Data:
             f"a patches frame has {list(PATCH_COLUMNS)}"
         )
     return parts
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Compliance per group of nodes, for the Summary sheet: its title and table."""
+
+    title: str
+    table: pd.DataFrame
+
+
+def _grouped(
+    data: Fleet | pd.DataFrame, by: str | Sequence[str] | None
+) -> tuple[Fleet | pd.DataFrame, _Groups | None]:
+    """``data`` with a column per tag that ``by`` names, and the table per group.
+
+    The tag columns go into the fleet's nodes and patches (:meth:`Fleet.with_tags`),
+    so the Nodes and Patches sheets carry them; the table is
+    :func:`patchframe.summary.compliance_by`.
+    """
+    if by is None:
+        return data, None
+    if not isinstance(data, Fleet):
+        raise ValidationError("by= groups a fleet's nodes: pass a Fleet, not a bare patches frame")
+    columns = [by] if isinstance(by, str) else list(by)
+    keys = [
+        c.removeprefix(TAG_PREFIX)
+        for c in columns
+        if isinstance(c, str) and c.startswith(TAG_PREFIX) and c not in data.nodes.columns
+    ]
+    fleet = data.with_tags(*dict.fromkeys(keys)) if keys else data
+    table = compliance_by(fleet, by=by)
+    names = ", ".join(str(c).removeprefix(TAG_PREFIX) for c in columns)
+    return fleet, _Groups(f"By {names}", table)
 
 
 def _text(series: pd.Series[Any]) -> pd.Series[Any]:

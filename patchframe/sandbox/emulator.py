@@ -2,9 +2,20 @@
 
 :class:`Emulator` serves :class:`~patchframe.sandbox.sample.WireFleet` objects to real boto3
 clients (and to ``aws ... --endpoint-url``) the way the service does: the operations
-``DescribeInstanceInformation``, ``DescribeInstancePatchStates`` and
-``DescribeInstancePatches`` with the service's paging, filters, validation and
-error shapes, plus STS ``GetCallerIdentity``. Timestamps go out as epoch seconds.
+``DescribeInstanceInformation``, ``DescribeInstancePatchStates``,
+``DescribeInstancePatches`` and ``ListTagsForResource`` with the service's paging,
+filters, validation and error shapes, plus STS ``GetCallerIdentity`` and EC2
+``DescribeTags`` (both the query protocol: a form-encoded POST, an XML answer).
+Timestamps go out as epoch seconds.
+
+Tags
+    Each fleet's ``tags`` are served by EC2 ``DescribeTags`` for EC2 (``i-``) nodes,
+    with EC2's filters (``resource-id``, ``resource-type``, ``key``, ``value``), its
+    limit of 200 filter values a call, ``MaxResults`` 5 to 1,000 and ``NextToken``
+    paging; and by SSM ``ListTagsForResource`` (``ManagedInstance``) for hybrid
+    (``mi-``) nodes. With :attr:`Emulator.deny_tags` both are refused, as for a
+    caller without ``ec2:DescribeTags`` and ``ssm:ListTagsForResource``: EC2 with
+    ``UnauthorizedOperation`` (HTTP 403), SSM with ``AccessDeniedException``.
 
 Accounts and regions
     Each fleet is one (account, region). The region comes from the request's SigV4
@@ -21,7 +32,8 @@ Faults
     answers a share of requests with ``InternalServerError`` (HTTP 500), ``drop_rate``
     closes the connection of a share without answering, and ``expire_rate`` makes a
     share of NextTokens expired when used (``InvalidNextToken``). Faults other than
-    latency hit SSM requests only, not STS. Draws come from one generator seeded by
+    latency hit SSM and EC2 requests (EC2 throttles with ``RequestLimitExceeded``),
+    not STS. Draws come from one generator seeded by
     ``seed``, in the order requests arrive. Faults never change the data: a retried
     request, or a restarted pagination, can succeed.
 
@@ -53,6 +65,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, overload
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 import boto3
 from botocore.config import Config
@@ -63,6 +76,7 @@ from ..exceptions import ValidationError
 from .sample import WireFleet, sample_fleet, synthetic_fleet
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
@@ -82,6 +96,26 @@ _TARGET_PREFIX = "AmazonSSM."
 _SCOPE = re.compile(r"Credential=([^/\s,]+)/\d{8}/([^/\s,]+)/")
 _DUMMY_SECRET = "patchframe-emulator-dummy-secret"
 _PATCH_FILTER_KEYS = ("Classification", "KBId", "Severity", "State")
+_EC2_VERSION = "2016-11-15"
+_EC2_NAMESPACE = f"http://ec2.amazonaws.com/doc/{_EC2_VERSION}/"
+_EC2_FILTER_VALUES = 200  # EC2's limit of filter values in one call
+_EC2_TAG_FIELDS = {  # DescribeTags filter -> the tag field it matches
+    "resource-id": "resourceId",
+    "resource-type": "resourceType",
+    "key": "key",
+    "value": "value",
+}
+_TAG_RESOURCE_TYPES = (
+    "Document",
+    "ManagedInstance",
+    "MaintenanceWindow",
+    "Parameter",
+    "PatchBaseline",
+    "OpsItem",
+    "OpsMetadata",
+    "Automation",
+    "Association",
+)
 
 # Instance information filter keys and the entry field each one matches.
 _INFO_FIELDS = {
@@ -235,6 +269,7 @@ class _Region:
         self.fleet = fleet
         self.states = {state["InstanceId"]: state for state in fleet.patch_states}
         self.known = set(fleet.instance_ids) | set(fleet.patches)
+        self.hybrid = {i for i in fleet.instance_ids if i.startswith("mi-")}
         self._encoded: dict[str, list[str]] = {}
 
     def encoded(self, instance_id: str) -> list[str]:
@@ -375,6 +410,9 @@ class Emulator:
     max_patch_results
         The largest MaxResults DescribeInstancePatches accepts: 100 as the model
         says, or 50 as the service has been seen to.
+    deny_tags
+        Refuse the tag calls (EC2 DescribeTags, SSM ListTagsForResource) as AWS
+        refuses a caller without permission for them; can be changed while serving.
     seed
         Seeds the fault draws.
     host, port
@@ -400,6 +438,7 @@ class Emulator:
         drop_rate: float = 0.0,
         expire_rate: float = 0.0,
         max_patch_results: int = 100,
+        deny_tags: bool = False,
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -433,7 +472,11 @@ class Emulator:
         self._default = (served[0].account_id, served[0].region)
         self.latency, self._rate_limit, self.burst = latency, rate_limit, burst
         self.error_rate, self.drop_rate, self.expire_rate = error_rate, drop_rate, expire_rate
+        if not isinstance(deny_tags, bool):
+            raise ValidationError(f"deny_tags must be True or False, not {deny_tags!r}")
         self.max_patch_results, self.seed = max_patch_results, seed
+        #: Whether the tag calls are refused, as for a caller without permission for them.
+        self.deny_tags = deny_tags
         self.host, self.port = host, port
         self._tokens = _Tokens(seed, expire_rate)
         self._random = random.Random(seed)
@@ -604,6 +647,16 @@ class Emulator:
         **kwargs: Any,
     ) -> STSClient: ...
 
+    @overload
+    def client(
+        self,
+        service: Literal["ec2"],
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
+        **kwargs: Any,
+    ) -> BaseClient: ...
+
     def client(
         self,
         service: str = "ssm",
@@ -617,7 +670,7 @@ class Emulator:
         Parameters
         ----------
         service
-            ``"ssm"`` or ``"sts"``.
+            ``"ssm"``, ``"sts"`` or ``"ec2"`` (EC2 answers DescribeTags only).
         account_id, region
             Whom the client speaks for and where; default to the first fleet's
             account and that account's first region.
@@ -692,19 +745,12 @@ class Emulator:
         account = key[-12:] if key[-12:].isdigit() and len(key) >= 12 else self._default[0]
         return account, region
 
-    def _answer(
-        self, target: str | None, authorization: str, content_type: str, body: bytes
-    ) -> _Reply | None:
-        """Answer one request; None means drop the connection without answering."""
-        account, region = self._caller(authorization)
-        if target is None and content_type.startswith("application/x-www-form-urlencoded"):
-            return self._sts(account, body)
-        target = target or ""
-        operation = (
-            target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
-        )
+    def _fault(
+        self, operation: str, account: str, region: str
+    ) -> Literal["throttled", "dropped", "error"] | None:
+        """Count a request and draw its fault, if any; then wait the latency."""
         with self._lock:
-            self._requests[operation or target] += 1
+            self._requests[operation] += 1
             drop, error = self._random.random(), self._random.random()
             allowed = True
             if self._rate_limit is not None:
@@ -716,17 +762,39 @@ class Emulator:
                 allowed = bucket.take()
         if self.latency:
             time.sleep(self.latency)
-        if not allowed:
-            with self._lock:
+        with self._lock:
+            if not allowed:
                 self._throttled += 1
-            return _error("ThrottlingException", "Rate exceeded")
-        if drop < self.drop_rate:
-            with self._lock:
+                return "throttled"
+            if drop < self.drop_rate:
                 self._dropped += 1
-            return None
-        if error < self.error_rate:
-            with self._lock:
+                return "dropped"
+            if error < self.error_rate:
                 self._errors += 1
+                return "error"
+        return None
+
+    def _answer(
+        self, target: str | None, authorization: str, content_type: str, body: bytes
+    ) -> _Reply | None:
+        """Answer one request; None means drop the connection without answering."""
+        account, region = self._caller(authorization)
+        if target is None and content_type.startswith("application/x-www-form-urlencoded"):
+            # The query protocol: EC2 and STS tell themselves apart by their API version.
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            if form.get("Version") == [_EC2_VERSION]:
+                return self._ec2(account, region, form)
+            return self._sts(account, body)
+        target = target or ""
+        operation = (
+            target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
+        )
+        fault = self._fault(operation or target, account, region)
+        if fault == "throttled":
+            return _error("ThrottlingException", "Rate exceeded")
+        if fault == "dropped":
+            return None
+        if fault == "error":
             return _error("InternalServerError", "An internal error occurred.", 500)
         handler = self._operations.get(operation)
         if handler is None:
@@ -838,11 +906,141 @@ class Emulator:
             self._pages[instance_id] += 1
         return (body + "}").encode()
 
+    def _list_tags_for_resource(self, where: _Region, params: dict[str, Any]) -> bytes:
+        validation = _Validation()
+        kind, resource = params.get("ResourceType"), params.get("ResourceId")
+        if kind is None:
+            validation.add(None, "resourceType", "Member must not be null")
+        elif kind not in _TAG_RESOURCE_TYPES:
+            rule = f"Member must satisfy enum value set: {_listed(_TAG_RESOURCE_TYPES)}"
+            validation.add(kind, "resourceType", rule)
+        if resource is None:
+            validation.add(None, "resourceId", "Member must not be null")
+        elif not isinstance(resource, str):
+            raise _ApiError("SerializationException", "ResourceId must be a string")
+        validation.check()
+        account, region = where.fleet.account_id, where.fleet.region
+        if self.deny_tags:
+            raise _ApiError(
+                "AccessDeniedException",
+                f"User: arn:aws:iam::{account}:user/patchframe is not authorized to perform: "
+                f"ssm:ListTagsForResource on resource: arn:aws:ssm:{region}:{account}:"
+                f"managed-instance/{resource} because no identity-based policy allows the "
+                "ssm:ListTagsForResource action",
+            )
+        # Only hybrid nodes are managed instances; this emulator knows no other resources.
+        if kind != "ManagedInstance" or resource not in where.hybrid:
+            raise _ApiError(
+                "InvalidResourceId",
+                f"The resource ID {resource} is not valid. Verify the ID and try again.",
+            )
+        tags = where.fleet.tags.get(str(resource), {})
+        listed = [{"Key": key, "Value": value} for key, value in tags.items()]
+        return json.dumps({"TagList": listed}).encode()
+
     _operations: ClassVar[dict[str, Callable[[Emulator, _Region, dict[str, Any]], bytes]]] = {
         "DescribeInstanceInformation": _describe_instance_information,
         "DescribeInstancePatchStates": _describe_instance_patch_states,
         "DescribeInstancePatches": _describe_instance_patches,
+        "ListTagsForResource": _list_tags_for_resource,
     }
+
+    def _ec2(self, account: str, region: str, form: dict[str, list[str]]) -> _Reply | None:
+        """Answer EC2's query protocol: enough of it for DescribeTags."""
+        action = form.get("Action", [""])[0]
+        fault = self._fault(action or "UnknownOperation", account, region)
+        if fault == "throttled":
+            return _ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
+        if fault == "dropped":
+            return None
+        if fault == "error":
+            return _ec2_error("InternalError", "An internal error has occurred.", 500)
+        if action != "DescribeTags":
+            return _ec2_error(
+                "InvalidAction",
+                f"The action {action or '(none)'} is not valid for this web service.",
+            )
+        try:
+            where = self._regions.get((account, region)) or _Region(WireFleet(account, region))
+            return self._describe_tags(where, form)
+        except _Expired as exc:
+            with self._lock:
+                self._expired += 1
+            return _ec2_error(exc.code, exc.message, exc.status)
+        except _ApiError as exc:
+            return _ec2_error(exc.code, exc.message, exc.status)
+
+    def _describe_tags(self, where: _Region, form: dict[str, list[str]]) -> _Reply:
+        account = where.fleet.account_id
+        if self.deny_tags:
+            raise _ApiError(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation. User: "
+                f"arn:aws:iam::{account}:user/patchframe is not authorized to perform: "
+                "ec2:DescribeTags because no identity-based policy allows the "
+                "ec2:DescribeTags action",
+                403,
+            )
+        filters: dict[str, tuple[str, list[str]]] = {}
+        for name, values in form.items():
+            match = re.fullmatch(r"Filter\.(\d+)\.(Name|Value\.\d+)", name)
+            if match is None:
+                continue
+            number, part = match.groups()
+            named, wanted = filters.get(number, ("", []))
+            if part == "Name":
+                filters[number] = (values[0], wanted)
+            else:
+                filters[number] = (named, [*wanted, values[0]])
+        if sum(len(wanted) for _, wanted in filters.values()) > _EC2_FILTER_VALUES:
+            raise _ApiError(
+                "FilterLimitExceeded",
+                "The maximum number of filter values specified on a single call is "
+                f"{_EC2_FILTER_VALUES}",
+            )
+        for named, _ in filters.values():
+            if named not in _EC2_TAG_FIELDS:
+                raise _ApiError("InvalidParameterValue", f"The filter '{named}' is invalid")
+        limit_text = form.get("MaxResults", [""])[0]
+        limit = int(limit_text) if limit_text.isdigit() else None
+        if limit_text and (limit is None or not 5 <= limit <= 1000):
+            raise _ApiError(
+                "InvalidParameterValue",
+                f"Value ( {limit_text} ) for parameter maxResults is invalid. "
+                "Expecting a value between 5 and 1000.",
+            )
+        request = sorted((n, sorted(w)) for n, w in filters.values())
+        scope = self._scope(where, "DescribeTags", [request, limit])
+        offset = self._tokens.offset(form.get("NextToken", [""])[0], scope)
+        tags = [
+            {"resourceId": node, "resourceType": "instance", "key": key, "value": value}
+            for node in where.fleet.instance_ids
+            if node.startswith("i-")
+            for key, value in where.fleet.tags.get(node, {}).items()
+        ]
+        chosen = [
+            tag
+            for tag in tags
+            if all(tag[_EC2_TAG_FIELDS[n]] in set(w) for n, w in filters.values())
+        ]
+        end = len(chosen) if limit is None else offset + limit
+        items = "".join(
+            "<item>" + "".join(f"<{k}>{_xml(v)}</{k}>" for k, v in tag.items()) + "</item>"
+            for tag in chosen[offset:end]
+        )
+        request_id = str(uuid.uuid4())
+        more = (
+            f"<nextToken>{_xml(self._tokens.issue(scope, end))}</nextToken>"
+            if end < len(chosen)
+            else ""
+        )
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<DescribeTagsResponse xmlns="{_EC2_NAMESPACE}">'
+            f"<requestId>{request_id}</requestId><tagSet>{items}</tagSet>{more}"
+            "</DescribeTagsResponse>"
+        )
+        return _Reply(200, "text/xml;charset=UTF-8", xml.encode(), request_id)
 
     def _sts(self, account: str, body: bytes) -> _Reply:
         """Answer STS's query protocol: enough of it for GetCallerIdentity."""
@@ -878,6 +1076,21 @@ class Emulator:
 
 def _error(code: str, message: str, status: int = 400) -> _Reply:
     return _Reply(status, _JSON, json.dumps({"__type": code, "message": message}).encode())
+
+
+def _xml(text: str) -> str:
+    return escape(text)
+
+
+def _ec2_error(code: str, message: str, status: int = 400) -> _Reply:
+    """An error as EC2's query protocol spells it."""
+    request_id = str(uuid.uuid4())
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{_xml(code)}</Code><Message>{_xml(message)}</Message>"
+        f"</Error></Errors><RequestID>{request_id}</RequestID></Response>"
+    )
+    return _Reply(status, "text/xml;charset=UTF-8", body.encode(), request_id)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1007,6 +1220,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--expire-rate", type=float, default=0.0, help="share of expired NextTokens"
     )
     parser.add_argument(
+        "--deny-tags",
+        action="store_true",
+        help="refuse the tag calls (DescribeTags, ListTagsForResource) as for no permission",
+    )
+    parser.add_argument(
         "--max-patch-results",
         type=int,
         default=100,
@@ -1043,6 +1261,7 @@ def serve(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         expire_rate=args.expire_rate,
         max_patch_results=args.max_patch_results,
+        deny_tags=args.deny_tags,
         seed=args.seed,
         host=args.host,
         port=args.port,

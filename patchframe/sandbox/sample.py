@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import hashlib
 import json
 import math
 import operator
@@ -598,7 +599,10 @@ def synthetic_fleet(
 
     The same arguments give the same fleet. Nodes mix operating systems, hygiene
     and ping status; about one in a hundred was never scanned and about two in a
-    hundred spell their states in upper snake case, as on real fleets.
+    hundred spell their states in upper snake case, as on real fleets. Nodes are
+    tagged Name, Environment, Team and Patch Group (when in one), but, as on
+    real fleets, about one in twenty has none of the first three and another one
+    in twenty no Team.
 
     Parameters
     ----------
@@ -659,9 +663,34 @@ def synthetic_fleet(
                 scanned=rng.random() >= 0.01,
             )
         )
-    return _build(
+    fleet = _build(
         specs, account_id=account_id, region=region, rng=rng, patches_per_node=patches_per_node
     )
+    _untag_some(fleet)
+    return fleet
+
+
+_OWNER_TAGS = ("Name", "Environment", "Team")
+
+
+def _untag_some(fleet: WireFleet) -> None:
+    """Leave about 5% of nodes without owner tags and 5% more without Team.
+
+    Nodes are picked by a hash of their id, not by the fleet's generator, so every
+    other field of a fleet stays what it was before synthetic fleets had untagged nodes.
+    A patch group is itself a tag, so a node in one keeps its "Patch Group" tag.
+    """
+    for instance_id in list(fleet.tags):
+        digest = hashlib.blake2b(f"untagged {instance_id}".encode(), digest_size=8).digest()
+        share = int.from_bytes(digest, "big") / 2**64
+        tags = fleet.tags[instance_id]
+        if share < 0.05:
+            for key in _OWNER_TAGS:
+                del tags[key]
+            if not tags:
+                del fleet.tags[instance_id]
+        elif share < 0.10:
+            del tags["Team"]
 
 
 # --------------------------------------------------------------------------- history
@@ -794,7 +823,8 @@ def _join(rng: random.Random, fleet: WireFleet, when: dt.datetime, patches_per_n
         if instance_id in known:
             continue
         fleet.instances.append(info)
-        fleet.tags[instance_id] = newcomers.tags[instance_id]
+        if instance_id in newcomers.tags:
+            fleet.tags[instance_id] = newcomers.tags[instance_id]
         if instance_id in states:
             fleet.patch_states.append(states[instance_id])
             fleet.patches[instance_id] = newcomers.patches[instance_id]
