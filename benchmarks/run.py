@@ -29,6 +29,7 @@ import boto3
 import pandas as pd
 from botocore.config import Config
 from botocore.utils import parse_timestamp
+from data_sync import bench_data_sync  # benchmarks/data_sync.py, beside this script
 from findings import bench_findings  # benchmarks/findings.py, beside this script
 from workbook import bench_workbook
 
@@ -596,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=7, help="repetitions of each CPU run")
     parser.add_argument(
         "--only",
-        choices=["cpu", "load", "scale", "workbook", "findings"],
+        choices=["cpu", "load", "scale", "workbook", "findings", "sync"],
         help="run one part only",
     )
     args = parser.parse_args(argv)
@@ -622,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "findings"):
         progress("7. findings over 52 weekly snapshots")
         parts["7"] = bench_findings()
+    if args.only in (None, "sync"):
+        progress("8. reading a Resource Data Sync of 1M patch rows")
+        parts["8"] = bench_data_sync()
     print(f"# patchframe benchmark ({time.strftime('%Y-%m-%d')}, pandas {pd.__version__})")
     for key in sorted(parts):
         print(parts[key])
