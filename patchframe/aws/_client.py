@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
+from ..exceptions import ValidationError
+
 if TYPE_CHECKING:
     from botocore.client import BaseClient
     from botocore.config import _RetryDict
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "PAGE_KEY",
     "caller_account",
+    "check_ssm_client",
     "client_config",
     "ec2_client_like",
     "fast_patch_pages",
@@ -111,6 +114,18 @@ def client_config(
     return config if botocore_config is None else config.merge(botocore_config)
 
 
+def check_ssm_client(client: object) -> SSMClient:
+    """``client`` itself if it is a botocore SSM client, else ValidationError, before any call."""
+    meta = getattr(client, "meta", None)
+    service = getattr(getattr(meta, "service_model", None), "service_name", None)
+    if service != "ssm" or not hasattr(client, "get_paginator"):
+        raise ValidationError(
+            f"client {client!r} is not an SSM client: pass boto3.client('ssm', ...), "
+            "patchframe.sample_client() or leave client unset"
+        )
+    return client  # type: ignore[return-value]
+
+
 def make_client(
     *,
     boto3_session: boto3.Session | None = None,
@@ -156,9 +171,8 @@ def make_sts_client(
     >>> make_sts_client(region="eu-west-1").meta.service_model.service_name
     'sts'
     """
-    session = boto3_session or boto3.Session()
-    config = client_config(boto3_session=session)
-    return session.client("sts", region_name=region, config=config)
+    client: STSClient = _service_client("sts", boto3_session, region)
+    return client
 
 
 def make_ec2_client(
@@ -171,10 +185,15 @@ def make_ec2_client(
     >>> make_ec2_client(region="eu-west-1").meta.service_model.service_name
     'ec2'
     """
+    client: BaseClient = _service_client("ec2", boto3_session, region)
+    return client
+
+
+def _service_client(service: str, boto3_session: boto3.Session | None, region: str | None) -> Any:
     session = boto3_session or boto3.Session()
     config = client_config(boto3_session=session)
-    client: BaseClient = session.client("ec2", region_name=region, config=config)
-    return client
+    # boto3's stubs type session.client per service name; the callers declare the type.
+    return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
 def ec2_client_like(client: SSMClient) -> BaseClient:
