@@ -43,7 +43,14 @@ from .exceptions import (
 if TYPE_CHECKING:
     from . import export, filters, history, plots, sandbox, summary
     from ._html import style_states
-    from .aws import load_fleet, load_instance_patches, make_client, read_resource_data_sync
+    from ._release_dates import with_release_dates
+    from .aws import (
+        load_fleet,
+        load_instance_patches,
+        load_patch_catalog,
+        make_client,
+        read_resource_data_sync,
+    )
     from .export import read_parquet, to_compliance_csv, to_excel, to_parquet
     from .history import (
         FleetDiff,
@@ -68,8 +75,16 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(["export", "filters", "history", "plots", "sandbox", "summary"], ""),
     "style_states": "._html",
     **dict.fromkeys(
-        ["load_fleet", "load_instance_patches", "make_client", "read_resource_data_sync"], ".aws"
+        [
+            "load_fleet",
+            "load_instance_patches",
+            "load_patch_catalog",
+            "make_client",
+            "read_resource_data_sync",
+        ],
+        ".aws",
     ),
+    "with_release_dates": "._release_dates",
     **dict.fromkeys(["read_parquet", "to_compliance_csv", "to_excel", "to_parquet"], ".export"),
     **dict.fromkeys(
         [
@@ -118,6 +133,7 @@ __all__ = [
     "list_snapshots",
     "load_fleet",
     "load_instance_patches",
+    "load_patch_catalog",
     "load_snapshot",
     "make_client",
     "plot_trend",
@@ -136,6 +152,7 @@ __all__ = [
     "to_excel",
     "to_parquet",
     "trend",
+    "with_release_dates",
 ]
 
 

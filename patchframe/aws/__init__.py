@@ -4,13 +4,16 @@
 configuration (patchframe's defaults under the user's own); :func:`load_instance_patches` pages one
 node, :func:`load_fleet` every node of every account and region, paced to the
 service's limit by one :class:`~patchframe.aws._pacer.AdaptiveRateLimiter` per
-account and region, with optional Parquet checkpoints; :func:`read_resource_data_sync`
-reads what a Systems Manager resource data sync exported to S3 into the same frames.
+account and region, with optional Parquet checkpoints; :func:`load_patch_catalog`
+the release and approval dates the service publishes for a fleet's patches;
+:func:`read_resource_data_sync` reads what a Systems Manager resource data sync
+exported to S3 into the same frames.
 Everything else in patchframe sees only the typed frames these return.
 """
 
 from __future__ import annotations
 
+from ._catalog import load_patch_catalog
 from ._client import client_config, make_client
 from ._data_sync import read_resource_data_sync
 from ._fleet import load_fleet
@@ -20,6 +23,7 @@ __all__ = [
     "client_config",
     "load_fleet",
     "load_instance_patches",
+    "load_patch_catalog",
     "make_client",
     "read_resource_data_sync",
 ]
