@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from .data_sync import write_resource_data_sync
     from .emulator import Emulator, sample_client
     from .sample import sample_fleet, synthetic_fleet, synthetic_history
 
@@ -24,9 +25,17 @@ _LAZY = {
     "sample_fleet": ".sample",
     "synthetic_fleet": ".sample",
     "synthetic_history": ".sample",
+    "write_resource_data_sync": ".data_sync",
 }
 
-__all__ = ["Emulator", "sample_client", "sample_fleet", "synthetic_fleet", "synthetic_history"]
+__all__ = [
+    "Emulator",
+    "sample_client",
+    "sample_fleet",
+    "synthetic_fleet",
+    "synthetic_history",
+    "write_resource_data_sync",
+]
 
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
