@@ -28,8 +28,21 @@ NAT = int(np.iinfo(np.int64).min)
 LEVEL_DTYPE: pd.CategoricalDtype = PATCH_DTYPES["severity_level"]
 
 
-def require_columns(df: pd.DataFrame, columns: Iterable[str], *, needed_by: str) -> None:
-    """Raise ColumnsError naming the columns ``needed_by`` wants that ``df`` lacks."""
+def require_frame(df: object, *, needed_by: str, argument: str = "df") -> None:
+    """Raise ValidationError unless ``argument`` of ``needed_by`` is a DataFrame."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValidationError(
+            f"{needed_by}: {argument} is a {type(df).__name__}, but a pandas DataFrame was "
+            "expected, such as fleet.patches or fleet.nodes from load_fleet"
+        )
+
+
+def require_columns(
+    df: pd.DataFrame, columns: Iterable[str], *, needed_by: str, argument: str = "df"
+) -> None:
+    """Raise ValidationError unless ``df`` is a DataFrame, ColumnsError naming the columns
+    ``needed_by`` wants that it lacks."""
+    require_frame(df, needed_by=needed_by, argument=argument)
     lacking = [c for c in columns if c not in df.columns]
     if lacking:
         raise ColumnsError(

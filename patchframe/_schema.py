@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import ValidationError
+from .exceptions import ColumnsError, ValidationError
 
 __all__ = [
     "COMPLIANT_STATES",
@@ -402,6 +402,13 @@ def concat_patches(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     ``pandas.concat`` turns categoricals whose categories differ into plain
     text; this unions the categories instead.
 
+    Raises
+    ------
+    ValidationError
+        An item of ``frames`` is not a DataFrame (its position is named).
+    ColumnsError
+        A frame lacks a column the first one has.
+
     Examples
     --------
     >>> a, b = PatchColumns(), PatchColumns()
@@ -414,6 +421,7 @@ def concat_patches(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """
     if not frames:
         return empty_patches()
+    _check_alike(frames)
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
     columns: dict[str, Any] = {}
@@ -438,6 +446,23 @@ def concat_patches(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
             pieces = [p.cat.set_categories(dtype.categories).astype(dtype) for p in pieces]
         columns[name] = pd.concat(pieces, ignore_index=True)
     return pd.DataFrame(columns)
+
+
+def _check_alike(frames: Sequence[pd.DataFrame]) -> None:
+    """Raise naming the position of the first frame that is not a frame like frames[0]."""
+    for position, frame in enumerate(frames):
+        if not isinstance(frame, pd.DataFrame):
+            raise ValidationError(
+                f"concat_patches: frames[{position}] is a {type(frame).__name__}, but a "
+                "pandas DataFrame was expected"
+            )
+        lacking = [c for c in frames[0].columns if c not in frame.columns]
+        if lacking:
+            raise ColumnsError(
+                f"concat_patches: frames[{position}] lacks column(s) "
+                f"{', '.join(map(repr, lacking))} that frames[0] has: stack patches frames "
+                "only"
+            )
 
 
 # --- nodes: one row per managed node ---------------------------------------

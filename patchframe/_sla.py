@@ -40,6 +40,7 @@ import pandas as pd
 from ._frames import (
     TimeLike,
     require_columns,
+    require_frame,
     severity_levels,
     state_mask,
     utc_times,
@@ -167,8 +168,7 @@ def _group_columns(by: str | Sequence[str] | None) -> list[str]:
 
 def _as_findings(data: pd.DataFrame) -> pd.DataFrame:
     """Findings as they are; a patches frame's MISSING and FAILED rows as open findings."""
-    if not isinstance(data, pd.DataFrame):
-        raise ValidationError(f"expected a findings or patches frame, got {type(data).__name__}")
+    require_frame(data, needed_by="sla", argument="data")
     if {"open", "resolved_at"} <= set(data.columns):
         return data
     if "state" not in data.columns:
@@ -388,6 +388,7 @@ def sla_breaches(
     >>> breaches["max_overdue"].tolist()
     [Timedelta('13 days 00:00:00'), Timedelta('0 days 00:00:00')]
     """
+    require_frame(data, needed_by="sla_breaches", argument="data")
     columns = _group_columns(by)
     dated = sla(data, policy=policy, clock=clock, now=now)
     require_columns(dated, columns, needed_by="sla_breaches")
@@ -475,6 +476,7 @@ def time_to_fix(
       severity_level  fixed  median              p90
     0           High      3 14 days 26 days 19:12:00
     """
+    require_frame(data, needed_by="time_to_fix", argument="data")
     columns = _group_columns(by)
     chosen = _check_clock(clock)
     require_columns(data, ["resolution", "resolved_at", *columns], needed_by="time_to_fix")
@@ -546,6 +548,7 @@ def aging(
     91-180                 0     0       0    0            0
     >180                   0     0       0    1            0
     """
+    require_frame(data, needed_by="aging", argument="data")
     dated = sla(data, policy={}, clock=clock, now=now)
     dated = dated[dated["open"].to_numpy(dtype=bool) & dated["age"].notna().to_numpy()]
     days = dated["age"].dt.days  # whole days, rounded down

@@ -285,12 +285,14 @@ def _report(args: argparse.Namespace) -> int:
         _print_groups(groups, args.by)
     if args.sla is not None:
         _print_breaches(args.snapshot_store, args.sla)
+    # What was there before is what the report overwrites: said so, never silently.
+    existing = {p.name for p in args.out.iterdir()} if args.out.is_dir() else set()
     try:
         written = _write_report(fleet, args.out, by=args.by)
     except OSError as err:
         _fail(f"cannot write the report into {args.out}: {err.strerror or _one_line(str(err))}")
         return 1
-    _print_written(args.out, written)
+    _print_written(args.out, written, replaced=existing)
     if snapshot is not None:
         print(f"Saved snapshot {snapshot.id} in {args.snapshot_store}")
     if not fleet.errors.empty:
@@ -481,8 +483,11 @@ def _write_charts(fleet: Fleet, out: Path) -> list[str]:
     return names
 
 
-def _print_written(out: Path, written: list[tuple[str, str]]) -> None:
+def _print_written(out: Path, written: list[tuple[str, str]], *, replaced: set[str]) -> None:
     print(f"\nWrote {counted(len(written), 'file')} to {out.resolve()}:")
     width = max(len(name) for name, _ in written)
     for name, what in written:
         print(f"  {name:<{width}}  {what}")
+    overwritten = [name for name, _ in written if name in replaced]
+    if overwritten:
+        print(f"Replaced {counted(len(overwritten), 'existing file')}: {', '.join(overwritten)}")

@@ -19,6 +19,7 @@ __all__ = [
     "NodeNotFoundError",
     "PatchframeError",
     "StoreError",
+    "StoreWarning",
     "ValidationError",
 ]
 
@@ -94,3 +95,8 @@ class StoreError(PatchframeError):
     A snapshot store's file that is not a patchframe snapshot, or a file given to
     :func:`~patchframe.read_parquet` that is not Parquet; the message names the file.
     """
+
+
+class StoreWarning(UserWarning):
+    """A damaged snapshot or stray folder left out of a read, as ``on_error="skip"`` asks;
+    the message names it."""

@@ -33,6 +33,7 @@ from ._frames import (
     patch_state,
     pick_rows,
     require_columns,
+    require_frame,
     split_cves,
     state_codes,
     state_mask,
@@ -310,6 +311,7 @@ def by_platform(df: pd.DataFrame, *platforms: str) -> pd.DataFrame:
     >>> by_platform(fleet.patches, "windows")["instance_id"].nunique()
     4
     """
+    require_frame(df, needed_by="by_platform")
     present = [c for c in _PLATFORM_COLUMNS if c in df.columns]
     if not present:
         raise ColumnsError(
@@ -427,6 +429,9 @@ def _by_node(
     decide: Callable[[pd.DataFrame], Mask],
 ) -> pd.DataFrame:
     """The rows of ``df`` whose node ``decide`` picks: ``df`` itself, or ``nodes``."""
+    require_frame(df, needed_by=name)
+    if nodes is not None:
+        require_frame(nodes, needed_by=name, argument="nodes")
     if nodes is None:
         if "state" in df.columns and "kb_id" in df.columns:
             raise ColumnsError(

@@ -31,7 +31,14 @@ from matplotlib.ticker import MaxNLocator
 
 from ._axes import check_top, label_colors, legend_outside, new_axes, no_data, over_time
 from ._fleet import TAG_PREFIX, Fleet
-from ._frames import TimeLike, patch_state, require_columns, state_codes, state_mask
+from ._frames import (
+    TimeLike,
+    patch_state,
+    require_columns,
+    require_frame,
+    state_codes,
+    state_mask,
+)
 from ._nodes import DEFAULT_STALE_DAYS
 from ._palette import (
     COMPLIANCE_COLORS,
@@ -244,6 +251,7 @@ def severity_state_heatmap(
     ['Critical', 'High', 'Medium', 'Low', 'Unspecified']
     >>> plt.close(ax.figure)
     """
+    require_frame(data, needed_by="severity_state_heatmap", argument="data")
     table = state_by_severity(data, totals=False)
     colors = label_colors([str(s) for s in table.index], state_color, palette)
     ax = new_axes(ax, width=7.5)
@@ -322,6 +330,7 @@ def install_timeline(
     ('Patch installs per month', 14)
     >>> plt.close(ax.figure)
     """
+    require_frame(data, needed_by="install_timeline", argument="data")
     activity = install_activity(data, freq=freq)
     colors = label_colors(_TIMELINE_COLORS, _TIMELINE_COLORS.__getitem__, palette)
     ax = new_axes(ax, width=9.0)
@@ -386,6 +395,7 @@ def top_cves(
     >>> plt.close(ax.figure)
     """
     shown = check_top(top)
+    require_frame(data, needed_by="top_cves", argument="data")
     exposure = cve_exposure(data)
     head = exposure.head(shown)
     ax = new_axes(ax, bars=len(head))

@@ -268,8 +268,11 @@ def top_missing(df: pd.DataFrame, *, top: int | None = 10) -> pd.DataFrame:
     table["nodes"] = by_kb["nodes"]
     table["missing"] = by_kb["entries"] - by_kb["failed"]
     table["failed"] = by_kb["failed"]
-    table["cve_count"] = cves.groupby("kb_id", observed=True)["cve_id"].nunique()
-    table = table.fillna({"cve_count": 0}).astype(
+    per_kb = cves.groupby("kb_id", observed=True)["cve_id"].nunique()
+    # an empty merge loses kb_id's categorical dtype, so align on the ids' text
+    counts = dict(zip(per_kb.index.astype(str), per_kb.to_numpy(), strict=True))
+    table["cve_count"] = [counts.get(str(kb), 0) for kb in table.index]
+    table = table.astype(
         {c: "int64" for c in ("nodes", "missing", "failed", "cve_count")}
         | {"title": "str", "classification": "str"}
     )
@@ -498,7 +501,7 @@ def compliance_by(
     ColumnsError
         A ``by`` column the nodes frame lacks (and that is not a tag).
     ValidationError
-        A tag key no node has; ``by`` empty.
+        ``fleet`` is not a Fleet; a tag key no node has; ``by`` empty.
 
     Examples
     --------
@@ -517,6 +520,11 @@ def compliance_by(
     6  payments      2              1      0                 2          6
     7       sap      1              1      0                 0          2
     """
+    if not isinstance(fleet, Fleet):
+        raise ValidationError(
+            f"compliance_by: fleet is a {type(fleet).__name__}, but a patchframe Fleet was "
+            "expected, as load_fleet returns it"
+        )
     columns = _grouping(by)
     nodes = fleet.nodes.reset_index(drop=True)
     labels: dict[str, pd.Series[Any]] = {}

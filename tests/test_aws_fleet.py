@@ -640,3 +640,15 @@ def test_a_refused_tag_call_is_not_asked_again_in_that_account_and_region() -> N
     assert sum(i.startswith("mi-") for i in served.instance_ids) == 6
     assert calls["ListTagsForResource"] == 1 and calls["DescribeTags"] == 1
     assert fleet.errors["operation"].tolist() == ["DescribeTags", "ListTagsForResource"]
+
+
+@pytest.mark.parametrize("client", ["ssm", None.__class__, 42])
+def test_load_fleet_refuses_a_client_that_is_not_an_ssm_client(client: object) -> None:
+    with pytest.raises(pf.ValidationError, match="is not an SSM client"):
+        pf.load_fleet(client=client, progress=False)  # type: ignore[arg-type]
+
+
+def test_load_fleet_refuses_a_client_of_another_service() -> None:
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(pf.ValidationError, match="is not an SSM client"):
+        pf.load_fleet(client=sts, progress=False)  # type: ignore[arg-type]

@@ -262,3 +262,8 @@ def test_throttling_beyond_the_retry_budget_is_an_error() -> None:
         with pytest.raises(pf.AWSRequestError, match="ThrottlingException") as info:
             pf.load_instance_patches(node, client=stingy)
     assert info.value.code == "ThrottlingException" and info.value.attempts == 2
+
+
+def test_load_instance_patches_refuses_a_client_that_is_not_an_ssm_client() -> None:
+    with pytest.raises(pf.ValidationError, match="is not an SSM client"):
+        pf.load_instance_patches("i-0123456789abcdef0", client="ssm")  # type: ignore[arg-type]

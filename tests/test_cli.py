@@ -376,3 +376,63 @@ def test_progress_is_left_to_the_convention_unless_turned_off(
     monkeypatch.setattr(cli, "load_fleet", load)
     assert cli.main(["report", "--region", "eu-west-1", *flag, "--out", str(tmp_path)]) == 0
     assert asked == [progress]
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--port", "65536"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--port", "http"], "--port"),
+        (["--latency", "-0.5"], "--latency"),
+        (["--latency", "nan"], "--latency"),
+        (["--latency", "inf"], "--latency"),
+        (["--error-rate", "1.5"], "--error-rate"),
+        (["--drop-rate", "-0.1"], "--drop-rate"),
+        (["--expire-rate", "nan"], "--expire-rate"),
+        (["--rate-limit", "0.5"], "--rate-limit"),
+        (["--rate-limit", "0"], "--rate-limit"),
+        (["--burst", "0"], "--burst"),
+        (["--burst", "2.5"], "--burst"),
+        (["--max-patch-results", "9"], "--max-patch-results"),
+        (["--max-patch-results", "101"], "--max-patch-results"),
+        (["--synthetic", "0"], "--synthetic"),
+    ],
+)
+def test_serve_checks_every_flag_before_the_server_starts(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    named: str,
+) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(emulator.Emulator, "start", lambda self: started.append(self))
+    assert cli.main(["serve", *flags]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and started == []
+    one_error_line(printed.err, f"patchframe serve: error: argument {named}:")
+    assert "Traceback" not in printed.err
+
+
+def test_report_says_which_existing_files_it_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / cli.SUMMARY_CSV).write_text("an older summary\n", encoding="utf-8")
+    (out / "notes.txt").write_text("mine\n", encoding="utf-8")
+    command = ["report", "--sample", "--no-progress", "--out", str(out)]
+    assert cli.main(command) == 0
+    replaced = [line for line in capsys.readouterr().out.splitlines() if "Replaced" in line]
+    assert replaced == [f"Replaced 1 existing file: {cli.SUMMARY_CSV}"]
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+    assert cli.main(command) == 0
+    replaced = [line for line in capsys.readouterr().out.splitlines() if "Replaced" in line]
+    assert replaced == [f"Replaced {len(FILES)} existing files: {', '.join(FILES)}"]
+
+
+def test_report_into_a_new_folder_replaces_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", "--sample", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    assert "Replaced" not in capsys.readouterr().out

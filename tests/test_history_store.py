@@ -475,3 +475,22 @@ def test_report_with_a_bad_store_exits_1_naming_it(
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"patchframe: error: {blocker}: is a file, not a snapshot store (a folder)"]
     assert not out.exists()  # the snapshot comes first; nothing else was written
+
+
+def test_save_snapshot_under_a_file_names_that_file(
+    sample_fleet_frames: Fleet, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    with pytest.raises(StoreError, match=f"{a_file} is a file, not a folder"):
+        save_snapshot(sample_fleet_frames, a_file / "sub" / "store")
+    assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("when", ["9999-12-31", "0001-01-01", dt.date(2300, 1, 1)])
+def test_save_snapshot_outside_pandas_times_is_a_validation_error(
+    sample_fleet_frames: Fleet, tmp_path: Path, when: object
+) -> None:
+    with pytest.raises(ValidationError, match="outside the times a snapshot can hold"):
+        save_snapshot(sample_fleet_frames, tmp_path / "store", when=when)  # type: ignore[arg-type]
+    assert not (tmp_path / "store").exists()

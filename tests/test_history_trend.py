@@ -16,10 +16,11 @@ import pytest
 from history_data import OPEN
 from matplotlib.collections import PolyCollection
 
+import patchframe as pf
 from patchframe._palette import severity_color
 from patchframe._schema import NON_COMPLIANT_STATES, normalise_state, severity_level_of
-from patchframe.exceptions import ColumnsError, ValidationError
-from patchframe.history import list_snapshots, plot_trend, trend
+from patchframe.exceptions import ColumnsError, StoreError, StoreWarning, ValidationError
+from patchframe.history import list_snapshots, plot_trend, save_snapshot, trend
 from patchframe.sandbox.sample import WireFleet
 from patchframe.summary import cve_exposure
 
@@ -159,3 +160,52 @@ def test_plot_trend_says_when_there_is_nothing(tmp_path: Path, history_store: Pa
         plot_trend(trend(history_store), scope="team")
     with pytest.raises(ColumnsError, match="'scope'"):
         plot_trend(pd.DataFrame({"time": [], "group": [], "missing": []}))
+
+
+@pytest.fixture
+def damaged_store(sample_fleet_frames: pf.Fleet, tmp_path: Path) -> tuple[Path, str]:
+    """Three snapshots, the middle one's patches file cut in half."""
+    store = tmp_path / "store"
+    ids = [
+        save_snapshot(sample_fleet_frames, store, when=when).id
+        for when in ("2024-06-01", "2024-06-08", "2024-06-15")
+    ]
+    part = next((store / "patches" / f"snapshot={ids[1]}").rglob("*.parquet"))
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) // 2])
+    return store, ids[1]
+
+
+def test_trend_names_a_damaged_snapshot(damaged_store: tuple[Path, str]) -> None:
+    store, damaged = damaged_store
+    with pytest.raises(StoreError, match=f"snapshot={damaged}.*damaged"):
+        trend(store)
+
+
+def test_trend_skips_a_damaged_snapshot_when_asked(damaged_store: tuple[Path, str]) -> None:
+    store, damaged = damaged_store
+    with pytest.warns(StoreWarning, match=f"snapshot {damaged}") as caught:
+        figures = trend(store, on_error="skip")
+    assert len(caught) == 1
+    fleet_rows = figures[figures["scope"] == "fleet"]
+    kept = [s for s in list_snapshots(store)["snapshot"] if s != damaged]
+    assert fleet_rows["snapshot"].tolist() == kept
+    assert len(kept) == 2
+    assert fleet_rows["nodes"].tolist() == [13, 13]  # the sample fleet's, whole
+
+
+def test_trend_on_a_folder_that_is_not_a_snapshot(damaged_store: tuple[Path, str]) -> None:
+    store, damaged = damaged_store
+    (store / "patches" / "notes").mkdir()
+    with pytest.raises(StoreError, match="notes: not a patchframe snapshot"):
+        trend(store)
+    with pytest.warns(StoreWarning) as caught:
+        figures = trend(store, on_error="skip")
+    assert sorted("notes" in str(w.message) for w in caught) == [False, True]
+    assert damaged not in set(figures["snapshot"])
+    assert figures["snapshot"].nunique() == 2
+
+
+def test_trend_refuses_an_unknown_on_error(damaged_store: tuple[Path, str]) -> None:
+    with pytest.raises(ValidationError, match="on_error 'ignore'"):
+        trend(damaged_store[0], on_error="ignore")  # type: ignore[arg-type]

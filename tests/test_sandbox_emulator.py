@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -156,6 +157,11 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
         ({"burst": 2.5}, "burst must be a whole number"),
         ({"max_patch_results": 101}, "max_patch_results"),
         ({"max_patch_results": True}, "max_patch_results"),
+        ({"latency": math.nan}, "latency must be 0 or more, not nan"),
+        ({"error_rate": math.nan}, "error_rate must be between 0 and 1, not nan"),
+        ({"rate_limit": math.inf}, "rate_limit"),
+        ({"port": 65536}, "port must be between 0 and 65535"),
+        ({"port": -1}, "port"),
         ({"fleets": []}, "at least one fleet"),
         ({"fleets": ["sample"]}, "not a WireFleet"),
         ({"fleets": [WireFleet("1" * 12, "us-east-1")] * 2}, "two fleets"),
@@ -1030,3 +1036,108 @@ def test_ec2_is_throttled_as_ec2_throttles_and_retried() -> None:
         ec2 = flaky.client("ec2", config=RETRIES)
         answers = [len(ec2.describe_tags()["Tags"]) for _ in range(6)]
         assert answers == [answers[0]] * 6 and answers[0] and flaky.stats.errors > 0
+
+
+# --- a hostile client, on a raw socket ----------------------------------------------
+
+RAW_AUTH = (
+    "AWS4-HMAC-SHA256 Credential=AKIAEMUL123456789012/20240614/eu-west-1/ssm/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
+
+
+def raw_post(emulator: Emulator, length: str, body: bytes = b"") -> tuple[int, bytes]:
+    """POST with any Content-Length; the answer's status and body (status 0: none)."""
+    host, port = emulator.url.removeprefix("http://").split(":")
+    head = (
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSSM.DescribeInstancePatches\r\n"
+        f"Authorization: {RAW_AUTH}\r\nContent-Type: application/x-amz-json-1.1\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode() + body)
+        answer = http.client.HTTPResponse(connection)
+        try:
+            answer.begin()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            return 0, b""
+        return answer.status, answer.read()
+
+
+def raw_json(emulator: Emulator, payload: object) -> tuple[int, bytes]:
+    body = json.dumps(payload).encode()
+    return raw_post(emulator, str(len(body)), body)
+
+
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [
+        ("99999999999999999999999999", 413),  # a size no machine could allocate
+        (str(1 << 40), 413),
+        ("-5", 400),
+        ("abc", 400),
+        ("1_000", 400),  # int() reads it, HTTP does not
+        ("", 400),
+    ],
+)
+def test_a_content_length_that_is_no_size_gets_a_4xx(
+    emulator: Emulator, length: str, status: int
+) -> None:
+    answer, body = raw_post(emulator, length)
+    assert answer == status
+    assert "__type" in json.loads(body)
+    assert raw_json(emulator, {"InstanceId": WINDOWS_2022})[0] == 200  # still serving
+
+
+def test_a_body_over_the_limit_gets_413_unread(emulator: Emulator) -> None:
+    # Only the start is sent: the server must answer before the rest of the 6 MiB arrive.
+    answer, body = raw_post(emulator, str(6 << 20), b"{" * 1024)
+    assert answer == 413
+    assert json.loads(body)["__type"] == "RequestEntityTooLarge"
+    assert raw_json(emulator, {"InstanceId": WINDOWS_2022})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"InstanceId": WINDOWS_2022, "Filters": [1]},
+        {"InstanceId": WINDOWS_2022, "Filters": [None, "State"]},
+        {"InstanceId": WINDOWS_2022, "Filters": [{"Key": "State", "Values": [1]}]},
+    ],
+)
+def test_a_malformed_member_gets_an_answer(emulator: Emulator, payload: object) -> None:
+    answer, body = raw_json(emulator, payload)
+    assert answer == 400
+    error = json.loads(body)
+    assert error["__type"] in {"ValidationException", "InvalidFilter"}
+    assert raw_json(emulator, {"InstanceId": WINDOWS_2022})[0] == 200
+
+
+def test_a_filter_that_is_not_an_object_is_a_validation_exception(emulator: Emulator) -> None:
+    answer, body = raw_json(emulator, {"InstanceId": WINDOWS_2022, "Filters": [1]})
+    error = json.loads(body)
+    assert (answer, error["__type"]) == (400, "ValidationException")
+    assert "'filters.1.member'" in error["message"]
+
+
+def test_a_body_that_is_not_text_gets_an_answer(emulator: Emulator) -> None:
+    body = b"\xff\xfe{}"
+    answer, reply = raw_post(emulator, str(len(body)), body)
+    assert (answer, json.loads(reply)["__type"]) == (400, "SerializationException")
+
+
+def test_serve_refuses_options_set_in_python_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from patchframe.sandbox.emulator import serve
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args([])
+    args.latency = math.nan  # past the flags' own checks
+    assert serve(args) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.splitlines() == [
+        "patchframe serve: error: latency must be 0 or more, not nan"
+    ]

@@ -34,7 +34,7 @@ from patchframe._schema import (
     normalise_state,
     validate_instance_id,
 )
-from patchframe.exceptions import ValidationError
+from patchframe.exceptions import ColumnsError, ValidationError
 
 NODE = NodeKey("i-0123456789abcdef0", "123456789012", "eu-west-1")
 
@@ -369,3 +369,14 @@ def test_instance_ids_are_matched_in_ascii_as_aws_does(instance_id: str) -> None
     with pytest.raises(ValidationError, match="is not a managed node id"):
         validate_instance_id(instance_id)
     assert validate_instance_id("i-0123456789abcdef0") == "i-0123456789abcdef0"
+
+
+def test_concat_patches_names_the_position_of_a_frame_that_is_not_a_patches_frame(
+    sample_patches: pd.DataFrame,
+) -> None:
+    with pytest.raises(ColumnsError, match=r"frames\[1\] lacks column\(s\) 'account_id'"):
+        concat_patches([sample_patches, pd.DataFrame()])
+    with pytest.raises(ValidationError, match=r"frames\[2\] is a NoneType.*DataFrame"):
+        concat_patches([sample_patches, sample_patches, None])  # type: ignore[list-item]
+    with pytest.raises(ValidationError, match=r"frames\[0\] is a list"):
+        concat_patches([[]])  # type: ignore[list-item]

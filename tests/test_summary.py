@@ -609,3 +609,13 @@ def test_compliance_by_a_tag_of_a_fleet_loaded_without_tags_is_one_untagged_grou
     table = summary.compliance_by(bare, by="tag:Team")
     assert table["tag:Team"].tolist() == ["(untagged)"] and table["nodes"].tolist() == [5]
     assert table["open_cves"].tolist() == [3]
+
+
+def test_top_missing_of_open_rows_that_list_no_cves(sample_patches: pd.DataFrame) -> None:
+    # this node's open patches list no CVE at all: an empty CVE table, once a TypeError
+    node = pf.filters.by_node(sample_patches, "i-0e1f2a3b4c5d6e7f8")
+    assert node["cve_ids"].isna().all()
+    top = summary.top_missing(node, top=None)
+    assert len(top) == node["state"].isin(["MISSING", "FAILED"]).sum() > 0
+    assert top["cve_count"].eq(0).all()
+    assert str(top["cve_count"].dtype) == "int64"

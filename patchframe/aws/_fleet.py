@@ -50,6 +50,7 @@ from ..exceptions import AWSRequestError, NodeNotFoundError, ValidationError
 from ._checkpoints import NodeCache
 from ._client import (
     caller_account,
+    check_ssm_client,
     ec2_client_like,
     make_client,
     make_ec2_client,
@@ -439,20 +440,15 @@ def _discover(
 
     A listing that fails part way keeps the nodes listed before, and is an error row.
     """
-    if instance_ids is None:
-        _attempt(
-            target,
-            failures,
-            "DescribeInstanceInformation",
-            _describe_nodes,
-            target,
-            node_filters,
-            found,
-        )
-        return
-    for i in range(0, len(instance_ids), _BATCH):
-        wanted = {"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}
-        filters = [*node_filters, wanted]
+    batches = (
+        [list(node_filters)]
+        if instance_ids is None
+        else [
+            [*node_filters, {"Key": "InstanceIds", "Values": instance_ids[i : i + _BATCH]}]
+            for i in range(0, len(instance_ids), _BATCH)
+        ]
+    )
+    for filters in batches:
         _attempt(
             target,
             failures,
@@ -558,6 +554,7 @@ def load_fleet(
                 "client= loads that client's one account and region: leave regions, "
                 "profiles and boto3_sessions unset, or drop client="
             )
+        client = check_ssm_client(client)
         targets = [_Target(client.meta.region_name, client)]
         # More threads than the client has connections only queue for them.
         max_workers = min(max_workers, client.meta.config.max_pool_connections or 10)  # type: ignore[attr-defined]

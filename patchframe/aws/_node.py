@@ -21,7 +21,7 @@ from .._schema import (
     validate_instance_id,
 )
 from ..exceptions import AWSRequestError, NodeNotFoundError, ValidationError
-from ._client import PAGE_KEY, fast_patch_pages, make_client
+from ._client import PAGE_KEY, check_ssm_client, fast_patch_pages, make_client
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -392,6 +392,7 @@ def load_instance_patches(
     size = validate_page_size(page_size)
     if client is None:
         client = make_client(boto3_session=boto3_session, region=region)
+    client = check_ssm_client(client)
     columns = fetch_node_patches(client, instance_id, filters=checked, page_size=size)
     key = NodeKey(instance_id, region=client.meta.region_name)
     return build_patches([(key, columns)])

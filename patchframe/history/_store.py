@@ -71,7 +71,10 @@ Damage
 A file in the store that is not what patchframe wrote (a damaged Parquet file or
 manifest, a stray file inside a dataset, a folder name that is not a snapshot)
 raises :class:`~patchframe.StoreError` naming it, rather than an error from deep
-inside pyarrow or a silently different answer from SQL.
+inside pyarrow or a silently different answer from SQL. Readers of every snapshot
+(:func:`~patchframe.history.trend`) take ``on_error="skip"`` to leave such a
+snapshot or folder out instead, with a :class:`~patchframe.exceptions.StoreWarning`
+naming it.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ import os
 import random
 import re
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
@@ -98,7 +102,7 @@ import pyarrow.parquet as pq
 
 from .._fleet import Fleet
 from .._frames import Codes, TimeLike, category_codes, require_columns, utc_timestamp
-from ..exceptions import StoreError, ValidationError
+from ..exceptions import StoreError, StoreWarning, ValidationError
 
 __all__ = ["Snapshot", "StorePath", "list_snapshots", "load_snapshot", "save_snapshot"]
 
@@ -207,10 +211,13 @@ def _hidden(name: str) -> bool:
 def _snapshot_time(when: TimeLike | None) -> pd.Timestamp:
     stamp = pd.Timestamp.now(tz="UTC") if when is None else utc_timestamp(when, name="when")
     # Ids hold microseconds; anything finer would not survive the round trip.
-    stamp = stamp.floor("us").as_unit("ns")
-    if not 1000 <= stamp.year <= 9999:
-        raise ValidationError(f"when {when!r}: a snapshot time needs a four-digit year")
-    return stamp
+    try:
+        return stamp.floor("us").as_unit("ns")
+    except pd.errors.OutOfBoundsDatetime as err:
+        raise ValidationError(
+            f"when {when!r}: outside the times a snapshot can hold, "
+            f"{pd.Timestamp.min.ceil('us')} to {pd.Timestamp.max.floor('us')}"
+        ) from err
 
 
 def _snapshot_id(time: pd.Timestamp, seq: int) -> str:
@@ -469,10 +476,12 @@ def save_snapshot(
     Raises
     ------
     ValidationError
-        ``fleet`` is not a Fleet, ``when`` is not a time, or a column has a dtype
+        ``fleet`` is not a Fleet, ``when`` is not a time (or one outside 1677-2262,
+        the times pandas holds to the nanosecond), or a column has a dtype
         a snapshot cannot keep.
     StoreError
-        ``store`` is a file, or holds something that is not patchframe's.
+        ``store`` is a file or lies under one, or holds something that is not
+        patchframe's.
 
     Notes
     -----
@@ -508,8 +517,21 @@ def save_snapshot(
     if kind not in (pafs.FileType.Directory, pafs.FileType.NotFound):
         raise StoreError(f"{where.shown(where.root)}: is a file, not a snapshot store (a folder)")
     if where.local:
+        _check_parents(where)
         return Snapshot(_save_by_rename(where, plan), plan.time)
     return Snapshot(_save_in_place(where, plan), plan.time)
+
+
+def _check_parents(where: _Store) -> None:
+    """Refuse a local store under a file, before any write fails deep inside pyarrow."""
+    for parent in Path(where.root).parents:
+        if parent.is_dir():
+            return
+        if parent.exists():
+            raise StoreError(
+                f"{where.shown(where.root)}: cannot be a snapshot store: {parent} is a file, "
+                "not a folder"
+            )
 
 
 # --- reading ---------------------------------------------------------------------
@@ -571,8 +593,9 @@ def _check_format(doc: Any) -> None:
         )
 
 
-def _scan(where: _Store) -> list[_Entry]:
-    """Every complete snapshot, oldest first."""
+def _scan(where: _Store, *, skip: bool = False) -> list[_Entry]:
+    """Every complete snapshot, oldest first; with ``skip``, a folder that is not one
+    or whose manifest is damaged is left out with a warning instead of raising."""
     kind = where.kind(where.root)
     if kind == pafs.FileType.NotFound:
         return []
@@ -585,21 +608,35 @@ def _scan(where: _Store) -> list[_Entry]:
     for info in where.listing(patches):
         if _hidden(info.base_name):
             continue
-        match = _ID.fullmatch(info.base_name.removeprefix("snapshot="))
-        if (
-            not info.base_name.startswith("snapshot=")
-            or match is None
-            or info.type != pafs.FileType.Directory
-        ):
-            raise StoreError(
-                f"{where.shown(info.path)}: not a patchframe snapshot: a store's patches folder "
-                "holds only snapshot=<time> folders, and SQL engines reading it would read "
-                "this too; move it out of the store"
-            )
-        entry = _entry(where, info.path, match.group(0), int(match.group("seq") or 1))
+        try:
+            entry = _scanned(where, info)
+        except StoreError as err:
+            if not skip:
+                raise
+            _warn_skipped(err)
+            continue
         if entry is not None:
             entries.append(entry)
     return sorted(entries, key=lambda e: (e.time, e.seq))
+
+
+def _scanned(where: _Store, info: Any) -> _Entry | None:
+    match = _ID.fullmatch(info.base_name.removeprefix("snapshot="))
+    if (
+        not info.base_name.startswith("snapshot=")
+        or match is None
+        or info.type != pafs.FileType.Directory
+    ):
+        raise StoreError(
+            f"{where.shown(info.path)}: not a patchframe snapshot: a store's patches folder "
+            "holds only snapshot=<time> folders, and SQL engines reading it would read "
+            "this too; move it out of the store"
+        )
+    return _entry(where, info.path, match.group(0), int(match.group("seq") or 1))
+
+
+def _warn_skipped(err: StoreError) -> None:
+    warnings.warn(f"skipped, as on_error='skip' asks: {err}", StoreWarning, stacklevel=4)
 
 
 def _pick_entry(where: _Store, entries: list[_Entry], when: TimeLike | None) -> _Entry:
@@ -749,6 +786,8 @@ def _each_snapshot(
     filesystem: object,
     columns: Mapping[str, Sequence[str]],
     rows: Mapping[str, Any] | None = None,
+    *,
+    on_error: str = "raise",
 ) -> Iterator[tuple[Snapshot, dict[str, pd.DataFrame]]]:
     """Every snapshot in the store, oldest first, with ``columns`` of its datasets.
 
@@ -759,9 +798,19 @@ def _each_snapshot(
     only columns that are in ``columns`` and inside the files: the partition columns
     ``account_id`` and ``region`` live in folder names, not in the files.
     """
+    if on_error not in ("raise", "skip"):
+        raise ValidationError(f"on_error {on_error!r}: expected 'raise' or 'skip'")
+    skip = on_error == "skip"
     where = _open_store(store, filesystem)
-    for entry in _scan(where):
-        yield Snapshot(entry.id, entry.time), _read_snapshot(where, entry, columns, rows)
+    for entry in _scan(where, skip=skip):
+        try:
+            frames = _read_snapshot(where, entry, columns, rows)
+        except StoreError as err:
+            if not skip:
+                raise
+            _warn_skipped(StoreError(f"snapshot {entry.id}: {err}"))
+            continue
+        yield Snapshot(entry.id, entry.time), frames
 
 
 def list_snapshots(store: StorePath, *, filesystem: object = None) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pandas as pd
 
 from .._frames import cve_lists, require_columns, severity_levels, state_mask
@@ -116,7 +118,9 @@ def _figures(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([*tables, _scope_table("node", per_node)], ignore_index=True)
 
 
-def trend(store: StorePath, *, filesystem: object = None) -> pd.DataFrame:
+def trend(
+    store: StorePath, *, filesystem: object = None, on_error: Literal["raise", "skip"] = "raise"
+) -> pd.DataFrame:
     """Compliance over time: figures per snapshot for the fleet, each platform and each node.
 
     Parameters
@@ -125,6 +129,11 @@ def trend(store: StorePath, *, filesystem: object = None) -> pd.DataFrame:
         A folder or a URI such as ``s3://bucket/prefix``.
     filesystem
         As for :func:`save_snapshot`.
+    on_error
+        What a damaged snapshot (or a folder in the store that is not one) does:
+        ``"raise"`` a StoreError naming it, or ``"skip"`` it with a
+        :class:`~patchframe.exceptions.StoreWarning` naming it, giving the figures
+        of every other snapshot.
 
     Returns
     -------
@@ -144,6 +153,14 @@ def trend(store: StorePath, *, filesystem: object = None) -> pd.DataFrame:
 
         All counts are ``int64``.
 
+    Raises
+    ------
+    StoreError
+        A snapshot is damaged, or the store holds a folder that is not a snapshot
+        (unless ``on_error="skip"``); the message names it.
+    ValidationError
+        ``store`` is not a path or URI, or ``on_error`` is neither value.
+
     Examples
     --------
     >>> import tempfile, patchframe as pf
@@ -161,7 +178,7 @@ def trend(store: StorePath, *, filesystem: object = None) -> pd.DataFrame:
     """
     wanted = {"patches": _PATCH_COLUMNS, "nodes": _NODE_COLUMNS}
     tables = []
-    for snapshot, frames in _each_snapshot(store, filesystem, wanted):
+    for snapshot, frames in _each_snapshot(store, filesystem, wanted, on_error=on_error):
         table = _figures(frames["patches"], frames["nodes"])
         table.insert(0, "snapshot", pd.Series(snapshot.id, index=table.index, dtype="str"))
         table.insert(1, "time", pd.Series(snapshot.time, index=table.index).dt.as_unit("ns"))

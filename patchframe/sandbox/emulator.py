@@ -50,6 +50,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import random
 import re
 import signal
@@ -73,6 +74,7 @@ from botocore.config import Config
 from .._schema import STATES, normalise_state
 from ..aws import client_config
 from ..exceptions import ValidationError
+from ._patch_catalog import available_patches, baseline_platform, effective_patches
 from .sample import WireFleet, sample_fleet, synthetic_fleet
 
 if TYPE_CHECKING:
@@ -91,7 +93,13 @@ __all__ = [
 
 _INSTANCE_ID_PATTERN = r"(^mi-[0-9a-f]{17}$)|(^i-(\w{8}|\w{17})$)"
 _INSTANCE_ID = re.compile(_INSTANCE_ID_PATTERN, re.ASCII)
+_BASELINE_ID = re.compile(r"^[a-zA-Z0-9_\-:/]{20,128}$", re.ASCII)
+# AWS-managed baselines are named by ARN; an account's own by their pb- id alone.
+_AWS_MANAGED = re.compile(r"arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:patchbaseline/pb-[0-9a-f]{17}")
 _JSON = "application/x-amz-json-1.1"
+#: The largest request body served, in bytes: far over any SSM request, far under harm.
+_MAX_BODY = 4 << 20
+_DIGITS = re.compile(r"[0-9]+")
 _TARGET_PREFIX = "AmazonSSM."
 _SCOPE = re.compile(r"Credential=([^/\s,]+)/\d{8}/([^/\s,]+)/")
 _DUMMY_SECRET = "patchframe-emulator-dummy-secret"
@@ -308,7 +316,8 @@ def _check_number(
     kind = int if whole else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ValidationError(f"{name} must be a {'whole ' * whole}number, not {value!r}")
-    if value < low or (high is not None and value > high):
+    # NaN compares false both ways; infinity is no latency or rate either
+    if not math.isfinite(value) or value < low or (high is not None and value > high):
         within = f"between {low} and {high}" if high is not None else f"{low} or more"
         raise ValidationError(f"{name} must be {within}, not {value!r}")
 
@@ -463,6 +472,7 @@ class Emulator:
         _check_rate_limit(rate_limit)
         _check_number("burst", burst, low=1, whole=True)
         _check_number("max_patch_results", max_patch_results, low=10, high=100, whole=True)
+        _check_number("port", port, low=0, high=65535, whole=True)
         self._regions: dict[tuple[str, str], _Region] = {}
         for fleet in served:
             where = (fleet.account_id, fleet.region)
@@ -808,7 +818,7 @@ class Emulator:
                 raise _ApiError("SerializationException", "The request body must be an object")
             where = self._regions.get((account, region)) or _Region(WireFleet(account, region))
             return _Reply(200, _JSON, handler(self, where, params))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return _error("SerializationException", "The request body is not valid JSON")
         except _Expired as exc:
             with self._lock:
@@ -816,6 +826,9 @@ class Emulator:
             return _error(exc.code, exc.message, exc.status)
         except _ApiError as exc:
             return _error(exc.code, exc.message, exc.status)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # A member of a shape no check above foresaw: an answer, never a dropped line.
+            return _error("ValidationException", f"1 validation error detected: {exc}")
 
     def _scope(self, where: _Region, operation: str, request: object) -> str:
         return json.dumps(
@@ -884,6 +897,10 @@ class Emulator:
             validation.add(
                 _listed(filters), "filters", "Member must have length less than or equal to 5"
             )
+        for position, item in enumerate(filters, start=1):
+            if not isinstance(item, dict):
+                rule = "Member must be a structure with Key and Values"
+                validation.add(item, f"filters.{position}.member", rule)
         largest = self.max_patch_results
         limit = validation.max_results(
             params.get("MaxResults"), 10, largest, default=min(50, largest)
@@ -938,11 +955,97 @@ class Emulator:
         listed = [{"Key": key, "Value": value} for key, value in tags.items()]
         return json.dumps({"TagList": listed}).encode()
 
+    def _baseline_fleets(self, where: _Region, baseline_id: str) -> list[WireFleet]:
+        """The fleets that may use ``baseline_id``: the caller's own, and for an
+        AWS-managed baseline (named by ARN) every account's in the region."""
+        if not _AWS_MANAGED.match(baseline_id):
+            return [where.fleet]
+        return [
+            r.fleet for (_, region), r in self._regions.items() if region == where.fleet.region
+        ]
+
+    def _describe_effective_patches_for_patch_baseline(
+        self, where: _Region, params: dict[str, Any]
+    ) -> bytes:
+        validation = _Validation()
+        baseline_id = params.get("BaselineId")
+        if baseline_id is None:
+            validation.add(None, "baselineId", "Member must not be null")
+        elif not isinstance(baseline_id, str):
+            raise _ApiError("SerializationException", "BaselineId must be a string")
+        elif not _BASELINE_ID.fullmatch(baseline_id):
+            rule = f"Member must satisfy regular expression pattern: {_BASELINE_ID.pattern}"
+            validation.add(baseline_id, "baselineId", rule)
+        limit = validation.max_results(params.get("MaxResults"), 1, 100, default=100)
+        validation.check()
+        assert isinstance(baseline_id, str)  # the validation above made sure
+        fleets = self._baseline_fleets(where, baseline_id)
+        platform = baseline_platform(fleets, baseline_id)
+        if platform is None:
+            raise _ApiError(
+                "DoesNotExistException", f"Patch Baseline {baseline_id} does not exist."
+            )
+        if platform != "Windows":
+            raise _ApiError(
+                "UnsupportedOperatingSystem",
+                "The operating system you specified is not supported, or the operation is "
+                "not supported for the operating system.",
+            )
+        scope = self._scope(where, "DescribeEffectivePatchesForPatchBaseline", baseline_id)
+        offset = self._tokens.offset(params.get("NextToken"), scope)
+        rows = effective_patches(fleets, baseline_id)
+        answer: dict[str, Any] = {"EffectivePatches": rows[offset : offset + limit]}
+        if offset + limit < len(rows):
+            answer["NextToken"] = self._tokens.issue(scope, offset + limit)
+        with self._lock:
+            self._pages[baseline_id] += 1
+        return json.dumps(answer).encode()
+
+    def _describe_available_patches(self, where: _Region, params: dict[str, Any]) -> bytes:
+        validation = _Validation()
+        filters = params.get("Filters") or []
+        if not isinstance(filters, list) or not all(isinstance(f, dict) for f in filters):
+            raise _ApiError("SerializationException", "Filters must be a list of objects")
+        if len(filters) > 5:
+            validation.add(
+                _listed(filters), "filters", "Member must have length less than or equal to 5"
+            )
+        limit = validation.max_results(params.get("MaxResults"), 1, 100, default=100)
+        validation.check()
+        products = [
+            value
+            for item in filters
+            if item.get("Key") == "PRODUCT"
+            for value in (item.get("Values") or [])
+        ]
+        if not products:
+            # The service cannot tell which Linux patches are meant without a product.
+            raise _ApiError(
+                "ValidationException",
+                "A PRODUCT filter is required to describe available patches.",
+            )
+        fleets = [
+            r.fleet for (_, region), r in self._regions.items() if region == where.fleet.region
+        ]
+        rows = [patch for product in products for patch in available_patches(fleets, str(product))]
+        scope = self._scope(where, "DescribeAvailablePatches", filters)
+        offset = self._tokens.offset(params.get("NextToken"), scope)
+        answer: dict[str, Any] = {"Patches": rows[offset : offset + limit]}
+        if offset + limit < len(rows):
+            answer["NextToken"] = self._tokens.issue(scope, offset + limit)
+        with self._lock:
+            self._pages[",".join(map(str, products))] += 1
+        return json.dumps(answer).encode()
+
     _operations: ClassVar[dict[str, Callable[[Emulator, _Region, dict[str, Any]], bytes]]] = {
         "DescribeInstanceInformation": _describe_instance_information,
         "DescribeInstancePatchStates": _describe_instance_patch_states,
         "DescribeInstancePatches": _describe_instance_patches,
         "ListTagsForResource": _list_tags_for_resource,
+        "DescribeEffectivePatchesForPatchBaseline": (
+            _describe_effective_patches_for_patch_baseline
+        ),
+        "DescribeAvailablePatches": _describe_available_patches,
     }
 
     def _ec2(self, account: str, region: str, form: dict[str, list[str]]) -> _Reply | None:
@@ -1093,13 +1196,34 @@ def _ec2_error(code: str, message: str, status: int = 400) -> _Reply:
     return _Reply(status, "text/xml;charset=UTF-8", body.encode(), request_id)
 
 
+def _body_size(lengths: list[str]) -> tuple[int, _Reply | None]:
+    """The request body's size from its Content-Length headers, or the 4xx refusing it;
+    never reads or allocates the size claimed."""
+    if not lengths:
+        return 0, None
+    if len(set(lengths)) > 1 or not _DIGITS.fullmatch(lengths[0].strip()):
+        return 0, _error("BadRequest", f"Content-Length {', '.join(lengths)!r} is not a size")
+    text = lengths[0].strip()
+    # Digits beyond an int64 are refused as text: int() of thousands of digits is work too.
+    if len(text) > 18 or int(text) > _MAX_BODY:
+        message = f"a request body of {text} bytes is over the limit of {_MAX_BODY}"
+        return 0, _error("RequestEntityTooLarge", message, 413)
+    return int(text), None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
     disable_nagle_algorithm = True  # headers and body leave without waiting for an ACK
     server: _Server
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        size, refusal = _body_size(self.headers.get_all("Content-Length") or [])
+        if refusal is not None:
+            # The body's end is unknown (or not worth reading): answer, then hang up.
+            self.close_connection = True
+            self._send(refusal)
+            return
+        body = self.rfile.read(size)
         reply = self.server.emulator._answer(
             self.headers.get("X-Amz-Target"),
             self.headers.get("Authorization", ""),
@@ -1109,6 +1233,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:
             self.close_connection = True
             return
+        self._send(reply)
+
+    def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
@@ -1185,6 +1312,23 @@ def sample_client() -> SSMClient:
     return emulator.client("ssm")
 
 
+def _flag(*, low: float, high: float | None = None, whole: bool = False) -> Callable[[str], float]:
+    """An argparse ``type`` that reads a number and refuses one outside low..high."""
+    within = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
+    noun = "a whole number" if whole else "a number"
+
+    def read(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun} {within}")
+        return value
+
+    return read
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's command-line options to ``parser``.
 
@@ -1197,27 +1341,38 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     (500, 40.0, 0)
     """
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
+    parser.add_argument(
+        "--port",
+        type=_flag(low=0, high=65535, whole=True),
+        default=0,
+        help="port to listen on (0: a free one)",
+    )
     parser.add_argument(
         "--synthetic",
-        type=int,
+        type=_flag(low=1, whole=True),
         metavar="N",
         help="serve a synthetic fleet of N nodes instead of the sample fleet",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the synthetic fleet and faults"
     )
-    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    share = _flag(low=0, high=1)
+    parser.add_argument("--latency", type=_flag(low=0), default=0.0, metavar="SECONDS")
     parser.add_argument(
-        "--rate-limit", type=float, metavar="RPS", help="requests a second before throttling"
+        "--rate-limit",
+        type=_flag(low=1),
+        metavar="RPS",
+        help="requests a second before throttling (1 or more)",
     )
-    parser.add_argument("--burst", type=int, default=5, help="token bucket capacity")
-    parser.add_argument("--error-rate", type=float, default=0.0, help="share of HTTP 500 answers")
     parser.add_argument(
-        "--drop-rate", type=float, default=0.0, help="share of dropped connections"
+        "--burst", type=_flag(low=1, whole=True), default=5, help="token bucket capacity"
+    )
+    parser.add_argument("--error-rate", type=share, default=0.0, help="share of HTTP 500 answers")
+    parser.add_argument(
+        "--drop-rate", type=share, default=0.0, help="share of dropped connections"
     )
     parser.add_argument(
-        "--expire-rate", type=float, default=0.0, help="share of expired NextTokens"
+        "--expire-rate", type=share, default=0.0, help="share of expired NextTokens"
     )
     parser.add_argument(
         "--deny-tags",
@@ -1226,9 +1381,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-patch-results",
-        type=int,
+        type=_flag(low=10, high=100, whole=True),
         default=100,
-        help="largest DescribeInstancePatches MaxResults accepted (50 or 100)",
+        help="largest DescribeInstancePatches MaxResults accepted (10 to 100, as the API)",
     )
 
 
@@ -1248,11 +1403,32 @@ def serve(args: argparse.Namespace) -> int:
     >>> serve(parser.parse_args(["--synthetic", "50"]))  # doctest: +SKIP
     patchframe emulator listening on http://127.0.0.1:49152
     """
+    try:
+        emulator = _emulator(args)
+    except ValidationError as err:  # options set in Python rather than parsed from flags
+        prog = getattr(getattr(args, "parser", None), "prog", "patchframe serve")
+        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with emulator:
+            print(f"patchframe emulator listening on {emulator.url}", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> Emulator:
+    """The emulator the options ask for, checked, not started."""
     if args.synthetic is None:
         fleet = sample_fleet()
     else:
         fleet = synthetic_fleet(args.synthetic, seed=args.seed)
-    emulator = Emulator(
+    return Emulator(
         fleet,
         latency=args.latency,
         rate_limit=args.rate_limit,
@@ -1266,17 +1442,6 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
     )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with emulator:
-            print(f"patchframe emulator listening on {emulator.url}", flush=True)
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
