@@ -368,6 +368,14 @@ def sla_breaches(
         (``int64``) and ``max_overdue``, the longest time past due among the
         group's open findings (Timedelta; zero when none is).
 
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import pandas as pd
@@ -460,6 +468,14 @@ def time_to_fix(
         (Timedelta, to the second; the 90th percentile interpolates linearly, as
         pandas' ``quantile`` does).
 
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import pandas as pd
@@ -526,6 +542,14 @@ def aging(
         rounded down), columns the severity levels from Critical to Unspecified
         (``severity_level``); ``int64`` counts, every bucket and level present.
         Findings whose clock start is unknown are left out (:func:`sla` lists them).
+
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------

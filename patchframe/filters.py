@@ -109,6 +109,14 @@ def non_compliant(df: pd.DataFrame) -> pd.DataFrame:
     patches, and AVAILABLE_SECURITY_UPDATE ones, which the baseline's default counts
     as non-compliant (see :data:`patchframe.NON_COMPLIANT_STATES`).
 
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import patchframe as pf
@@ -132,6 +140,14 @@ def severity_at_least(df: pd.DataFrame, level: str) -> pd.DataFrame:
     level
         One of Unspecified, Low, Medium, High, Critical, in any case. Vendor words
         map onto these by the table in :mod:`patchframe._schema` (Important is High).
+
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------
@@ -161,6 +177,14 @@ def by_classification(df: pd.DataFrame, *classifications: str) -> pd.DataFrame:
     Classifications are the vendor's (``SecurityUpdates``, ``CriticalUpdates`` on
     Windows; ``Security``, ``Bugfix`` on Linux), so a value the frame does not
     hold is not an error: it matches no row.
+
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------
@@ -222,6 +246,14 @@ def installed_before(df: pd.DataFrame, when: TimeLike) -> pd.DataFrame:
         A datetime, date, pandas Timestamp, numpy datetime64 or ISO text. One that
         carries a time zone is converted to UTC; one without is taken as UTC.
 
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import patchframe as pf
@@ -242,6 +274,14 @@ def installed_after(df: pd.DataFrame, when: TimeLike) -> pd.DataFrame:
 
     ``installed_before(df, t)`` and ``installed_after(df, t)`` split the installed
     rows in two, with no row in both. ``when`` is read as in :func:`installed_before`.
+
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------
@@ -298,6 +338,9 @@ def by_platform(df: pd.DataFrame, *platforms: str) -> pd.DataFrame:
 
     Raises
     ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
     ColumnsError
         The frame has neither ``platform_name`` nor ``platform_type``.
 
@@ -405,6 +448,14 @@ def unreachable(df: pd.DataFrame, *, nodes: pd.DataFrame | None = None) -> pd.Da
         A nodes frame (``Fleet.nodes``), or a patches frame (then give ``nodes``).
     nodes
         For a patches frame: the nodes frame that says which nodes are reachable.
+
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------

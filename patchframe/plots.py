@@ -160,6 +160,14 @@ def states_by_node(
     **kwargs
         Passed to ``Axes.barh`` for every segment (``edgecolor``, ``alpha``, ...).
 
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import matplotlib.pyplot as plt
@@ -240,6 +248,14 @@ def severity_state_heatmap(
     **kwargs
         Passed to ``Axes.imshow`` (``alpha``, ``interpolation``, ...).
 
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import matplotlib.pyplot as plt
@@ -319,6 +335,14 @@ def install_timeline(
     **kwargs
         Passed to ``Axes.bar``, which draws the installs (``alpha``, ``hatch``, ...).
 
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import matplotlib.pyplot as plt
@@ -382,6 +406,14 @@ def top_cves(
         Whether to draw the legend of severity levels.
     **kwargs
         Passed to ``Axes.barh`` (``edgecolor``, ``alpha``, ...).
+
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------
@@ -455,6 +487,9 @@ def compliance_by_platform(
 
     Raises
     ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
     ColumnsError
         ``data`` lacks the ``by`` column, or has neither ``state`` nor ``compliance``.
 
@@ -559,6 +594,14 @@ def aging(
     **kwargs
         Passed to ``Axes.bar`` for every segment (``edgecolor``, ``alpha``, ...).
 
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import matplotlib.pyplot as plt
@@ -630,6 +673,14 @@ def time_to_fix(
         Whether to draw the legend of severity levels.
     **kwargs
         Passed to ``Axes.plot`` for every line (``linewidth``, ``marker``, ...).
+
+    Raises
+    ------
+    ValidationError
+        ``data`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------
@@ -713,6 +764,14 @@ def compliance_by(
         Whether to draw the legend of compliance statuses.
     **kwargs
         Passed to ``Axes.barh`` for every segment (``edgecolor``, ``alpha``, ...).
+
+    Raises
+    ------
+    ValidationError
+        ``fleet`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------

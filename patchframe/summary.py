@@ -129,6 +129,14 @@ def node_compliance(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.Data
         - ``last_installed_time``: the node's latest ``installed_time``, NaT if none;
         - ``days_since_install`` (Int64): whole days from then to ``now``.
 
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import patchframe as pf
@@ -185,6 +193,14 @@ def state_by_severity(df: pd.DataFrame, *, totals: bool = True) -> pd.DataFrame:
     column and a ``total`` row are added. Counts are ``int64``; the index is named
     ``state``, the columns ``severity_level``.
 
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import patchframe as pf
@@ -232,6 +248,14 @@ def top_missing(df: pd.DataFrame, *, top: int | None = 10) -> pd.DataFrame:
         where the patch is MISSING or FAILED), ``missing`` and ``failed`` (nodes in
         each of those states) and ``cve_count`` (distinct CVE ids the patch lists);
         counts ``int64``.
+
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------
@@ -296,6 +320,14 @@ def cve_exposure(df: pd.DataFrame) -> pd.DataFrame:
         patch listing the CVE), ``patches`` (distinct ``kb_id`` listing it) and
         ``severity_level`` (the highest among those patches); counts ``int64``.
 
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
+
     Examples
     --------
     >>> import patchframe as pf
@@ -353,6 +385,14 @@ def install_activity(df: pd.DataFrame, *, freq: Freq = "D") -> pd.DataFrame:
         One row per period from the first install to the last, periods without
         installs included as zeros; columns ``period`` (the period's start, UTC),
         ``installs`` (patches) and ``nodes``, counts ``int64``.
+
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------
@@ -416,6 +456,14 @@ def pending_reboot(df: pd.DataFrame, *, now: TimeLike | None = None) -> pd.DataF
         (str), ``patches`` (int64, patches pending), ``pending_since`` (the
         earliest of their install times, UTC), ``days_pending`` (Int64, whole
         days to ``now``) and ``severity_level`` (the highest among them).
+
+    Raises
+    ------
+    ValidationError
+        ``df`` is not a DataFrame, or another argument is not one the
+        function accepts; the message names it and what is allowed.
+    ColumnsError
+        The frame lacks a column the function needs.
 
     Examples
     --------

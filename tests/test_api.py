@@ -84,3 +84,12 @@ def test_lazy_names_load_on_first_use_and_are_listed() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'load_fleets'"):
         pf.load_fleets  # noqa: B018
+
+
+def test_every_analysis_function_documents_its_input_errors() -> None:
+    for module in (pf.filters, pf.summary, pf.plots):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj) and not isinstance(obj, type):
+                raises = (obj.__doc__ or "").partition("Raises\n")[2].partition("Examples")[0]
+                assert "ValidationError" in raises, f"{module.__name__}.{name}"
