@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import shutil
@@ -515,3 +516,127 @@ def test_without_by_there_is_no_block_and_a_bare_frame_cannot_be_grouped(
     assert not any(h.startswith("tag:") for h in table(book["Nodes"])[0])
     with pytest.raises(ValidationError, match="pass a Fleet"):
         to_excel(sample_fleet_frames.patches, tmp_path / "x.xlsx", by="tag:Team")
+
+
+@pytest.mark.parametrize("name", ["a.csv", "fleet", "fleet.xls", "fleet.xlsx.bak"])
+def test_to_excel_refuses_a_name_that_is_not_a_workbook(
+    sample_fleet_frames: Fleet, tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(ValidationError, match=r"must end in \.xlsx"):
+        to_excel(sample_fleet_frames, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_to_excel_takes_an_upper_case_suffix(sample_fleet_frames: Fleet, tmp_path: Path) -> None:
+    assert to_excel(sample_fleet_frames, tmp_path / "FLEET.XLSX").stat().st_size > 0
+
+
+def hand_findings() -> pd.DataFrame:
+    """Four findings counted to 2024-06-29: two breached, one within, one closed."""
+    when = ["2024-06-29"] * 4
+    return pd.DataFrame(
+        {
+            "account_id": ["111111111111"] * 4,
+            "region": ["eu-west-1"] * 4,
+            "instance_id": ["i-0a", "i-0b", "i-0c", "i-0d"],
+            "kb_id": ["KB1", "KB2", "KB3", "KB4"],
+            "title": ["one", "two", "three", "four"],
+            "severity_level": ["Critical", "High", "Critical", "Low"],
+            "first_seen": pd.to_datetime(["2024-06-01"] * 4, utc=True),
+            "last_seen": pd.to_datetime(when, utc=True),
+            "resolved_at": pd.to_datetime([None, None, "2024-06-08", None], utc=True),
+            "open": [True, True, False, True],
+            "release_date": pd.to_datetime(["2024-05-14", None, None, None], utc=True),
+        }
+    )
+
+
+def test_aging_sheet_from_findings_most_overdue_first(
+    sample_fleet_frames: Fleet, tmp_path: Path
+) -> None:
+    policy = {"Critical": 15, "High": 30, "Low": 5}
+    path = to_excel(
+        sample_fleet_frames, tmp_path / "f.xlsx", findings=hand_findings(), sla_policy=policy
+    )
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == [*EXCEL_SHEETS[:3], "Aging", *EXCEL_SHEETS[3:]]
+    sheet = book["Aging"]
+    headers, rows = table(sheet)
+    assert headers[:10] == [
+        "account_id",
+        "region",
+        "instance_id",
+        "kb_id",
+        "title",
+        "severity_level",
+        "status",
+        "overdue (days)",
+        "due (UTC)",
+        "age (days)",
+    ]
+    got = [(r[3], r[6], r[7], r[8], r[9]) for r in rows]
+    # KB1: released 05-14, due 05-29, 31 days overdue on 06-29; KB4: first seen 06-01,
+    # due 06-06 (Low, 5 days), 23 over; KB2: High, due 07-01, within; KB3 closed: gone.
+    assert got == [
+        ("KB1", "breached", 31.0, dt.datetime(2024, 5, 29), 46.0),
+        ("KB4", "breached", 23.0, dt.datetime(2024, 6, 6), 28.0),
+        ("KB2", "within", 0.0, dt.datetime(2024, 7, 1), 28.0),
+    ]
+    assert rows[0][headers.index("clock")] == "release"
+    assert rows[1][headers.index("clock")] == "first_seen"
+    assert sheet["I2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    whole = f"A1:{sheet.cell(1, sheet.max_column).column_letter}4"
+    assert sheet.auto_filter.ref == whole
+    assert named_range(book, "Aging") == ("Aging", whole)
+    assert sheet.freeze_panes == "A2"
+    assert sheet.page_setup.orientation == "landscape"
+    assert sheet.print_title_rows == "$1:$1"
+    assert sheet.print_options.gridLines
+    assert sheet.oddFooter.right.text == "Page &P of &N"
+
+
+def test_aging_sheet_from_release_dates_counts_to_the_load(
+    sample_fleet_frames: Fleet, tmp_path: Path
+) -> None:
+    fleet = sample_fleet_frames
+    patches = fleet.patches
+    windows = (patches["platform_type"].astype("str") == "Windows").to_numpy()
+    released = pd.Series(pd.NaT, index=patches.index, dtype="datetime64[ns, UTC]")
+    assert fleet.loaded_at is not None
+    # Released 60 days before the load, whenever the test runs: High (30 days) is 30 over.
+    release = fleet.loaded_at.floor("D") - pd.Timedelta(days=60)
+    released[windows] = release
+    dated = dataclasses.replace(fleet, patches=patches.assign(release_date=released))
+    book = openpyxl.load_workbook(to_excel(dated, tmp_path / "f.xlsx", sla_policy={"High": 30}))
+    headers, rows = table(book["Aging"])
+    is_open = patches["state"].astype("str").isin(["MISSING", "FAILED"]).to_numpy()
+    assert len(rows) == int((is_open & windows).sum()) > 0
+    due = (release + pd.Timedelta(days=30)).tz_localize(None).to_pydatetime()
+    over = (fleet.loaded_at.tz_localize(None) - pd.Timestamp(due)).total_seconds() / 86_400
+    level, status, overdue, when = (
+        headers.index(c) for c in ("severity_level", "status", "overdue (days)", "due (UTC)")
+    )
+    high = [r for r in rows if r[level] == "High"]
+    assert high and all(r[status] == "breached" for r in high)
+    assert all(r[when] == due and r[overdue] == pytest.approx(over) for r in high)
+    others = [r for r in rows if r[level] != "High"]
+    assert all(r[status] is None and r[when] is None for r in others)  # no policy: no due
+    assert rows[: len(high)] == high  # most overdue first
+
+
+def test_no_aging_sheet_without_findings_or_release_dates(
+    book: openpyxl.Workbook, sample_fleet_frames: Fleet, tmp_path: Path
+) -> None:
+    assert "Aging" not in book.sheetnames and "Aging" not in book.defined_names
+    with pytest.raises(ValidationError, match="needs findings="):
+        to_excel(sample_fleet_frames, tmp_path / "a.xlsx", sla_policy={"Critical": 15})
+    with pytest.raises(ValidationError, match="findings: expected a findings frame"):
+        to_excel(sample_fleet_frames, tmp_path / "b.xlsx", findings=[1])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="'Important' is not a severity level"):
+        to_excel(
+            sample_fleet_frames,
+            tmp_path / "c.xlsx",
+            findings=hand_findings(),
+            sla_policy={"Important": 15},
+        )
+    assert list(tmp_path.iterdir()) == []

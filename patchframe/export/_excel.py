@@ -6,7 +6,9 @@ Sheets, in order (:data:`EXCEL_SHEETS`): **Summary** (fleet figures, two charts,
 with ``by=`` a block of compliance per group such as "By Team", and one row per
 node, non-compliant nodes highlighted), **Patches** (every row),
 **Missing and Failed**, **CVEs** (one row per CVE still open), **Nodes** and
-**Errors** (there even when nothing failed). Every table has an autofilter, a
+**Errors** (there even when nothing failed), and **Aging** after Missing and
+Failed when findings or release dates can date the open patches (:func:`to_excel`'s
+``findings``). Every table has an autofilter, a
 frozen header row, a workbook-level name (``Patches``, ``NodesWorstFirst``...)
 and column widths fitted to a sample of its rows; headers are aligned as their
 data (numbers and times right). Every sheet prints landscape, one page wide,
@@ -41,8 +43,9 @@ would lose what matters here:
 from __future__ import annotations
 
 import datetime as dt
+import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -69,7 +72,7 @@ from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
 from .._version import VERSION
 from ..exceptions import ValidationError
 from ..summary import cve_exposure
-from ._report_data import PathLike, _Data, _data, _grouped, _Groups, _node_table
+from ._report_data import PathLike, _aging, _Data, _data, _grouped, _Groups, _node_table
 
 #: The most characters (UTF-16 code units) one Excel cell holds.
 EXCEL_CELL_LIMIT = 32_767
@@ -84,6 +87,9 @@ EXCEL_SHEETS: tuple[str, ...] = (
     "Nodes",
     "Errors",
 )
+#: The sheet of open findings under an SLA policy, after "Missing and Failed" when
+#: there are findings or release dates to date them (see :func:`to_excel`).
+AGING_SHEET = "Aging"
 
 
 # --- Excel: cells ---------------------------------------------------------------
@@ -632,16 +638,20 @@ def _column_chart(book: Any, title: str, block: tuple[int, int], colors: list[st
     return chart
 
 
-def _sheets(parts: _Data, nodes: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
+def _sheets(
+    parts: _Data, nodes: pd.DataFrame, aging: pd.DataFrame | None
+) -> dict[str, tuple[str, pd.DataFrame]]:
     """The table sheets after Summary: sheet name -> (the table's name, frame)."""
     patches = parts.patches
     open_rows = patches[patches["state"].astype("str").isin(OPEN_STATES)]
     open_rows = open_rows.sort_values(
         ["severity_level", "instance_id", "kb_id"], ascending=[False, True, True], kind="stable"
     )
+    aged = {} if aging is None else {AGING_SHEET: ("Aging", aging)}
     return {
         "Patches": ("Patches", patches),
         "Missing and Failed": ("MissingAndFailed", open_rows),
+        **aged,
         "CVEs": ("CVEs", cve_exposure(patches)),
         "Nodes": ("Nodes", nodes.drop(columns="note") if parts.nodes is None else parts.nodes),
         "Errors": ("Errors", parts.errors),
@@ -658,6 +668,20 @@ def _check_rows(rows: dict[str, int]) -> None:
             )
 
 
+def _workbook_path(path: object) -> Path:
+    """``path`` as a Path, refused unless it names an .xlsx file: Excel will not open a
+    workbook called ``a.csv``, and a tool expecting CSV there would read bytes."""
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError(f"path {path!r}: expected a file name ending in .xlsx")
+    target = Path(path)
+    if target.suffix.lower() != ".xlsx":
+        raise ValidationError(
+            f"path {str(target)!r}: a workbook's name must end in .xlsx; for CSV use "
+            "to_compliance_csv, for Parquet to_parquet"
+        )
+    return target
+
+
 def to_excel(
     data: Fleet | pd.DataFrame,
     path: PathLike,
@@ -665,6 +689,8 @@ def to_excel(
     title: str = "Patch compliance report",
     progress: bool | None = None,
     by: str | Sequence[str] | None = None,
+    findings: pd.DataFrame | None = None,
+    sla_policy: Mapping[str, int | float | dt.timedelta] | None = None,
 ) -> Path:
     """Write a Fleet, or a bare patches frame, as an Excel workbook.
 
@@ -692,6 +718,18 @@ def to_excel(
         add a block of compliance per group to Summary (titled "By Team"; the table
         of :func:`patchframe.summary.compliance_by`). The tags named become columns
         of the Nodes and Patches sheets.
+    findings
+        Findings from :func:`patchframe.history.findings`: adds the **Aging** sheet,
+        the open findings under ``sla_policy`` (:func:`patchframe.summary.sla`, the
+        clock starting at ``release_date`` where the findings carry it, else at
+        ``first_seen``), most overdue first, with their due dates, ages and time
+        overdue (days). Without findings, the sheet is there when the patches carry
+        ``release_date`` (:func:`patchframe.with_release_dates`): their open rows
+        with a known release date, aged to the fleet's ``loaded_at``.
+    sla_policy
+        Days to fix per severity level for the Aging sheet, as for
+        :func:`patchframe.summary.sla`: ``{"Critical": 15, "High": 30, "Medium": 90,
+        "Low": 180}`` when None.
 
     Returns
     -------
@@ -701,8 +739,10 @@ def to_excel(
     Raises
     ------
     ValidationError
-        ``data`` is neither a Fleet nor a DataFrame, or a sheet would exceed
-        Excel's row limit (nothing is written then).
+        ``data`` is neither a Fleet nor a DataFrame, ``path`` does not end in
+        ``.xlsx``, ``sla_policy`` is not a policy (or is given with nothing to
+        date: no findings, no release dates), or a sheet would exceed Excel's row
+        limit (nothing is written then).
     ColumnsError
         The patches frame lacks columns of the data contract.
     OSError
@@ -726,17 +766,17 @@ def to_excel(
     >>> [c.value for c in book["Nodes"][1] if str(c.value).startswith("tag:")]
     ['tag:Team']
     """
+    target = _workbook_path(path)
     data, groups = _grouped(data, by)
     parts = _data(data)
     nodes = _node_table(parts)
-    sheets = _sheets(parts, nodes)
+    sheets = _sheets(parts, nodes, _aging(data, findings=findings, policy=sla_policy))
     figures = _figures(parts, nodes)
     rows = {sheet: len(frame) + 1 for sheet, (_, frame) in sheets.items()}
     extra = 0 if groups is None else _group_rows(groups)
     rows["Summary"] = _node_table_top(len(figures)) + extra + len(nodes) + 1
     _check_rows(rows)
 
-    target = Path(path)
     book = xlsxwriter.Workbook(
         str(target),
         {

@@ -7,15 +7,17 @@ block); :func:`_node_table` makes the node table, one row per node, worst first:
 what the node is, its compliance, and its non-compliant patch counts. The workbook
 (:mod:`patchframe.export._excel`) shows that table on its Summary sheet and the CSV
 (:mod:`patchframe.export._csv`) writes it out as the console's "summary" report.
+:func:`_aging` makes the workbook's Aging sheet: open findings under an SLA policy.
 :data:`PathLike` is the path every writer of :mod:`patchframe.export` takes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +27,7 @@ from .._fleet import TAG_PREFIX, Fleet
 from .._schema import NON_COMPLIANT_STATES, PATCH_COLUMNS, PATCH_DTYPES, SEVERITY_LEVELS
 from .._schema import build_errors as _build_errors
 from ..exceptions import ColumnsError, ValidationError
-from ..summary import compliance_by
+from ..summary import compliance_by, sla
 
 PathLike = str | os.PathLike[str]
 
@@ -245,3 +247,71 @@ def _worst_first(table: pd.DataFrame) -> pd.DataFrame:
     )
     order = keys.sort_values(list(keys.columns), kind="stable").index
     return table.loc[order].reset_index(drop=True)
+
+
+#: The Aging sheet's columns, those the frame has, in this order.
+_AGING_COLUMNS = (
+    "account_id",
+    "region",
+    "instance_id",
+    "kb_id",
+    "title",
+    "severity_level",
+    "status",
+    "overdue",
+    "due",
+    "age",
+    "clock",
+    "clock_start",
+    "first_seen",
+    "last_seen",
+    "release_date",
+    "approval_date",
+    "state",
+    "cve_ids",
+)
+
+
+def _aging(
+    data: Fleet | pd.DataFrame,
+    *,
+    findings: pd.DataFrame | None,
+    policy: Mapping[str, int | float | dt.timedelta] | None,
+) -> pd.DataFrame | None:
+    """The open findings under the SLA policy, most overdue first; None without dates.
+
+    From ``findings`` (:func:`patchframe.history.findings`) when given, their clock
+    the patches' release date where they carry one, else when first seen; otherwise
+    from the patches, when they carry ``release_date``
+    (:func:`patchframe.with_release_dates`), counted to the fleet's load time. Only
+    open findings whose clock start is known: without it there is no age.
+    """
+    if findings is not None:
+        if not isinstance(findings, pd.DataFrame):
+            raise ValidationError(
+                f"findings: expected a findings frame (patchframe.history.findings), "
+                f"got {type(findings).__name__}"
+            )
+        frame = findings
+        clock: Literal["first_seen", "release"] = (
+            "release" if "release_date" in findings.columns else "first_seen"
+        )
+        now = None
+    else:
+        patches = data.patches if isinstance(data, Fleet) else data
+        if "release_date" not in patches.columns:
+            if policy is not None:
+                raise ValidationError(
+                    "sla_policy: the Aging sheet needs findings= (patchframe.history.findings) "
+                    "or patches with release dates (patchframe.with_release_dates)"
+                )
+            return None
+        frame, clock = patches, "release"
+        loaded = data.loaded_at if isinstance(data, Fleet) else None
+        now = pd.Timestamp.now(tz="UTC") if loaded is None else loaded
+    table = sla(frame, policy=policy, clock=clock, now=now)
+    table = table.loc[table["open"].to_numpy(dtype=bool) & table["clock_start"].notna()]
+    table = table.sort_values(
+        ["overdue", "age"], ascending=False, na_position="last", kind="stable"
+    )
+    return table[[c for c in _AGING_COLUMNS if c in table.columns]].reset_index(drop=True)
