@@ -283,12 +283,16 @@ def _report(args: argparse.Namespace) -> int:
     _print_overview(fleet, sample=args.sample, top=args.top)
     if groups is not None:
         _print_groups(groups, args.by)
+    found = None
     if args.sla is not None:
-        _print_breaches(args.snapshot_store, args.sla)
+        from .history import findings
+
+        found = findings(args.snapshot_store)
+        _print_breaches(args.snapshot_store, found, args.sla)
     # What was there before is what the report overwrites: said so, never silently.
     existing = {p.name for p in args.out.iterdir()} if args.out.is_dir() else set()
     try:
-        written = _write_report(fleet, args.out, by=args.by)
+        written = _write_report(fleet, args.out, by=args.by, findings=found, sla=args.sla)
     except OSError as err:
         _fail(f"cannot write the report into {args.out}: {err.strerror or _one_line(str(err))}")
         return 1
@@ -403,15 +407,15 @@ def _table(missing: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _print_breaches(store: str, policy: dict[str, pd.Timedelta]) -> None:
+def _print_breaches(store: str, found: pd.DataFrame, policy: dict[str, pd.Timedelta]) -> None:
     """Findings under the policy by severity, from every snapshot in the store."""
-    from .history import findings, list_snapshots
+    from .history import list_snapshots
     from .summary import sla_breaches
 
     terms = ", ".join(f"{level} {counted(span.days, 'day')}" for level, span in policy.items())
     snapshots = list_snapshots(store)["time"]
     span = f"{snapshots.iloc[0]:%Y-%m-%d} to {snapshots.iloc[-1]:%Y-%m-%d}"
-    table = sla_breaches(findings(store), policy=policy)
+    table = sla_breaches(found, policy=policy)
     breached = int(table["breached"].sum())
     print(f"\nRemediation SLA ({terms}): {counted(breached, 'open finding')} past due")
     print(
@@ -445,14 +449,26 @@ _CHARTS: dict[str, tuple[str, str]] = {
 }
 
 
-def _write_report(fleet: Fleet, out: Path, *, by: str | None = None) -> list[tuple[str, str]]:
-    """Write the report files into ``out``; return (file name, what it is) pairs."""
+def _write_report(
+    fleet: Fleet,
+    out: Path,
+    *,
+    by: str | None = None,
+    findings: pd.DataFrame | None = None,
+    sla: dict[str, pd.Timedelta] | None = None,
+) -> list[tuple[str, str]]:
+    """Write the report files into ``out``; return (file name, what it is) pairs.
+
+    With the store's findings, the workbook gains its Aging sheet under the SLA policy.
+    """
     from .export import EXCEL_SHEETS, to_compliance_csv, to_excel
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    to_excel(fleet, out / WORKBOOK, by=by)
+    to_excel(fleet, out / WORKBOOK, by=by, findings=findings, sla_policy=sla)
     sheets = ", ".join(EXCEL_SHEETS)
+    if findings is not None:
+        sheets += "; Aging"
     if by is not None:
         sheets += f"; Summary by {by.removeprefix('tag:')}"
     written.append((WORKBOOK, "workbook: " + sheets))

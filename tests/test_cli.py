@@ -286,6 +286,10 @@ def test_report_prints_sla_breaches_from_the_store(
     assert lines[first + 3].split()[:4] == ["Critical", str(critical), str(critical), "0"]
     assert lines[first + 4].split()[:4] == ["High", str(high), str(high), "0"]
     assert lines[first + 5] == ""
+    # The workbook carries the same open findings, worst first, on its Aging sheet.
+    book = openpyxl.load_workbook(tmp_path / "report" / cli.WORKBOOK, read_only=True)
+    assert "Aging" in book.sheetnames
+    assert book["Aging"].max_row - 1 == len(open_rows)
 
 
 def test_report_sla_of_a_new_store_breaches_nothing(
