@@ -210,25 +210,7 @@ def ec2_client_like(client: SSMClient) -> BaseClient:
     >>> ec2.meta.service_model.service_name, ec2.meta.region_name
     ('ec2', 'eu-west-1')
     """
-    # botocore has no public accessor for a client's credentials.
-    credentials = client._get_credentials()  # type: ignore[attr-defined]
-    frozen = credentials.get_frozen_credentials() if credentials is not None else None
-    session = boto3.Session(
-        aws_access_key_id=frozen.access_key if frozen else None,
-        aws_secret_access_key=frozen.secret_key if frozen else None,
-        aws_session_token=frozen.token if frozen else None,
-        region_name=client.meta.region_name,
-    )
-    endpoint = client.meta.endpoint_url
-    host = urlsplit(endpoint).hostname or ""
-    custom = not (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
-    ssm = client.meta.config
-    # botocore's stubs leave out Config's attributes.
-    retries, proxies = ssm.retries, ssm.proxies  # type: ignore[attr-defined]
-    config = DEFAULT_CONFIG.merge(Config(retries=retries, proxies=proxies))
-    ec2: BaseClient = session.client(
-        "ec2", endpoint_url=endpoint if custom else None, config=config
-    )
+    ec2: BaseClient = _sibling_client(client, "ec2")
     return ec2
 
 
@@ -244,6 +226,16 @@ def caller_account(client: SSMClient) -> str:
     >>> import patchframe as pf
     >>> caller_account(pf.sample_client())
     '123456789012'
+    """
+    sts: STSClient = _sibling_client(client, "sts")
+    return sts.get_caller_identity()["Account"]
+
+
+def _sibling_client(client: SSMClient, service: str) -> Any:
+    """A client of ``service`` with an SSM client's credentials, region, retries and proxies.
+
+    A client bound to an endpoint outside AWS (the emulator, LocalStack and the like
+    serve every service at one address) gets that same endpoint.
     """
     # botocore has no public accessor for a client's credentials.
     credentials = client._get_credentials()  # type: ignore[attr-defined]
@@ -261,8 +253,9 @@ def caller_account(client: SSMClient) -> str:
     # botocore's stubs leave out Config's attributes.
     retries, proxies = ssm.retries, ssm.proxies  # type: ignore[attr-defined]
     config = DEFAULT_CONFIG.merge(Config(retries=retries, proxies=proxies))
-    sts = session.client("sts", endpoint_url=endpoint if custom else None, config=config)
-    return sts.get_caller_identity()["Account"]
+    return session.client(  # type: ignore[call-overload]
+        service, endpoint_url=endpoint if custom else None, config=config
+    )
 
 
 def _hand_page_through(

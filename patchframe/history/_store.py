@@ -88,7 +88,6 @@ import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from time import sleep
 from typing import Any, NamedTuple
@@ -102,6 +101,7 @@ import pyarrow.parquet as pq
 
 from .._fleet import Fleet
 from .._frames import Codes, TimeLike, category_codes, require_columns, utc_timestamp
+from .._sync_layout import open_location
 from ..exceptions import StoreError, StoreWarning, ValidationError
 
 __all__ = ["Snapshot", "StorePath", "list_snapshots", "load_snapshot", "save_snapshot"]
@@ -160,44 +160,8 @@ def _open_store(store: StorePath, filesystem: object) -> _Store:
         raise ValidationError(
             f"store {store!r}: expected a folder path or a URI such as 's3://bucket/prefix'"
         )
-    text = os.fspath(store)
-    if filesystem is not None:
-        fs, root, prefix = _arrow_filesystem(filesystem), text, ""
-    elif "://" in text:
-        fs, root = _from_uri(text)
-        prefix = text.split("://", 1)[0] + "://"
-    else:
-        fs, root, prefix = pafs.LocalFileSystem(), text, ""
-    local = isinstance(fs, pafs.LocalFileSystem)
-    if local:
-        root, prefix = Path(root).expanduser().absolute().as_posix(), ""
-    return _Store(fs, root.rstrip("/") or root, prefix, local)
-
-
-def _from_uri(uri: str) -> tuple[Any, str]:
-    try:
-        fs, path = pafs.FileSystem.from_uri(uri)
-    except pa.ArrowInvalid:  # a scheme pyarrow does not know: fsspec may
-        try:
-            core = import_module("fsspec.core")
-        except ImportError:
-            raise ValidationError(
-                f"store {uri!r}: pyarrow does not know this scheme; install fsspec and its "
-                "driver for it, or pass filesystem="
-            ) from None
-        fsspec_fs, path = core.url_to_fs(uri)
-        fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec_fs))
-    return fs, str(path)
-
-
-def _arrow_filesystem(filesystem: object) -> Any:
-    if isinstance(filesystem, pafs.FileSystem):
-        return filesystem
-    if hasattr(filesystem, "protocol") and hasattr(filesystem, "open"):  # fsspec's
-        return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
-    raise ValidationError(
-        f"filesystem {filesystem!r}: expected a pyarrow.fs.FileSystem or an fsspec filesystem"
-    )
+    fs, root, prefix = open_location(store, filesystem)
+    return _Store(fs, root or "/", prefix, isinstance(fs, pafs.LocalFileSystem))
 
 
 def _hidden(name: str) -> bool:
