@@ -499,7 +499,8 @@ def load_fleet(
         interactive terminal only, True and False force it on or off.
     cache_dir
         Folder where each finished node's rows are written as it completes; a
-        rerun after an interruption loads only the nodes that are missing.
+        rerun after an interruption loads only the nodes that are missing. A damaged
+        checkpoint is named in a warning and its node loaded again.
     client
         A ready SSM client: loads its one account and region, instead of
         ``regions``/``profiles``/``boto3_sessions``.
@@ -521,6 +522,15 @@ def load_fleet(
         when the load started, which the nodes' ``scan_age`` is measured to. Every
         node is either in ``patches`` with all its rows, or in ``errors`` (a failed
         tag call names its node but leaves its patches whole).
+
+    Raises
+    ------
+    ValidationError
+        A bad argument, before any AWS call: an instance id, a region, a filter,
+        ``client`` that is not an SSM client, ``client`` with ``regions``,
+        ``profiles`` or ``boto3_sessions``, or a ``cache_dir`` that cannot be a folder.
+    AWSRequestError
+        With ``errors="raise"``: the first failed call, AWS's error as ``__cause__``.
 
     Examples
     --------
