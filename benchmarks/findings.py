@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from child_process import peak_mb, run_child
 
 import patchframe as pf
 from patchframe.history import findings, list_snapshots, load_snapshot, save_snapshot
@@ -106,20 +105,16 @@ def build_store(store: Path, *, rows: int, snapshots: int, seed: int = 0) -> flo
     return time.perf_counter() - begun
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-
-
 def child(kind: str, store: Path) -> dict[str, float]:
     """One measurement, in this process: seconds, peak memory (MB) and what it found."""
-    ready = _peak_mb()  # pandas, pyarrow and patchframe imported, nothing read yet
+    ready = peak_mb()  # pandas, pyarrow and patchframe imported, nothing read yet
     start = time.perf_counter()
     if kind == "findings":
         found = findings(store)
         seconds = time.perf_counter() - start
         return {
             "seconds": seconds,
-            "peak_mb": _peak_mb(),
+            "peak_mb": peak_mb(),
             "ready_mb": ready,
             "episodes": len(found),
             "open": int(found["open"].sum()),
@@ -129,18 +124,7 @@ def child(kind: str, store: Path) -> dict[str, float]:
     for snapshot in list_snapshots(store)["snapshot"]:
         rows += len(load_snapshot(store, when=snapshot).patches)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "ready_mb": ready, "rows": rows}
-
-
-def _measure(kind: str, store: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(store)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    return {"seconds": seconds, "peak_mb": peak_mb(), "ready_mb": ready, "rows": rows}
 
 
 def _size_mb(folder: Path) -> float:
@@ -158,8 +142,8 @@ def bench_findings(
         if saved.empty:
             built = build_store(folder, rows=rows, snapshots=snapshots)
             saved = list_snapshots(folder)
-        ours = _measure("findings", folder)
-        whole = _measure("read", folder)
+        ours = run_child(__file__, "findings", folder)
+        whole = run_child(__file__, "read", folder)
         size = _size_mb(folder)
     lines = [
         f"findings of {len(saved)} weekly snapshots of {saved['patches'].max():,} patch rows "

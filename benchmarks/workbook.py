@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from child_process import peak_mb, run_child
 
 import patchframe as pf
 
@@ -62,10 +61,6 @@ def big_fleet(rows: int) -> pf.Fleet:
     for frame in (patches, nodes):
         frame["instance_id"] = frame["instance_id"].astype("category")
     return pf.Fleet(patches, nodes, sample.errors)
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
 def _floor_cells(frame: pd.DataFrame) -> tuple[list[list[Any]], list[int]]:
@@ -135,7 +130,7 @@ def _write_floor(fleet: pf.Fleet, path: Path) -> float:
 def child(kind: str, folder: Path) -> dict[str, float]:
     """One measurement, in this process: seconds and peak memory (MB)."""
     fleet = pf.Fleet(*(pf.read_parquet(folder / f"{part}.parquet") for part in _PARTS))
-    loaded = _peak_mb()
+    loaded = peak_mb()
     out = folder / f"{kind}.xlsx"
     if kind == "floor":
         seconds = _write_floor(fleet, out)
@@ -145,21 +140,10 @@ def child(kind: str, folder: Path) -> dict[str, float]:
         seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
         "loaded_mb": loaded,
         "file_mb": out.stat().st_size / 2**20,
     }
-
-
-def _measure(kind: str, folder: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(folder)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return result
 
 
 def bench_workbook(rows: int = ROWS) -> str:
@@ -170,8 +154,8 @@ def bench_workbook(rows: int = ROWS) -> str:
         for part in _PARTS:
             pf.to_parquet(getattr(fleet, part), folder / f"{part}.parquet")
         open_rows = int(fleet.patches["state"].isin(["MISSING", "FAILED"]).sum())
-        floor = _measure("floor", folder)
-        ours = _measure("to_excel", folder)
+        floor = run_child(__file__, "floor", folder)
+        ours = run_child(__file__, "to_excel", folder)
     ratio = ours["seconds"] / floor["seconds"]
     lines = [
         f"Workbook of {rows:,} patch rows ({open_rows:,} missing or failed, "
