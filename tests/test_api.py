@@ -93,3 +93,14 @@ def test_every_analysis_function_documents_its_input_errors() -> None:
             if callable(obj) and not isinstance(obj, type):
                 raises = (obj.__doc__ or "").partition("Raises\n")[2].partition("Examples")[0]
                 assert "ValidationError" in raises, f"{module.__name__}.{name}"
+
+
+def test_a_lazy_name_is_cached_after_its_first_use() -> None:
+    code = (
+        "import patchframe as pf\n"
+        "assert 'to_parquet' not in vars(pf)\n"
+        "pf.to_parquet\n"
+        "print('to_parquet' in vars(pf))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
