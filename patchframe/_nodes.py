@@ -54,7 +54,6 @@ def node_positions(patches: pd.DataFrame, nodes: pd.DataFrame) -> npt.NDArray[np
     rows = np.zeros(len(patches), dtype=np.int64)
     node_keys = np.zeros(len(nodes), dtype=np.int64)
     in_patches = np.ones(len(nodes), dtype=np.bool_)
-    size = 1
     for column in keys:
         codes, names = category_codes(patches[column])
         labels = nodes[column]
@@ -64,13 +63,7 @@ def node_positions(patches: pd.DataFrame, nodes: pd.DataFrame) -> npt.NDArray[np
         width = len(names) + 1
         rows = rows * width + (codes + 1)
         node_keys = node_keys * width + np.where(absent, 0, found + 1)
-        size *= width
     listed = np.flatnonzero(in_patches)
-    if size <= max(len(patches), 1 << 20):
-        # A table of every possible key: no bigger than a column of the frame.
-        table = np.full(size, -1, dtype=np.intp)
-        table[node_keys[listed]] = listed
-        return table[rows]
     found = np.asarray(pd.Index(node_keys[listed]).get_indexer(pd.Index(rows)))
     return np.where(found >= 0, np.append(listed, -1)[found], -1).astype(np.intp)
 
