@@ -646,13 +646,13 @@ def test_defaults_and_credentials(places: Emulator) -> None:
     assert places.client(account_id="111111111111").meta.region_name == "us-east-1"
 
 
-def test_sts_answers_only_get_caller_identity(places: Emulator) -> None:
+def test_sts_answers_only_caller_identity_and_assume_role(places: Emulator) -> None:
     host, port = places.url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     connection.request(
         "POST",
         "/",
-        "Action=AssumeRole&Version=2011-06-15",
+        "Action=GetSessionToken&Version=2011-06-15",
         {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
     )
     response = connection.getresponse()
@@ -858,6 +858,7 @@ def test_serve_arguments() -> None:
         "host": "127.0.0.1",
         "port": 0,
         "synthetic": None,
+        "organization": None,
         "seed": 4,
         "latency": 0.2,
         "rate_limit": 40.0,

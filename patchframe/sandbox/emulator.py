@@ -4,9 +4,13 @@
 clients (and to ``aws ... --endpoint-url``) the way the service does: the operations
 ``DescribeInstanceInformation``, ``DescribeInstancePatchStates``,
 ``DescribeInstancePatches`` and ``ListTagsForResource`` with the service's paging,
-filters, validation and error shapes, plus STS ``GetCallerIdentity`` and EC2
-``DescribeTags`` (both the query protocol: a form-encoded POST, an XML answer).
-Timestamps go out as epoch seconds.
+filters, validation and error shapes, plus STS ``GetCallerIdentity`` and
+``AssumeRole`` and EC2 ``DescribeTags`` and ``DescribeRegions`` (the query protocol:
+a form-encoded POST, an XML answer). Serving a
+:class:`~patchframe.sandbox.organization.WireOrganization`, it also answers AWS
+Organizations' ``DescribeOrganization``, ``ListRoots``, ``ListAccounts``,
+``ListAccountsForParent`` and ``ListOrganizationalUnitsForParent``. Timestamps go
+out as epoch seconds.
 
 Tags
     Each fleet's ``tags`` are served by EC2 ``DescribeTags`` for EC2 (``i-``) nodes,
@@ -23,7 +27,27 @@ Accounts and regions
     twelve characters are digits speaks for that account (:meth:`Emulator.credentials`
     makes such keys, ``AKIAEMUL`` + account id); any other key, or an unsigned
     request, speaks for the first fleet's account. A pair with no fleet answers like
-    a region with no nodes.
+    a region with no nodes. EC2 ``DescribeRegions`` answers the regions the account
+    has fleets in.
+
+Organizations
+    With ``organization=``, every account's fleets are served, and the default
+    account is the management account, in the organization's first region. The
+    listing calls answer the management account only (a member gets
+    ``AccessDeniedException``, an account outside the organization, or any account
+    of an emulator without one, ``AWSOrganizationsNotInUseException``), in pages of
+    1 to 20 (10 by default). ``DescribeOrganization`` answers every member.
+    STS ``AssumeRole`` of ``arn:aws:iam::<account>:role/<role_name>`` gives
+    temporary credentials for an ACTIVE account whose role does not refuse, with
+    the organization's external id if it has one; otherwise ``AccessDenied``.
+    Their access key id ends with the account id, so they speak for it. A request
+    signed with a security token the emulator never issued is refused
+    (``UnrecognizedClientException``, EC2 ``AuthFailure``, STS
+    ``InvalidClientTokenId``), and so is one signed for a region the account has
+    disabled; one whose credentials have expired, after their ``DurationSeconds``
+    or after :attr:`Emulator.credential_lifetime`, gets ``ExpiredTokenException``
+    (EC2 ``RequestExpired``, STS ``ExpiredToken``). EC2 ``DescribeRegions`` answers
+    the account's enabled regions, and with ``AllRegions`` its disabled ones too.
 
 Faults
     ``latency`` delays every request. ``rate_limit`` is a token bucket of ``burst``
@@ -33,7 +57,7 @@ Faults
     closes the connection of a share without answering, and ``expire_rate`` makes a
     share of NextTokens expired when used (``InvalidNextToken``). Faults other than
     latency hit SSM and EC2 requests (EC2 throttles with ``RequestLimitExceeded``),
-    not STS. Draws come from one generator seeded by
+    not STS or Organizations. Draws come from one generator seeded by
     ``seed``, in the order requests arrive. Faults never change the data: a retried
     request, or a restarted pagination, can succeed.
 
@@ -45,17 +69,24 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import configparser
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import itertools
 import json
 import math
+import os
 import random
 import re
+import secrets
+import shutil
 import signal
 import socket
+import string
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -69,12 +100,14 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from .._schema import STATES, normalise_state
 from ..aws import client_config
 from ..exceptions import ValidationError
 from ._patch_catalog import available_patches, baseline_platform, effective_patches
+from .organization import WireAccount, WireOrganization, synthetic_organization
 from .sample import WireFleet, sample_fleet, synthetic_fleet
 
 if TYPE_CHECKING:
@@ -101,6 +134,40 @@ _JSON = "application/x-amz-json-1.1"
 _MAX_BODY = 4 << 20
 _DIGITS = re.compile(r"[0-9]+")
 _TARGET_PREFIX = "AmazonSSM."
+_ORGANIZATIONS_PREFIX = "AWSOrganizationsV20161128."
+_ORGANIZATIONS_OPERATIONS = (
+    "DescribeOrganization",
+    "ListRoots",
+    "ListAccounts",
+    "ListAccountsForParent",
+    "ListOrganizationalUnitsForParent",
+)
+_PARENT_ID = re.compile(r"(r-[0-9a-z]{4,32})|(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})", re.ASCII)
+_STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+_ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/([\w+=,.@/-]+)", re.ASCII)
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+# Per protocol, the refusal of credentials that are not valid (a security token never
+# issued, or a region the account has not enabled), then of expired ones.
+_REFUSALS = {
+    "json": (
+        (
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+            400,
+        ),
+        ("ExpiredTokenException", "The security token included in the request is expired", 400),
+    ),
+    "ec2": (
+        ("AuthFailure", "AWS was not able to validate the provided access credentials", 401),
+        ("RequestExpired", "Request has expired.", 400),
+    ),
+    "sts": (
+        ("InvalidClientTokenId", "The security token included in the request is invalid.", 403),
+        ("ExpiredToken", "The security token included in the request is expired", 400),
+    ),
+}
+# The endpoint is local: never send it through a proxy from the environment.
+_LOCAL = Config(proxies={}, max_pool_connections=16)
 _SCOPE = re.compile(r"Credential=([^/\s,]+)/\d{8}/([^/\s,]+)/")
 _DUMMY_SECRET = "patchframe-emulator-dummy-secret"
 _PATCH_FILTER_KEYS = ("Classification", "KBId", "Severity", "State")
@@ -150,12 +217,14 @@ class EmulatorStats:
     Attributes
     ----------
     requests
-        Requests received per operation, faulted ones included.
+        Requests received per operation, faulted and refused ones included.
     throttled, errors, dropped, expired
         Requests answered ThrottlingException, answered InternalServerError, dropped
         without an answer, and refused for an expired NextToken.
     pages
         ``DescribeInstancePatches`` pages answered per instance id.
+    expired_credentials
+        Requests refused because their temporary credentials had expired.
 
     Examples
     --------
@@ -171,6 +240,7 @@ class EmulatorStats:
     dropped: int
     expired: int
     pages: dict[str, int]
+    expired_credentials: int
 
     @property
     def total(self) -> int:
@@ -179,9 +249,11 @@ class EmulatorStats:
 
 
 class _ApiError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, status: int = 400, *, reason: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+        self.code, self.message, self.status, self.reason = code, message, status, reason
 
 
 class _Reply(NamedTuple):
@@ -206,22 +278,24 @@ class _Validation:
         shown = "null" if value is None else f"'{value}'"
         self.problems.append(f"Value {shown} at '{member}' failed to satisfy constraint: {rule}")
 
-    def max_results(self, value: object, low: int, high: int, default: int) -> int:
+    def max_results(
+        self, value: object, low: int, high: int, default: int, member: str = "maxResults"
+    ) -> int:
         if value is None:
             return default
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _ApiError("SerializationException", "MaxResults must be a number")
+            raise _ApiError("SerializationException", f"{member} must be a number")
         if value < low:
-            self.add(value, "maxResults", f"Member must have value greater than or equal to {low}")
+            self.add(value, member, f"Member must have value greater than or equal to {low}")
         elif value > high:
-            self.add(value, "maxResults", f"Member must have value less than or equal to {high}")
+            self.add(value, member, f"Member must have value less than or equal to {high}")
         return value
 
-    def check(self) -> None:
+    def check(self, code: str = "ValidationException") -> None:
         if self.problems:
             n = len(self.problems)
             message = f"{n} validation error{'s' * (n > 1)} detected: " + "; ".join(self.problems)
-            raise _ApiError("ValidationException", message)
+            raise _ApiError(code, message)
 
 
 class _Tokens:
@@ -245,7 +319,7 @@ class _Tokens:
         mac = hmac.new(self._key, body, "sha256").digest()[:16]
         return base64.b64encode(mac + body).decode()
 
-    def offset(self, token: object, scope: str) -> int:
+    def offset(self, token: object, scope: str, *, expires: bool = True) -> int:
         """Return where ``token`` resumes; raise InvalidNextToken if it can't."""
         if token is None or token == "":
             return 0
@@ -261,13 +335,32 @@ class _Tokens:
         if digest != self._digest(scope):
             raise invalid
         draw = hashlib.blake2b(str(serial).encode(), key=self._key, digest_size=8).digest()
-        if int.from_bytes(draw, "big") / 2**64 < self._expire_rate:
+        if expires and int.from_bytes(draw, "big") / 2**64 < self._expire_rate:
             raise _Expired("InvalidNextToken", "The specified token has expired.")
         return int(offset)
 
 
 class _Expired(_ApiError):
     pass
+
+
+class _Caller(NamedTuple):
+    """Who signed a request, where, and with which security token, if any."""
+
+    account: str
+    region: str
+    key: str
+    token: str | None
+
+
+class _Grant(NamedTuple):
+    """Temporary credentials issued by AssumeRole."""
+
+    access_key: str
+    arn: str
+    user_id: str
+    issued: float  # time.monotonic()
+    lasts: int  # seconds
 
 
 class _Region:
@@ -407,7 +500,18 @@ class Emulator:
     Parameters
     ----------
     fleets
-        One fleet or several (one per account and region); None serves the sample.
+        One fleet or several (one per account and region); None serves the sample
+        (unless ``organization`` is given).
+    organization
+        An organization to serve instead of ``fleets``: AWS Organizations' listing
+        calls, STS AssumeRole into its accounts, and every account's fleets (see
+        the module's notes). The default account is the management account, in the
+        organization's first region.
+    credential_lifetime
+        Seconds after which temporary credentials from AssumeRole stop working
+        (refused as expired) although the Expiration they were issued with is
+        later, as when a role session is revoked or clocks disagree; None for their
+        whole DurationSeconds. Can be changed while serving.
     latency
         Seconds added to every request.
     rate_limit, burst
@@ -434,12 +538,31 @@ class Emulator:
     ...     page = ssm.describe_instance_patches(InstanceId="i-0e1f2a3b4c5d6e7f8", MaxResults=100)
     ...     len(page["Patches"]), "NextToken" in page
     (100, True)
+
+    An organization, listed by its management account, and a role assumed in a member:
+
+    >>> org = synthetic_organization(3, nodes_per_account=2)
+    >>> with Emulator(organization=org) as emulator:
+    ...     session = emulator.session()
+    ...     listed = session.client("organizations").list_accounts()["Accounts"]
+    ...     role = f"arn:aws:iam::{listed[1]['Id']}:role/PatchframeReadOnly"
+    ...     keys = session.client("sts").assume_role(RoleArn=role, RoleSessionName="demo")
+    ...     member = emulator.client(**{
+    ...         "aws_" + name: keys["Credentials"][key]
+    ...         for name, key in [("access_key_id", "AccessKeyId"),
+    ...                           ("secret_access_key", "SecretAccessKey"),
+    ...                           ("session_token", "SessionToken")]})
+    ...     nodes = member.describe_instance_information()["InstanceInformationList"]
+    >>> [account["Name"] for account in listed], len(nodes)
+    (['management', 'prod-payments', 'dev-sandbox'], 1)
     """
 
     def __init__(
         self,
         fleets: WireFleet | Iterable[WireFleet] | None = None,
         *,
+        organization: WireOrganization | None = None,
+        credential_lifetime: float | None = None,
         latency: float = 0.0,
         rate_limit: float | None = None,
         burst: int = 5,
@@ -452,12 +575,18 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        if fleets is None:
+        if organization is not None:
+            if fleets is not None:
+                raise ValidationError("give an emulator fleets or an organization, not both")
+            if not isinstance(organization, WireOrganization):
+                raise ValidationError(f"organization: {organization!r} is not a WireOrganization")
+            fleets = organization.fleets
+        elif fleets is None:
             fleets = [sample_fleet()]
         elif isinstance(fleets, WireFleet):
             fleets = [fleets]
         served = list(fleets) if isinstance(fleets, Iterable) else [fleets]
-        if not served:
+        if not served and organization is None:
             raise ValidationError("an emulator needs at least one fleet")
         for fleet in served:
             if not isinstance(fleet, WireFleet):
@@ -479,7 +608,15 @@ class Emulator:
             if where in self._regions:
                 raise ValidationError(f"two fleets for account {where[0]} in {where[1]}")
             self._regions[where] = _Region(fleet)
-        self._default = (served[0].account_id, served[0].region)
+        self._organization = organization
+        self._accounts: dict[str, WireAccount] = {}
+        if organization is None:
+            self._default = (served[0].account_id, served[0].region)
+        else:
+            self._default = (organization.management_account_id, organization.regions[0])
+            self._accounts = {account.account_id: account for account in organization.accounts}
+        self.credential_lifetime = credential_lifetime
+        self._grants: dict[str, _Grant] = {}
         self.latency, self._rate_limit, self.burst = latency, rate_limit, burst
         self.error_rate, self.drop_rate, self.expire_rate = error_rate, drop_rate, expire_rate
         if not isinstance(deny_tags, bool):
@@ -494,11 +631,39 @@ class Emulator:
         self._lock = threading.Lock()
         self._session: boto3.session.Session | None = None
         self._session_lock = threading.Lock()
+        self._profiles: str | None = None  # the folder of session()'s config files
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._requests: Counter[str] = Counter()
         self._pages: Counter[str] = Counter()
         self._throttled = self._errors = self._dropped = self._expired = 0
+        self._expired_credentials = 0
+
+    @property
+    def organization(self) -> WireOrganization | None:
+        """The organization served, or None."""
+        return self._organization
+
+    @property
+    def credential_lifetime(self) -> float | None:
+        """Seconds temporary credentials work for, at most; None for their DurationSeconds.
+
+        Set it while serving to make credentials already issued expire early.
+
+        Examples
+        --------
+        >>> emulator = Emulator(organization=synthetic_organization(2), credential_lifetime=5)
+        >>> emulator.credential_lifetime = 0.5
+        >>> emulator.credential_lifetime
+        0.5
+        """
+        return self._credential_lifetime
+
+    @credential_lifetime.setter
+    def credential_lifetime(self, seconds: float | None) -> None:
+        if seconds is not None:
+            _check_number("credential_lifetime", seconds, low=0)
+        self._credential_lifetime = seconds
 
     @property
     def rate_limit(self) -> float | None:
@@ -579,6 +744,10 @@ class Emulator:
         server.server_close()
         thread.join()
         self._server = self._thread = None
+        with self._session_lock:
+            if self._profiles is not None:
+                shutil.rmtree(self._profiles, ignore_errors=True)
+            self._profiles = None
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -599,7 +768,8 @@ class Emulator:
         Parameters
         ----------
         account_id
-            Defaults to the first fleet's account.
+            Defaults to the first fleet's account (an organization's: its management
+            account).
         region
             Defaults to the account's first fleet's region. A pair with no fleet
             gets an empty one.
@@ -680,7 +850,8 @@ class Emulator:
         Parameters
         ----------
         service
-            ``"ssm"``, ``"sts"`` or ``"ec2"`` (EC2 answers DescribeTags only).
+            ``"ssm"``, ``"sts"``, ``"ec2"`` (DescribeTags and DescribeRegions) or
+            ``"organizations"``.
         account_id, region
             Whom the client speaks for and where; default to the first fleet's
             account and that account's first region.
@@ -688,7 +859,9 @@ class Emulator:
             Passed to ``boto3.session.Session.client``; a ``config=`` is merged over
             patchframe's configuration, as ``botocore_config=`` is by
             :func:`~patchframe.aws.make_client`, so the user's ``AWS_RETRY_MODE`` and
-            ``AWS_MAX_ATTEMPTS`` win over patchframe's retry defaults here too.
+            ``AWS_MAX_ATTEMPTS`` win over patchframe's retry defaults here too. Keys
+            given here (``aws_access_key_id``, ``aws_session_token``, ...) replace
+            the dummy ones, e.g. temporary credentials from ``AssumeRole``.
 
         Examples
         --------
@@ -698,9 +871,8 @@ class Emulator:
         """
         account, where = self._where(account_id, region)
         keys = self.credentials(account)
-        # The endpoint is local: never send it through a proxy from the environment.
         # Otherwise the client is configured as patchframe's own factory does it.
-        config = Config(proxies={}, max_pool_connections=16)
+        config = _LOCAL
         if kwargs.get("config") is not None:
             config = config.merge(kwargs["config"])
         with self._session_lock:  # boto3 sessions are not safe to share across threads
@@ -711,10 +883,53 @@ class Emulator:
                 service,  # type: ignore[call-overload]
                 endpoint_url=self.url,
                 region_name=where,
-                aws_access_key_id=keys["aws_access_key_id"],
-                aws_secret_access_key=keys["aws_secret_access_key"],
-                **kwargs,
+                **{**keys, **kwargs},
             )
+
+    def session(
+        self, account_id: str | None = None, *, region: str | None = None
+    ) -> boto3.Session:
+        """A boto3 session whose every client goes to this emulator, as ``account_id``.
+
+        Clients of any service made from it, by anyone, reach the emulator with
+        dummy long-term credentials of the account, in ``region``, and bypass any
+        proxy from the environment. It reads a profile (``endpoint_url``,
+        ``region`` and the keys) from a config file of the emulator's own, removed
+        by :meth:`stop`: a botocore session given the same ``config_file`` and
+        ``profile`` variables reaches the emulator too, though through the
+        environment's proxies, if any. ``AWS_ENDPOINT_URL`` in the environment wins
+        over the profile's endpoint, as botocore decides.
+
+        Parameters
+        ----------
+        account_id, region
+            As for :meth:`client`.
+
+        Examples
+        --------
+        >>> with Emulator() as emulator:
+        ...     session = emulator.session("111122223333", region="us-east-1")
+        ...     session.client("sts").get_caller_identity()["Account"], session.region_name
+        ('111122223333', 'us-east-1')
+        """
+        account, where = self._where(account_id, region)
+        keys = self.credentials(account)
+        url = self.url  # refuses an emulator that is not running
+        profile = f"patchframe-emulator-{account}-{where}"
+        with self._session_lock:
+            if self._profiles is None:
+                self._profiles = tempfile.mkdtemp(prefix="patchframe-emulator-")
+            path = os.path.join(self._profiles, f"{profile}.ini")
+            if not os.path.exists(path):
+                config = configparser.ConfigParser()
+                config[f"profile {profile}"] = {"endpoint_url": url, "region": where, **keys}
+                with open(path, "w", encoding="utf-8") as file:
+                    config.write(file)
+        core = botocore.session.Session()
+        core.set_config_variable("config_file", path)
+        core.set_config_variable("profile", profile)
+        core.set_default_client_config(_LOCAL)
+        return boto3.Session(botocore_session=core, region_name=where)
 
     # ------------------------------------------------------------------ counters
 
@@ -729,6 +944,7 @@ class Emulator:
                 self._dropped,
                 self._expired,
                 dict(self._pages),
+                self._expired_credentials,
             )
 
     def reset_stats(self) -> None:
@@ -744,16 +960,47 @@ class Emulator:
         with self._lock:
             self._requests, self._pages = Counter(), Counter()
             self._throttled = self._errors = self._dropped = self._expired = 0
+            self._expired_credentials = 0
 
     # ------------------------------------------------------------------ requests
 
-    def _caller(self, authorization: str) -> tuple[str, str]:
+    def _caller(self, authorization: str, token: str | None) -> _Caller:
         match = _SCOPE.search(authorization)
         if match is None:
-            return self._default
+            return _Caller(*self._default, "", token)
         key, region = match.groups()
         account = key[-12:] if key[-12:].isdigit() and len(key) >= 12 else self._default[0]
-        return account, region
+        return _Caller(account, region, key, token)
+
+    def _receive(self, operation: str) -> None:
+        """Count a request that draws no fault; then wait the latency."""
+        with self._lock:
+            self._requests[operation] += 1
+        if self.latency:
+            time.sleep(self.latency)
+
+    def _refusal(
+        self, protocol: str, caller: _Caller, *, regional: bool = True
+    ) -> _ApiError | None:
+        """The error refusing the caller's credentials in ``protocol``, if any: a
+        security token never issued (or not for this key), an expired one, or (for
+        a regional service) a region the account has disabled."""
+        invalid, expired = _REFUSALS[protocol]
+        if caller.token is not None:
+            grant = self._grants.get(caller.token)
+            if grant is None or grant.access_key != caller.key:
+                return _ApiError(*invalid)
+            lasts: float = grant.lasts
+            if self._credential_lifetime is not None:
+                lasts = min(lasts, self._credential_lifetime)
+            if time.monotonic() - grant.issued > lasts:
+                with self._lock:
+                    self._expired_credentials += 1
+                return _ApiError(*expired)
+        account = self._accounts.get(caller.account)
+        if regional and account is not None and caller.region in account.disabled_regions:
+            return _ApiError(*invalid)
+        return None
 
     def _fault(
         self, operation: str, account: str, region: str
@@ -785,21 +1032,34 @@ class Emulator:
         return None
 
     def _answer(
-        self, target: str | None, authorization: str, content_type: str, body: bytes
+        self,
+        target: str | None,
+        authorization: str,
+        content_type: str,
+        body: bytes,
+        token: str | None = None,
     ) -> _Reply | None:
-        """Answer one request; None means drop the connection without answering."""
-        account, region = self._caller(authorization)
+        """Answer one request; None means drop the connection without answering.
+
+        ``token`` is the request's X-Amz-Security-Token, if any."""
+        caller = self._caller(authorization, token)
         if target is None and content_type.startswith("application/x-www-form-urlencoded"):
             # The query protocol: EC2 and STS tell themselves apart by their API version.
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             if form.get("Version") == [_EC2_VERSION]:
-                return self._ec2(account, region, form)
-            return self._sts(account, body)
+                return self._ec2(caller, form)
+            return self._sts(caller, form)
         target = target or ""
+        if target.startswith(_ORGANIZATIONS_PREFIX):
+            return self._organizations(caller, target, body)
         operation = (
             target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
         )
-        fault = self._fault(operation or target, account, region)
+        refusal = self._refusal("json", caller)
+        if refusal is not None:
+            self._receive(operation or target)
+            return _error(refusal.code, refusal.message, refusal.status)
+        fault = self._fault(operation or target, caller.account, caller.region)
         if fault == "throttled":
             return _error("ThrottlingException", "Rate exceeded")
         if fault == "dropped":
@@ -808,16 +1068,17 @@ class Emulator:
             return _error("InternalServerError", "An internal error occurred.", 500)
         handler = self._operations.get(operation)
         if handler is None:
-            return _error(
-                "com.amazon.coral.service#UnknownOperationException",
-                f"Unknown operation {target}",
-            )
+            return _unknown_operation(target)
+        where = self._regions.get(caller[:2]) or _Region(WireFleet(*caller[:2]))
+        return self._json_call(body, lambda params: handler(self, where, params))
+
+    def _json_call(self, body: bytes, call: Callable[[dict[str, Any]], bytes]) -> _Reply:
+        """Answer a JSON 1.1 request: ``call`` with its parameters, or the error it raises."""
         try:
             params = json.loads(body or b"{}")
             if not isinstance(params, dict):
                 raise _ApiError("SerializationException", "The request body must be an object")
-            where = self._regions.get((account, region)) or _Region(WireFleet(account, region))
-            return _Reply(200, _JSON, handler(self, where, params))
+            return _Reply(200, _JSON, call(params))
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error("SerializationException", "The request body is not valid JSON")
         except _Expired as exc:
@@ -825,7 +1086,7 @@ class Emulator:
                 self._expired += 1
             return _error(exc.code, exc.message, exc.status)
         except _ApiError as exc:
-            return _error(exc.code, exc.message, exc.status)
+            return _error(exc.code, exc.message, exc.status, reason=exc.reason)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # A member of a shape no check above foresaw: an answer, never a dropped line.
             return _error("ValidationException", f"1 validation error detected: {exc}")
@@ -1048,23 +1309,93 @@ class Emulator:
         "DescribeAvailablePatches": _describe_available_patches,
     }
 
-    def _ec2(self, account: str, region: str, form: dict[str, list[str]]) -> _Reply | None:
-        """Answer EC2's query protocol: enough of it for DescribeTags."""
+    # ------------------------------------------------------------------ Organizations
+
+    def _organizations(self, caller: _Caller, target: str, body: bytes) -> _Reply:
+        """Answer AWS Organizations' JSON 1.1 protocol: its listing calls."""
+        operation = target.removeprefix(_ORGANIZATIONS_PREFIX)
+        self._receive(operation)
+        refusal = self._refusal("json", caller, regional=False)
+        if refusal is not None:
+            return _error(refusal.code, refusal.message, refusal.status)
+        if operation not in _ORGANIZATIONS_OPERATIONS:
+            return _unknown_operation(target)
+        return self._json_call(
+            body,
+            lambda params: json.dumps(
+                self._organization_answer(caller, operation, params)
+            ).encode(),
+        )
+
+    def _organization_answer(
+        self, caller: _Caller, operation: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        org = self._organization
+        if org is None or caller.account not in self._accounts:
+            raise _ApiError(
+                "AWSOrganizationsNotInUseException",
+                "Your account is not a member of an organization.",
+            )
+        if operation == "DescribeOrganization":  # any member may
+            return {"Organization": _organization_entry(org)}
+        if caller.account != org.management_account_id:
+            raise _ApiError(
+                "AccessDeniedException", "You don't have permissions to access this resource."
+            )
+        limit = params.get("MaxResults", 10)
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise _ApiError("SerializationException", "MaxResults must be a number")
+        if not 1 <= limit <= 20:
+            bound = "exceeds the maximum" if limit > 20 else "is less than the minimum"
+            reason = "MAX_VALUE_EXCEEDED" if limit > 20 else "MIN_VALUE_EXCEEDED"
+            raise _ApiError(
+                "InvalidInputException",
+                f"You provided a value that {bound} allowed value.",
+                reason=reason,
+            )
+        parent = params.get("ParentId") if operation.endswith("ForParent") else None
+        if operation.endswith("ForParent"):
+            _check_parent(org, parent)
+        key, items = _organization_items(org, operation, parent)
+        scope = json.dumps([caller.account, operation, parent])
+        try:
+            offset = self._tokens.offset(params.get("NextToken"), scope, expires=False)
+        except _ApiError:
+            raise _ApiError(
+                "InvalidInputException",
+                "You specified an invalid value for nextToken.",
+                reason="INVALID_NEXT_TOKEN",
+            ) from None
+        answer: dict[str, Any] = {key: items[offset : offset + limit]}
+        if offset + limit < len(items):
+            answer["NextToken"] = self._tokens.issue(scope, offset + limit)
+        return answer
+
+    # ------------------------------------------------------------------ EC2
+
+    def _ec2(self, caller: _Caller, form: dict[str, list[str]]) -> _Reply | None:
+        """Answer EC2's query protocol: enough of it for DescribeTags and DescribeRegions."""
         action = form.get("Action", [""])[0]
-        fault = self._fault(action or "UnknownOperation", account, region)
+        refusal = self._refusal("ec2", caller)
+        if refusal is not None:
+            self._receive(action or "UnknownOperation")
+            return _ec2_error(refusal.code, refusal.message, refusal.status)
+        fault = self._fault(action or "UnknownOperation", caller.account, caller.region)
         if fault == "throttled":
             return _ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
         if fault == "dropped":
             return None
         if fault == "error":
             return _ec2_error("InternalError", "An internal error has occurred.", 500)
+        if action == "DescribeRegions":
+            return self._describe_regions(caller, form)
         if action != "DescribeTags":
             return _ec2_error(
                 "InvalidAction",
                 f"The action {action or '(none)'} is not valid for this web service.",
             )
         try:
-            where = self._regions.get((account, region)) or _Region(WireFleet(account, region))
+            where = self._regions.get(caller[:2]) or _Region(WireFleet(*caller[:2]))
             return self._describe_tags(where, form)
         except _Expired as exc:
             with self._lock:
@@ -1127,10 +1458,7 @@ class Emulator:
             if all(tag[_EC2_TAG_FIELDS[n]] in set(w) for n, w in filters.values())
         ]
         end = len(chosen) if limit is None else offset + limit
-        items = "".join(
-            "<item>" + "".join(f"<{k}>{_xml(v)}</{k}>" for k, v in tag.items()) + "</item>"
-            for tag in chosen[offset:end]
-        )
+        items = "".join(f"<item>{_xml_fields(tag)}</item>" for tag in chosen[offset:end])
         request_id = str(uuid.uuid4())
         more = (
             f"<nextToken>{_xml(self._tokens.issue(scope, end))}</nextToken>"
@@ -1145,40 +1473,248 @@ class Emulator:
         )
         return _Reply(200, "text/xml;charset=UTF-8", xml.encode(), request_id)
 
-    def _sts(self, account: str, body: bytes) -> _Reply:
-        """Answer STS's query protocol: enough of it for GetCallerIdentity."""
-        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
-        with self._lock:
-            self._requests[action or "UnknownOperation"] += 1
-        if self.latency:
-            time.sleep(self.latency)
-        request_id = str(uuid.uuid4())
-        namespace = "https://sts.amazonaws.com/doc/2011-06-15/"
-        if action != "GetCallerIdentity":
-            xml = (
-                f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type>'
-                "<Code>InvalidAction</Code><Message>Could not find operation "
-                f"{action or 'with no Action'} for version 2011-06-15</Message></Error>"
-                f"<RequestId>{request_id}</RequestId></ErrorResponse>"
-            )
-            return _Reply(400, "text/xml", xml.encode(), request_id)
-        xml = (
-            f'<GetCallerIdentityResponse xmlns="{namespace}">\n'
-            "  <GetCallerIdentityResult>\n"
-            f"    <Arn>arn:aws:iam::{account}:user/patchframe</Arn>\n"
-            f"    <UserId>AIDAEMUL{account}</UserId>\n"
-            f"    <Account>{account}</Account>\n"
-            "  </GetCallerIdentityResult>\n"
-            "  <ResponseMetadata>\n"
-            f"    <RequestId>{request_id}</RequestId>\n"
-            "  </ResponseMetadata>\n"
-            "</GetCallerIdentityResponse>\n"
+    def _describe_regions(self, caller: _Caller, form: dict[str, list[str]]) -> _Reply:
+        """The account's enabled regions; with AllRegions, its disabled ones too."""
+        account = self._accounts.get(caller.account)
+        if self._organization is None:
+            enabled = tuple(dict.fromkeys(r for a, r in self._regions if a == caller.account))
+        else:
+            enabled = self._organization.regions
+        disabled = account.disabled_regions if account is not None else ()
+        statuses = [(r, "opt-in-not-required") for r in enabled if r not in disabled]
+        if form.get("AllRegions", [""])[0].lower() == "true":
+            statuses += [(r, "not-opted-in") for r in enabled if r in disabled]
+        items = "".join(
+            f"<item><regionName>{region}</regionName>"
+            f"<regionEndpoint>ec2.{region}.amazonaws.com</regionEndpoint>"
+            f"<optInStatus>{status}</optInStatus></item>"
+            for region, status in statuses
         )
-        return _Reply(200, "text/xml", xml.encode(), request_id)
+        request_id = str(uuid.uuid4())
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<DescribeRegionsResponse xmlns="{_EC2_NAMESPACE}">'
+            f"<requestId>{request_id}</requestId><regionInfo>{items}</regionInfo>"
+            "</DescribeRegionsResponse>"
+        )
+        return _Reply(200, "text/xml;charset=UTF-8", xml.encode(), request_id)
+
+    # ------------------------------------------------------------------ STS
+
+    def _sts(self, caller: _Caller, form: dict[str, list[str]]) -> _Reply:
+        """Answer STS's query protocol: GetCallerIdentity and AssumeRole."""
+        action = form.get("Action", [""])[0]
+        self._receive(action or "UnknownOperation")
+        try:
+            refusal = self._refusal("sts", caller)
+            if refusal is not None:
+                raise refusal
+            if action == "GetCallerIdentity":
+                arn, user_id = self._identity(caller)
+                fields = {"Arn": arn, "UserId": user_id, "Account": caller.account}
+                return _sts_reply(action, _xml_fields(fields))
+            if action == "AssumeRole":
+                return _sts_reply(action, self._assume_role(caller, form))
+            raise _ApiError(
+                "InvalidAction",
+                f"Could not find operation {action or 'with no Action'} for version 2011-06-15",
+            )
+        except _ApiError as exc:
+            return _sts_error(exc.code, exc.message, exc.status)
+
+    def _identity(self, caller: _Caller) -> tuple[str, str]:
+        """The caller's ARN and user id, as GetCallerIdentity answers them."""
+        grant = self._grants.get(caller.token or "")
+        if grant is not None:
+            return grant.arn, grant.user_id
+        return f"arn:aws:iam::{caller.account}:user/patchframe", f"AIDAEMUL{caller.account}"
+
+    def _assume_role(self, caller: _Caller, form: dict[str, list[str]]) -> str:
+        """Issue temporary credentials for an organization's role: the result's XML."""
+        role_arn, name, external_id, duration = (
+            form.get(key, [None])[0]
+            for key in ("RoleArn", "RoleSessionName", "ExternalId", "DurationSeconds")
+        )
+        validation = _Validation()
+        if role_arn is None:
+            validation.add(None, "roleArn", "Member must not be null")
+        if name is None:
+            validation.add(None, "roleSessionName", "Member must not be null")
+        elif not _SESSION_NAME.fullmatch(name):
+            rule = r"Member must satisfy regular expression pattern: [\w+=,.@-]{2,64}"
+            validation.add(name, "roleSessionName", rule)
+        lasts = validation.max_results(
+            int(duration) if duration and duration.isdigit() else duration,
+            900,
+            43200,
+            default=3600,
+            member="durationSeconds",
+        )
+        validation.check("ValidationError")
+        assert role_arn is not None and name is not None  # the validation above made sure
+        match = _ROLE_ARN.fullmatch(role_arn)
+        if match is None:
+            raise _ApiError("ValidationError", "Request ARN is invalid")
+        account_id, role = match.groups()
+        account, org = self._accounts.get(account_id), self._organization
+        if (
+            org is None
+            or account is None
+            or role != org.role_name
+            or account.state != "ACTIVE"
+            or account.deny_role
+            or org.external_id not in (None, external_id)
+        ):
+            raise _ApiError(
+                "AccessDenied",
+                f"User: {self._identity(caller)[0]} is not authorized to perform: "
+                f"sts:AssumeRole on resource: {role_arn}",
+                403,
+            )
+        alphabet = string.ascii_uppercase + string.digits
+        access_key = "ASIA" + "".join(secrets.choice(alphabet) for _ in range(4)) + account_id
+        token = secrets.token_urlsafe(96)
+        digest = hashlib.sha256(f"{account_id} {role}".encode()).hexdigest().upper()
+        grant = _Grant(
+            access_key,
+            f"arn:aws:sts::{account_id}:assumed-role/{role}/{name}",
+            f"AROA{digest[:17]}:{name}",
+            time.monotonic(),
+            lasts,
+        )
+        with self._lock:
+            self._grants[token] = grant
+        expiration = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lasts)
+        credentials = {
+            "AccessKeyId": access_key,
+            "SecretAccessKey": secrets.token_urlsafe(30),
+            "SessionToken": token,
+            "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        user = {"Arn": grant.arn, "AssumedRoleId": grant.user_id}
+        return (
+            f"<Credentials>{_xml_fields(credentials)}</Credentials>"
+            f"<AssumedRoleUser>{_xml_fields(user)}</AssumedRoleUser>"
+        )
 
 
-def _error(code: str, message: str, status: int = 400) -> _Reply:
-    return _Reply(status, _JSON, json.dumps({"__type": code, "message": message}).encode())
+def _check_parent(org: WireOrganization, parent: object) -> None:
+    """Refuse a ParentId as Organizations does: missing, malformed, or not found."""
+    if parent is None:
+        raise _ApiError(
+            "InvalidInputException",
+            "You must include a value for all required parameters.",
+            reason="INPUT_REQUIRED",
+        )
+    if not isinstance(parent, str) or not _PARENT_ID.fullmatch(parent):
+        raise _ApiError(
+            "InvalidInputException",
+            "You provided a value that doesn't match the required pattern.",
+            reason="INVALID_PATTERN",
+        )
+    if parent != org.root_id and parent not in {unit.unit_id for unit in org.units}:
+        raise _ApiError(
+            "ParentNotFoundException",
+            "We can't find a root or OU with the ParentId that you specified.",
+        )
+
+
+def _organization_entry(org: WireOrganization) -> dict[str, Any]:
+    """DescribeOrganization's ``Organization``."""
+    management = org.management_account_id
+    return {
+        "Id": org.organization_id,
+        "Arn": org.arn,
+        "FeatureSet": "ALL",
+        "MasterAccountArn": _organizations_arn(org, "account", management),
+        "MasterAccountId": management,
+        "MasterAccountEmail": org.account(management).email,
+        "AvailablePolicyTypes": [],
+    }
+
+
+def _organizations_arn(org: WireOrganization, kind: str, entity_id: str) -> str:
+    """The ARN of an organization's account, root or unit."""
+    management, organization = org.management_account_id, org.organization_id
+    return f"arn:aws:organizations::{management}:{kind}/{organization}/{entity_id}"
+
+
+def _organization_items(
+    org: WireOrganization, operation: str, parent: str | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """A listing operation's key and every item it lists, in order."""
+    if operation == "ListRoots":
+        root = {"Id": org.root_id, "Arn": _organizations_arn(org, "root", org.root_id)}
+        return "Roots", [{**root, "Name": "Root", "PolicyTypes": []}]
+    if operation == "ListOrganizationalUnitsForParent":
+        units = [
+            {
+                "Id": unit.unit_id,
+                "Arn": _organizations_arn(org, "ou", unit.unit_id),
+                "Name": unit.name,
+                "Path": org.path(unit.unit_id),
+            }
+            for unit in org.units
+            if unit.parent_id == parent
+        ]
+        return "OrganizationalUnits", units
+    accounts = []
+    for account in org.accounts:
+        if parent is not None and account.parent_id != parent:
+            continue
+        entry = {
+            "Id": account.account_id,
+            "Arn": _organizations_arn(org, "account", account.account_id),
+            "Email": account.email,
+            "Name": account.name,
+            "Status": account.status,
+            "State": account.state,
+            "Paths": [org.path(account.account_id)],
+            "JoinedMethod": account.joined_method,
+            "JoinedTimestamp": account.joined_timestamp,
+        }
+        if org.legacy_status:  # answers from before State (and Paths)
+            del entry["State"], entry["Paths"]
+        accounts.append(entry)
+    return "Accounts", accounts
+
+
+def _xml_fields(fields: dict[str, str]) -> str:
+    return "".join(f"<{key}>{_xml(value)}</{key}>" for key, value in fields.items())
+
+
+def _sts_reply(action: str, result: str) -> _Reply:
+    request_id = str(uuid.uuid4())
+    xml = (
+        f'<{action}Response xmlns="{_STS_NAMESPACE}"><{action}Result>{result}</{action}Result>'
+        f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
+        f"</{action}Response>"
+    )
+    return _Reply(200, "text/xml", xml.encode(), request_id)
+
+
+def _sts_error(code: str, message: str, status: int = 400) -> _Reply:
+    """An error as STS's query protocol spells it."""
+    request_id = str(uuid.uuid4())
+    xml = (
+        f'<ErrorResponse xmlns="{_STS_NAMESPACE}"><Error><Type>Sender</Type>'
+        f"<Code>{_xml(code)}</Code><Message>{_xml(message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return _Reply(status, "text/xml", xml.encode(), request_id)
+
+
+def _error(code: str, message: str, status: int = 400, *, reason: str | None = None) -> _Reply:
+    answer = {"__type": code, "message": message}
+    if reason is not None:
+        answer["Reason"] = reason
+    return _Reply(status, _JSON, json.dumps(answer).encode())
+
+
+def _unknown_operation(target: str) -> _Reply:
+    return _error(
+        "com.amazon.coral.service#UnknownOperationException", f"Unknown operation {target}"
+    )
 
 
 def _xml(text: str) -> str:
@@ -1229,6 +1765,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Authorization", ""),
             self.headers.get("Content-Type", ""),
             body,
+            self.headers.get("X-Amz-Security-Token"),
         )
         if reply is None:
             self.close_connection = True
@@ -1354,6 +1891,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve a synthetic fleet of N nodes instead of the sample fleet",
     )
     parser.add_argument(
+        "--organization",
+        type=_flag(low=1, high=1000, whole=True),
+        metavar="N",
+        help="serve a synthetic AWS Organization of N accounts (--synthetic: nodes per account)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="seed of the synthetic fleet and faults"
     )
     share = _flag(low=0, high=1)
@@ -1413,6 +1956,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         with emulator:
             print(f"patchframe emulator listening on {emulator.url}", flush=True)
+            if emulator.organization is not None:
+                _print_organization(emulator)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
@@ -1422,14 +1967,36 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_organization(emulator: Emulator) -> None:
+    org = emulator.organization
+    assert org is not None
+    keys = emulator.credentials()
+    print(
+        f"organization {org.organization_id}: {len(org.accounts)} accounts, management "
+        f"account {org.management_account_id}, role {org.role_name}\n"
+        "point boto3 (and the AWS CLI) at it as the management account with:\n"
+        f"  export AWS_ENDPOINT_URL={emulator.url} AWS_DEFAULT_REGION={org.regions[0]}\n"
+        f"  export AWS_ACCESS_KEY_ID={keys['aws_access_key_id']} "
+        f"AWS_SECRET_ACCESS_KEY={keys['aws_secret_access_key']}",
+        flush=True,
+    )
+
+
 def _emulator(args: argparse.Namespace) -> Emulator:
     """The emulator the options ask for, checked, not started."""
-    if args.synthetic is None:
+    fleet, organization = None, None
+    if args.organization is not None:
+        nodes = 10 if args.synthetic is None else args.synthetic
+        organization = synthetic_organization(
+            args.organization, nodes_per_account=nodes, seed=args.seed
+        )
+    elif args.synthetic is None:
         fleet = sample_fleet()
     else:
         fleet = synthetic_fleet(args.synthetic, seed=args.seed)
     return Emulator(
         fleet,
+        organization=organization,
         latency=args.latency,
         rate_limit=args.rate_limit,
         burst=args.burst,
