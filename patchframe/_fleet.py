@@ -1,4 +1,4 @@
-"""The result of a fleet load: patches, nodes, errors and tags, and when it was loaded."""
+"""The result of a fleet load: patches, nodes, errors, tags, accounts, and when it was loaded."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 from ._frames import TimeLike, string_arguments, utc_timestamp
 from ._html import fleet_html
 from ._nodes import DEFAULT_STALE_DAYS, NODE_KEY, node_positions, stale_mask, unreachable_mask
-from ._schema import empty_tags, scan_ages
+from ._schema import empty_accounts, empty_tags, scan_ages
 from ._text import counted
 from .exceptions import ValidationError
 
@@ -25,7 +25,7 @@ TAG_PREFIX = "tag:"
 
 @dataclass(frozen=True, eq=False)
 class Fleet:
-    """Every node's patches, the nodes themselves, what failed, and the nodes' tags.
+    """Every node's patches, the nodes themselves, what failed, the nodes' tags, the accounts.
 
     Attributes
     ----------
@@ -34,11 +34,13 @@ class Fleet:
         columns computer_name, platform_type, platform_name, platform_version,
         patch_group and baseline_id.
     nodes
-        One row per node: instance information, patch-state counts (columns
-        named after the states in lower case), ``compliance`` by AWS's rules,
-        ``patch_rows``, the rows loaded (NA for a node that failed), and beside
-        AWS's verdict ``scan_age`` (from the last patch operation to ``loaded_at``)
-        and ``reachable`` (False for ping status ConnectionLost or Inactive).
+        One row per node: its account (``account_id``; ``account_name``, NA
+        unless the load knew the names), instance information, patch-state
+        counts (columns named after the states in lower case), ``compliance`` by
+        AWS's rules, ``patch_rows``, the rows loaded (NA for a node that
+        failed), and beside AWS's verdict ``scan_age`` (from the last patch
+        operation to ``loaded_at``) and ``reachable`` (False for ping status
+        ConnectionLost or Inactive).
     errors
         One row per failed node or call: account_id, region, instance_id,
         operation, error_code, message, attempts. Empty when nothing failed.
@@ -49,6 +51,13 @@ class Fleet:
     loaded_at
         When the load started (UTC): what ``scan_age`` is measured to. None for
         a fleet put together by hand.
+    accounts
+        One row per account of the load, in the order listed: account_id,
+        account_name, state (AWS Organizations' word), loaded, regions (those
+        loaded, joined with ", "), nodes, non_compliant_nodes (NA for an account
+        that did not load) and error_code (NA for one that did). Empty for a
+        fleet put together by hand or read back from a snapshot store. The last
+        field, so that the others keep their positions.
 
     Examples
     --------
@@ -69,6 +78,7 @@ class Fleet:
     errors: pd.DataFrame
     tags: pd.DataFrame = field(default_factory=empty_tags)
     loaded_at: pd.Timestamp | None = None
+    accounts: pd.DataFrame = field(default_factory=empty_accounts)
 
     def figures(self, *, stale_after_days: float = DEFAULT_STALE_DAYS) -> dict[str, int]:
         """The figures at a glance: nodes, patches, non-compliant, stale and unreachable nodes.
@@ -78,7 +88,9 @@ class Fleet:
         counts nodes never scanned or last scanned more than ``stale_after_days``
         before :attr:`loaded_at`; both it and ``unreachable_nodes`` are 0 for a
         nodes frame without ``scan_age`` or ``reachable`` (a snapshot saved before
-        they existed).
+        they existed). ``accounts`` counts the rows of :attr:`accounts` when it has
+        any (accounts that failed or hold no nodes included), else the accounts of
+        the nodes.
 
         Examples
         --------
@@ -102,7 +114,7 @@ class Fleet:
             "non_compliant_nodes": int((nodes["compliance"] == "NON_COMPLIANT").sum()),
             "failed_nodes": int(nodes["patch_rows"].isna().sum()),
             "errors": len(self.errors),
-            "accounts": int(nodes["account_id"].nunique()),
+            "accounts": len(self.accounts) or int(nodes["account_id"].nunique()),
             "regions": int(nodes["region"].nunique()),
             "stale_nodes": stale,
             "unreachable_nodes": unreachable,

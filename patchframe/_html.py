@@ -15,7 +15,7 @@ on the first call, not when patchframe is imported.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Container, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -29,7 +29,7 @@ from ._palette import (
     UNKNOWN_COLOR,
     text_color,
 )
-from ._schema import NON_COMPLIANT_STATES, STATES, normalise_state
+from ._schema import NON_COMPLIANT_STATES, STATES, accounts_worth_listing, normalise_state
 from ._text import counted
 from .exceptions import ValidationError
 
@@ -325,13 +325,15 @@ def _figure(value: int, label: str, *, alarm: bool = False) -> str:
     )
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[str]], *, labels: int = 1) -> str:
-    """An HTML table from cells that are already HTML; the first ``labels`` columns are
-    text, aligned left (a notebook right-aligns every cell), the others numbers."""
+def _table(
+    header: Iterable[str], rows: Iterable[Iterable[str]], *, text: Container[int] = (0,)
+) -> str:
+    """An HTML table from cells that are already HTML; the columns at the positions in
+    ``text`` are text, aligned left (a notebook right-aligns every cell), the others numbers."""
 
     def cells(tag: str, row: Iterable[str]) -> str:
         return "".join(
-            f'<{tag} style="text-align:left">{c}</{tag}>' if i < labels else f"<{tag}>{c}</{tag}>"
+            f'<{tag} style="text-align:left">{c}</{tag}>' if i in text else f"<{tag}>{c}</{tag}>"
             for i, c in enumerate(row)
         )
 
@@ -416,11 +418,45 @@ def _error_table(errors: pd.DataFrame, *, top: int = 5) -> str:
         for pair, n in zip(counts.index[:top], counts.iloc[:top], strict=True)
     ]
     more = f"<p>and {len(counts) - top:,} more kinds of error</p>" if len(counts) > top else ""
-    return _table(["operation", "error code", "errors"], rows, labels=2) + more
+    return _table(["operation", "error code", "errors"], rows, text=(0, 1)) + more
+
+
+def _accounts_table(accounts: pd.DataFrame, *, top: int = 20) -> str:
+    """The accounts, those that failed first, then those with most non-compliant nodes."""
+    worst = accounts.assign(
+        failed=~accounts["loaded"], bad=accounts["non_compliant_nodes"].fillna(0)
+    ).sort_values(["failed", "bad"], ascending=False, kind="stable")
+
+    def text(value: object) -> str:
+        return "" if _is_missing(value) else html.escape(str(value))
+
+    def count(value: Any) -> str:
+        return "" if _is_missing(value) else f"{int(value):,}"
+
+    loaded = {True: "yes", False: f'<span style="color:{_NOT_COMPLIANT_COLOR}">no</span>'}
+    rows = [
+        [
+            text(row.account_name),
+            text(row.account_id),
+            text(row.state),
+            loaded[bool(row.loaded)],
+            count(row.nodes),
+            count(row.non_compliant_nodes),
+            text(row.error_code),
+        ]
+        for row in worst.head(top).itertuples(index=False)
+    ]
+    header = ["account", "id", "state", "loaded", "nodes", "non-compliant", "error"]
+    more = f"<p>and {len(worst) - top:,} more accounts</p>" if len(worst) > top else ""
+    return _table(header, rows, text=(0, 1, 2, 3, 6)) + more
 
 
 def fleet_html(fleet: Fleet) -> str:
-    """A Fleet at a glance, as HTML: figures, compliance, patch states, errors.
+    """A Fleet at a glance, as HTML: figures, compliance, patch states, accounts, errors.
+
+    The accounts (``Fleet.accounts``) are listed, by name and id, when there are
+    more than one or one failed to load: those that failed first, then those
+    with the most non-compliant nodes, 20 at most.
 
     The figures include the stale nodes (never scanned, or last scanned more than
     7 days before the load: ``Fleet.figures()``) and the unreachable ones, beside
@@ -465,6 +501,12 @@ def fleet_html(fleet: Fleet) -> str:
         + (f"<div>{_state_table(counts)}</div>" if counts else "")
         + "</div>"
     )
+    accounts = (
+        '<div style="margin-top:0.6em"><b>Accounts</b> (see <code>.accounts</code>)'
+        f"{_accounts_table(fleet.accounts)}</div>"
+        if accounts_worth_listing(fleet.accounts)
+        else ""
+    )
     errors = (
         '<div style="margin-top:0.6em"><b>What failed</b> (see <code>.errors</code>)'
         f"{_error_table(fleet.errors)}</div>"
@@ -486,6 +528,7 @@ def fleet_html(fleet: Fleet) -> str:
         + (_state_bar(counts) if counts else "")
         + side_by_side
         + note
+        + accounts
         + errors
         + "</div>"
     )

@@ -27,7 +27,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ import pandas as pd
 from .exceptions import ColumnsError, ValidationError
 
 __all__ = [
+    "ACCOUNT_COLUMNS",
+    "ACCOUNT_DTYPES",
+    "ACCOUNT_STATES",
     "COMPLIANT_STATES",
     "COUNT_COLUMNS",
     "ERROR_DTYPES",
@@ -50,14 +53,18 @@ __all__ = [
     "TAG_DTYPES",
     "UNREACHABLE_PINGS",
     "WIRE_STATES",
+    "AccountRow",
     "NodeKey",
     "PatchColumns",
     "UnknownStateWarning",
+    "accounts_worth_listing",
+    "build_accounts",
     "build_errors",
     "build_nodes",
     "build_patches",
     "build_tags",
     "concat_patches",
+    "empty_accounts",
     "empty_patches",
     "empty_tags",
     "normalise_state",
@@ -503,6 +510,7 @@ NODE_PATCH_COLUMNS: tuple[str, ...] = (
 )
 NODE_COLUMNS: tuple[str, ...] = (
     "account_id",
+    "account_name",
     "region",
     *_NODE_FIELDS.values(),
     "reachable",
@@ -528,8 +536,12 @@ def build_nodes(
     patch_rows: Mapping[NodeKey, int],
     *,
     loaded_at: pd.Timestamp | None = None,
+    account_names: Mapping[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """One row per node: instance information, patch-state counts, compliance.
+
+    ``account_name`` is the name ``account_names`` gives the node's account, NA
+    where it gives none (or is None: a load without AWS Organizations).
 
     ``compliance`` follows AWS's rules: NON_COMPLIANT when any patch is missing,
     failed, installed pending reboot, installed rejected or an available security
@@ -553,9 +565,14 @@ def build_nodes(
     ['Ubuntu', '2', 'NON_COMPLIANT', '7']
     >>> nodes.loc[0, "scan_age"], nodes.loc[0, "reachable"]
     (Timedelta('10 days 00:00:00'), np.False_)
+    >>> named = build_nodes([key], {}, {}, {}, account_names={"123456789012": "prod-payments"})
+    >>> named.loc[0, ["account_id", "account_name"]].tolist()
+    ['123456789012', 'prod-payments']
     """
+    names = account_names or {}
     data: dict[str, Any] = {
         "account_id": [k.account_id for k in keys],
+        "account_name": [names.get(k.account_id) if k.account_id else None for k in keys],
         "region": [k.region for k in keys],
     }
     for field_name, column in _NODE_FIELDS.items():
@@ -572,7 +589,14 @@ def build_nodes(
             dtype="Int64",
         )
     frame = pd.DataFrame(data, columns=[c for c in NODE_COLUMNS if c in data])
-    for column in ("account_id", "region", *_NODE_FIELDS.values(), *_STATE_FIELDS.values()):
+    text = (
+        "account_id",
+        "account_name",
+        "region",
+        *_NODE_FIELDS.values(),
+        *_STATE_FIELDS.values(),
+    )
+    for column in text:
         if column in ("name", "ip_address"):
             frame[column] = frame[column].astype("str")
         else:
@@ -687,3 +711,159 @@ def empty_tags() -> pd.DataFrame:
     ['account_id', 'region', 'instance_id', 'key', 'value']
     """
     return build_tags([])
+
+
+# --- accounts: one row per account of the load ------------------------------------
+
+#: Account states of AWS Organizations, in its model's order (``State``; the older
+#: ``Status`` says ACTIVE, SUSPENDED or PENDING_CLOSURE, words of the same list).
+ACCOUNT_STATES: tuple[str, ...] = (
+    "PENDING_ACTIVATION",
+    "ACTIVE",
+    "SUSPENDED",
+    "PENDING_CLOSURE",
+    "CLOSED",
+)
+
+#: Columns of the accounts frame (``Fleet.accounts``) and their dtypes, in order.
+ACCOUNT_DTYPES: dict[str, Any] = {
+    "account_id": "category",
+    "account_name": "category",
+    "state": pd.CategoricalDtype(list(ACCOUNT_STATES)),
+    "loaded": "bool",
+    "regions": "str",
+    "nodes": "Int64",
+    "non_compliant_nodes": "Int64",
+    "error_code": "str",
+}
+ACCOUNT_COLUMNS: tuple[str, ...] = tuple(ACCOUNT_DTYPES)
+
+
+class AccountRow(NamedTuple):
+    """One account of a load: who it is, where it was loaded, and whether it failed.
+
+    ``error_code`` is None for an account that loaded (its role assumed, its
+    regions read), else the code of what stopped it (``AccessDenied``...).
+    ``loaded`` says so outright where the code alone does not: an account listed
+    but never tried (False, no code). None, the default, means ``error_code is None``.
+
+    Examples
+    --------
+    >>> AccountRow("111122223333", "prod", "ACTIVE", ("eu-west-1",), None).is_loaded
+    True
+    >>> AccountRow("444455556666", "old", "SUSPENDED", (), None, loaded=False).is_loaded
+    False
+    """
+
+    account_id: str
+    account_name: str | None
+    state: str | None
+    regions: tuple[str, ...]
+    error_code: str | None
+    loaded: bool | None = None
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the account loaded: ``loaded`` when given, else whether no error stopped it."""
+        return self.error_code is None if self.loaded is None else self.loaded
+
+
+def build_accounts(rows: Sequence[AccountRow], nodes: pd.DataFrame) -> pd.DataFrame:
+    """The accounts frame: one row per account, in the order given.
+
+    ``state`` is a category of :data:`ACCOUNT_STATES` (every one of them, whether
+    present or not, so frames of two loads compare and stack); a state AWS adds
+    later is kept after them, never NA; NA where the state is unknown. ``loaded``
+    is :attr:`AccountRow.is_loaded`. ``regions`` lists the regions loaded,
+    sorted, joined with ``", "`` (``""`` for none). ``nodes`` and
+    ``non_compliant_nodes`` count the account's rows of ``nodes`` (compliance
+    NON_COMPLIANT): 0 for an account that loaded without nodes, NA for one that
+    did not load.
+
+    Raises
+    ------
+    ValidationError
+        An item of ``rows`` is not an :class:`AccountRow`, or an account is listed twice.
+    ColumnsError
+        ``nodes`` lacks ``account_id`` or ``compliance``.
+
+    Examples
+    --------
+    >>> key = NodeKey("i-0123456789abcdef0", "111122223333", "eu-west-1")
+    >>> nodes = build_nodes([key], {}, {key: {"MissingCount": 1}}, {key: 4})
+    >>> accounts = build_accounts(
+    ...     [AccountRow("111122223333", "prod", "ACTIVE", ("eu-west-1",), None),
+    ...      AccountRow("444455556666", "dev", "SUSPENDED", (), "AccessDenied")], nodes)
+    >>> accounts[["account_name", "loaded", "nodes", "non_compliant_nodes", "error_code"]]
+      account_name  loaded  nodes  non_compliant_nodes    error_code
+    0         prod    True      1                    1           NaN
+    1          dev   False   <NA>                 <NA>  AccessDenied
+    """
+    listed = list(rows)
+    for position, row in enumerate(listed):
+        if not isinstance(row, AccountRow):
+            raise ValidationError(
+                f"build_accounts: rows[{position}] is a {type(row).__name__}, but an "
+                "AccountRow was expected"
+            )
+    ids = [row.account_id for row in listed]
+    index = pd.Index(ids, dtype="str")
+    twice = sorted(set(index[index.duplicated()]))
+    if twice:
+        raise ValidationError(f"build_accounts: account(s) {twice} listed twice; list each once")
+    lacking = [c for c in ("account_id", "compliance") if c not in nodes.columns]
+    if lacking:
+        raise ColumnsError(f"build_accounts: the nodes frame lacks column(s) {lacking}")
+    owner = nodes["account_id"].astype("str")
+    per_account = owner.value_counts()
+    non_compliant = owner[(nodes["compliance"] == "NON_COMPLIANT").to_numpy()].value_counts()
+    loaded = pd.Series([row.is_loaded for row in listed], dtype="bool")
+
+    def counts(found: pd.Series[Any]) -> pd.Series[Any]:
+        return (
+            found.reindex(index, fill_value=0).reset_index(drop=True).astype("Int64").where(loaded)
+        )
+
+    states = [row.state for row in listed]
+    new = sorted({s for s in states if s and s not in ACCOUNT_STATES})
+    return pd.DataFrame(
+        {
+            "account_id": _text_category(ids),
+            "account_name": _text_category([row.account_name for row in listed]),
+            "state": pd.Categorical(states, categories=[*ACCOUNT_STATES, *new]),
+            "loaded": loaded,
+            "regions": pd.Series([", ".join(sorted(set(r.regions))) for r in listed], dtype="str"),
+            "nodes": counts(per_account),
+            "non_compliant_nodes": counts(non_compliant),
+            "error_code": pd.Series([row.error_code for row in listed], dtype="str"),
+        },
+        columns=list(ACCOUNT_COLUMNS),
+    )
+
+
+def empty_accounts() -> pd.DataFrame:
+    """An accounts frame with every column and dtype and no rows.
+
+    Examples
+    --------
+    >>> empty_accounts().dtypes.astype(str).to_dict()["nodes"]
+    'Int64'
+    """
+    return build_accounts([], build_nodes([], {}, {}, {}))
+
+
+def accounts_worth_listing(accounts: pd.DataFrame) -> bool:
+    """Whether an accounts frame tells more than a count: several accounts, or one not loaded.
+
+    The rule the Fleet's HTML view and the workbook share to list ``Fleet.accounts``.
+
+    Examples
+    --------
+    >>> one = AccountRow("111122223333", "prod", "ACTIVE", ("eu-west-1",), None)
+    >>> nodes = build_nodes([], {}, {}, {})
+    >>> accounts_worth_listing(build_accounts([one], nodes))
+    False
+    >>> accounts_worth_listing(build_accounts([one._replace(error_code="AccessDenied")], nodes))
+    True
+    """
+    return len(accounts) > 1 or not accounts["loaded"].all()

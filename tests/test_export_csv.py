@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from export_frames import NASTY, patches, record
 
 from patchframe._fleet import Fleet
-from patchframe._schema import NON_COMPLIANT_STATES
+from patchframe._schema import NON_COMPLIANT_STATES, AccountRow, build_accounts
 from patchframe.exceptions import ValidationError
 from patchframe.export import CSV_DETAIL_COLUMNS, CSV_SUMMARY_COLUMNS, to_compliance_csv
 
@@ -155,3 +156,17 @@ def test_a_never_scanned_node_says_so_with_empty_counts(
     assert {unscanned[c] for c in counts} == {""}  # nothing to count: not 0, not "<NA>"
     assert unscanned["Compliance severity"] == ""
     assert "<NA>" not in "".join(v for r in body for v in r.values())
+
+
+def test_named_accounts_keep_the_consoles_columns(
+    tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    """The console's reports name no account: neither its id nor its name is added."""
+    row = AccountRow("123456789012", "prod-payments", "ACTIVE", ("eu-west-1",), None)
+    fleet = dataclasses.replace(
+        sample_fleet_frames, accounts=build_accounts([row], sample_fleet_frames.nodes)
+    )
+    for kind, columns in (("summary", CSV_SUMMARY_COLUMNS), ("detail", CSV_DETAIL_COLUMNS)):
+        rows = read_csv(to_compliance_csv(fleet, tmp_path / f"{kind}.csv", kind=kind))
+        assert tuple(rows[0]) == columns
+        assert not any("prod-payments" in cell for r in rows for cell in r)

@@ -20,7 +20,7 @@ from openpyxl.utils.escape import unescape
 from openpyxl.worksheet.worksheet import Worksheet
 
 from patchframe._fleet import Fleet
-from patchframe._schema import build_errors, empty_patches
+from patchframe._schema import AccountRow, build_accounts, build_errors, empty_patches
 from patchframe.exceptions import ColumnsError, ValidationError
 from patchframe.export import EXCEL_CELL_LIMIT, EXCEL_SHEETS, _excel, to_excel
 from patchframe.summary import compliance_by, cve_exposure
@@ -110,7 +110,9 @@ def test_missing_and_failed_sheet(book: openpyxl.Workbook, sample_fleet_frames: 
 
 def test_cves_nodes_and_errors_sheets(book: openpyxl.Workbook, sample_fleet_frames: Fleet) -> None:
     assert_sheet_matches(book["CVEs"], cve_exposure(sample_fleet_frames.patches))
-    assert_sheet_matches(book["Nodes"], sample_fleet_frames.nodes)
+    # No account's name is known: no sheet has the all-NA column.
+    assert_sheet_matches(book["Nodes"], sample_fleet_frames.nodes.drop(columns="account_name"))
+    assert not [name for name in book.sheetnames if "account_name" in table(book[name])[0]]
     headers, rows = table(book["Errors"])
     assert headers == list(sample_fleet_frames.errors.columns) and rows == []
     assert book["Errors"].auto_filter.ref == "A1:G1"
@@ -640,3 +642,64 @@ def test_no_aging_sheet_without_findings_or_release_dates(
             sla_policy={"Important": 15},
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# --- accounts ---------------------------------------------------------------------
+
+ACCOUNT, FAILED = "123456789012", "444455556666"  # the sample's account, and one that failed
+
+
+@pytest.fixture(scope="module")
+def named_book(
+    sample_fleet_frames: Fleet, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Fleet, openpyxl.Workbook]:
+    """The sample as one account of a load across an organization, and its workbook."""
+    rows = [
+        AccountRow(ACCOUNT, "prod-payments", "ACTIVE", ("eu-west-1",), None),
+        AccountRow(FAILED, "dev", "SUSPENDED", (), "AccessDenied"),
+    ]
+    error = {
+        "account_id": FAILED,
+        "region": "eu-west-1",
+        "operation": "AssumeRole",
+        "error_code": "AccessDenied",
+        "message": "not authorized to perform: sts:AssumeRole",
+        "attempts": 1,
+    }
+    fleet = dataclasses.replace(
+        sample_fleet_frames,
+        errors=build_errors([error]),
+        accounts=build_accounts(rows, sample_fleet_frames.nodes),
+    )
+    path = to_excel(fleet, tmp_path_factory.mktemp("named") / "fleet.xlsx")
+    return fleet, openpyxl.load_workbook(path)
+
+
+def test_accounts_sheet_before_errors(named_book: tuple[Fleet, openpyxl.Workbook]) -> None:
+    fleet, book = named_book
+    assert book.sheetnames == [*EXCEL_SHEETS[:-1], _excel.ACCOUNTS_SHEET, "Errors"]
+    sheet = book["Accounts"]
+    assert_sheet_matches(sheet, fleet.accounts)
+    assert sheet.freeze_panes == "A2"
+    assert named_range(book, "Accounts") == ("Accounts", "A1:H3")
+    assert sheet.page_setup.orientation == "landscape"
+    rules = [rule for cf in sheet.conditional_formatting for rule in cf.rules]
+    # The failed account's row is tinted; ACTIVE is no patch state, so no cell is coloured.
+    assert [r.formula[0] for r in rules] == ["$D2=FALSE"]
+    figures = {row[1]: row[0] for row in book["Summary"].iter_rows(values_only=True)}
+    assert figures["Accounts"] == 2
+
+
+def test_account_names_stand_beside_account_ids_on_every_sheet(
+    named_book: tuple[Fleet, openpyxl.Workbook],
+) -> None:
+    fleet, book = named_book
+    names = {ACCOUNT: "prod-payments", FAILED: "dev"}
+    tables = {name: table(book[name]) for name in ("Patches", "Missing and Failed", "Nodes")}
+    tables["Errors"] = table(book["Errors"])
+    tables["Summary"] = node_table(book)
+    for sheet, (headers, rows) in tables.items():
+        at = headers.index("account_id")
+        assert headers[at + 1] == "account_name", sheet
+        assert rows and all(r[at + 1] == names[r[at]] for r in rows), sheet
+    assert len(tables["Patches"][1]) == len(fleet.patches)

@@ -15,16 +15,39 @@ import pytest
 from export_frames import patches, record
 
 from patchframe._fleet import Fleet
-from patchframe._schema import UnknownStateWarning, empty_patches
+from patchframe._schema import (
+    AccountRow,
+    UnknownStateWarning,
+    build_accounts,
+    empty_accounts,
+    empty_patches,
+)
 from patchframe.exceptions import StoreError, ValidationError
 from patchframe.export import read_parquet, to_parquet
 
 
 def test_parquet_round_trips_the_fleet(tmp_path: Path, sample_fleet_frames: Fleet) -> None:
-    for name in ("patches", "nodes", "errors"):
+    for name in ("patches", "nodes", "errors", "accounts"):
         frame = getattr(sample_fleet_frames, name)
         back = read_parquet(to_parquet(frame, tmp_path / f"{name}.parquet"))
         pd.testing.assert_frame_equal(back, frame)
+
+
+def test_parquet_round_trips_accounts_and_named_nodes(
+    tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    nodes = sample_fleet_frames.nodes
+    rows = [
+        AccountRow("123456789012", "prod", "ACTIVE", ("eu-west-1",), None),
+        AccountRow("444455556666", None, "RETIRED", (), "AccessDenied"),  # a state nobody knew
+    ]
+    named = nodes.assign(account_name=pd.Categorical(["prod"] * len(nodes)))
+    for name, frame in (("accounts", build_accounts(rows, nodes)), ("nodes", named)):
+        back = read_parquet(to_parquet(frame, tmp_path / f"{name}.parquet"))
+        pd.testing.assert_frame_equal(back, frame)
+    for empty in (empty_accounts(), build_accounts(rows, nodes).iloc[:0]):
+        back = read_parquet(to_parquet(empty, tmp_path / "empty.parquet"))
+        pd.testing.assert_frame_equal(back, empty)
 
 
 def test_parquet_keeps_every_dtype(tmp_path: Path) -> None:

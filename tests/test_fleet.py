@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import patchframe as pf
-from patchframe._schema import NodeKey, build_tags
+from patchframe._schema import ACCOUNT_COLUMNS, AccountRow, NodeKey, build_accounts, build_tags
 from patchframe.exceptions import ValidationError
 from patchframe.sandbox.sample import WireFleet
 
@@ -96,3 +96,30 @@ def test_figures_count_stale_and_unreachable_nodes(sample_fleet_frames: pf.Fleet
         nodes=sample_fleet_frames.nodes.drop(columns=["scan_age", "reachable"]),
     )
     assert (old.figures()["stale_nodes"], old.figures()["unreachable_nodes"]) == (0, 0)
+
+
+def with_accounts(fleet: pf.Fleet) -> pf.Fleet:
+    """The sample as part of a load across an organization: its account and one that failed."""
+    rows = [
+        AccountRow("123456789012", "prod-payments", "ACTIVE", ("eu-west-1",), None),
+        AccountRow("444455556666", "dev", "SUSPENDED", (), "AccessDenied"),
+    ]
+    return dataclasses.replace(fleet, accounts=build_accounts(rows, fleet.nodes))
+
+
+def test_a_fleet_keeps_its_accounts_through_every_method(sample_fleet_frames: pf.Fleet) -> None:
+    fleet = with_accounts(sample_fleet_frames)
+    for derived in (fleet.with_tags("Team"), fleet.as_of(SAMPLE_CLOCK)):
+        assert derived.accounts is fleet.accounts
+    assert fleet.figures()["accounts"] == 2  # the failed account counts, though it has no nodes
+    assert "13 nodes in 2 accounts" in repr(fleet)
+
+
+def test_accounts_is_the_last_field_and_empty_by_default(sample_fleet_frames: pf.Fleet) -> None:
+    s = sample_fleet_frames
+    positional = pf.Fleet(s.patches, s.nodes, s.errors, s.tags, s.loaded_at)
+    assert positional.loaded_at == s.loaded_at and positional.tags is s.tags
+    assert positional.accounts.columns.tolist() == list(ACCOUNT_COLUMNS)
+    assert positional.accounts.empty
+    assert positional.figures()["accounts"] == 1  # from the nodes, as before
+    assert [f.name for f in dataclasses.fields(pf.Fleet)][-1] == "accounts"

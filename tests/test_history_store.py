@@ -31,6 +31,7 @@ from patchframe._schema import (
 )
 from patchframe.aws import load_fleet
 from patchframe.exceptions import StoreError, ValidationError
+from patchframe.export import to_excel
 from patchframe.history import Snapshot, list_snapshots, load_snapshot, save_snapshot
 from patchframe.sandbox.emulator import Emulator
 from patchframe.sandbox.sample import synthetic_fleet
@@ -118,6 +119,29 @@ def test_round_trip_across_accounts_with_errors(
     assert (listed["accounts"], listed["regions"], listed["errors"]) == (2, 2, 2)
     null = "account_id=__HIVE_DEFAULT_PARTITION__/region=__HIVE_DEFAULT_PARTITION__"
     assert (tmp_path / "errors" / "snapshot=20240614T080000.000000Z" / null).is_dir()
+
+
+def test_account_names_round_trip_and_snapshots_without_them_still_load(
+    sample_fleet_frames: Fleet, tmp_path: Path
+) -> None:
+    both = two_account_fleet(sample_fleet_frames)
+    names = both.nodes["account_id"].astype("str").map({"111122223333": "dev"})
+    named = Fleet(
+        both.patches, both.nodes.assign(account_name=names.astype("category")), both.errors
+    )
+    assert named.nodes.columns[1] == "account_name"
+    save_snapshot(named, tmp_path / "named", when=JUNE)
+    back = load_snapshot(tmp_path / "named")
+    assert_same_fleet(back, named)
+    assert back.nodes["account_name"].isna().sum() == len(sample_fleet_frames.nodes)
+    # Saved before nodes had account_name: read back as saved, and every view still works.
+    before = Fleet(both.patches, both.nodes.drop(columns="account_name"), both.errors)
+    save_snapshot(before, tmp_path / "before", when=JUNE)
+    old = load_snapshot(tmp_path / "before")
+    assert_same_fleet(old, before)
+    assert "account_name" not in old.nodes.columns
+    assert old.figures()["accounts"] == 2 and "patchframe-fleet" in old._repr_html_()
+    assert to_excel(old, tmp_path / "old.xlsx").is_file()
 
 
 def odd_fleet() -> Fleet:

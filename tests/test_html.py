@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -14,7 +15,10 @@ from IPython.core.formatters import DisplayFormatter
 import patchframe as pf
 from patchframe._html import style_states
 from patchframe._palette import COMPLIANCE_COLORS, SEVERITY_COLORS, STATE_COLORS, UNKNOWN_COLOR
+from patchframe._schema import AccountRow, build_accounts
 from patchframe.exceptions import ValidationError
+
+ACCOUNT = "123456789012"  # the sample's
 
 # Rich display: a Fleet at a glance.
 
@@ -88,6 +92,47 @@ def test_fleet_html_shows_what_failed_escaped() -> None:
     assert f"{left}DescribeInstanceInformation</td>{left}InvalidInstanceId</td><td>1</td>" in page
     assert "&lt;b&gt;Odd&lt;/b&gt;" in page and "<b>Odd</b>" not in page
     assert "no nodes" in page and "flex:" not in page  # no states, no bar
+
+
+def named_accounts(fleet: pf.Fleet, *extra: AccountRow) -> pf.Fleet:
+    """The sample as one account of a load across an organization, beside ``extra``."""
+    rows = [AccountRow(ACCOUNT, "prod <payments>", "ACTIVE", ("eu-west-1",), None), *extra]
+    return dataclasses.replace(fleet, accounts=build_accounts(rows, fleet.nodes))
+
+
+def test_fleet_html_lists_the_accounts_by_name_those_that_failed_first(
+    sample_fleet_frames: pf.Fleet,
+) -> None:
+    failed = AccountRow("444455556666", "dev", "SUSPENDED", (), "AccessDenied")
+    page = named_accounts(sample_fleet_frames, failed)._repr_html_()
+    assert "<b>Accounts</b>" in page and "2 accounts, 1 region" in page
+    left = '<td style="text-align:left">'
+    no = f'<span style="color:{COMPLIANCE_COLORS["NON_COMPLIANT"]}">no</span>'
+    dev = (
+        f"{left}dev</td>{left}444455556666</td>{left}SUSPENDED</td>{left}{no}</td>"
+        f"<td></td><td></td>{left}AccessDenied</td>"
+    )
+    prod = (
+        f"{left}prod &lt;payments&gt;</td>{left}{ACCOUNT}</td>{left}ACTIVE</td>{left}yes</td>"
+        f"<td>13</td><td>11</td>{left}</td>"
+    )
+    assert dev in page and prod in page and page.index(dev) < page.index(prod)
+
+
+def test_fleet_html_lists_accounts_only_when_it_tells_more_than_a_count(
+    sample_fleet_frames: pf.Fleet,
+) -> None:
+    assert "<b>Accounts</b>" not in named_accounts(sample_fleet_frames)._repr_html_()
+    alone = dataclasses.replace(
+        sample_fleet_frames,
+        accounts=build_accounts(
+            [AccountRow(ACCOUNT, "prod", "ACTIVE", (), "ExpiredToken")], sample_fleet_frames.nodes
+        ),
+    )
+    assert "<b>Accounts</b>" in alone._repr_html_()
+    many = [AccountRow(f"{i:012d}", f"team-{i}", "ACTIVE", (), None) for i in range(1, 25)]
+    page = named_accounts(sample_fleet_frames, *many)._repr_html_()
+    assert page.count("team-") == 19 and "and 5 more accounts" in page  # 20 rows shown
 
 
 # Rich display: tables in the charts' colours.

@@ -15,20 +15,27 @@ import pytest
 from dateutil import tz
 
 from patchframe._schema import (
+    ACCOUNT_COLUMNS,
+    ACCOUNT_DTYPES,
+    ACCOUNT_STATES,
     NODE_COLUMNS,
     PATCH_COLUMNS,
     PATCH_DTYPES,
     SEVERITY_LEVELS,
     STATES,
     TAG_DTYPES,
+    AccountRow,
     NodeKey,
     PatchColumns,
     UnknownStateWarning,
+    accounts_worth_listing,
+    build_accounts,
     build_errors,
     build_nodes,
     build_patches,
     build_tags,
     concat_patches,
+    empty_accounts,
     empty_patches,
     empty_tags,
     normalise_state,
@@ -380,3 +387,94 @@ def test_concat_patches_names_the_position_of_a_frame_that_is_not_a_patches_fram
         concat_patches([sample_patches, sample_patches, None])  # type: ignore[list-item]
     with pytest.raises(ValidationError, match=r"frames\[0\] is a list"):
         concat_patches([[]])  # type: ignore[list-item]
+
+
+# --- accounts ---------------------------------------------------------------------
+
+PROD, DEV, OLD, NEW = "111111111111", "222222222222", "333333333333", "444444444444"
+
+
+def account_nodes() -> pd.DataFrame:
+    """Three nodes of PROD (two non-compliant), one of DEV (never scanned), named."""
+    keys = [NodeKey(f"i-0000000{i}", PROD, "eu-west-1") for i in range(3)]
+    keys.append(NodeKey("i-00000009", DEV, "us-east-1"))
+    states = {keys[0]: {"MissingCount": 1}, keys[1]: {"FailedCount": 2}, keys[2]: {}}
+    return build_nodes(keys, {}, states, {}, account_names={PROD: "prod-payments", DEV: None})
+
+
+def test_nodes_carry_account_names_right_after_account_ids() -> None:
+    nodes = account_nodes()
+    assert nodes.columns.tolist()[:3] == ["account_id", "account_name", "region"]
+    assert list(NODE_COLUMNS[:2]) == ["account_id", "account_name"]
+    assert isinstance(nodes["account_name"].dtype, pd.CategoricalDtype)
+    assert nodes["account_name"].tolist()[:3] == ["prod-payments"] * 3
+    assert pd.isna(nodes.loc[3, "account_name"])  # no name given for DEV
+    keys = [NodeKey("i-00000001", PROD), NodeKey("i-00000002")]  # an unknown account
+    unnamed = build_nodes(keys, {}, {}, {})
+    assert unnamed["account_name"].isna().all()
+    assert isinstance(unnamed["account_name"].dtype, pd.CategoricalDtype)
+    named = build_nodes(keys, {}, {}, {}, account_names={PROD: "prod"})
+    assert named["account_name"].isna().tolist() == [False, True]
+
+
+def test_accounts_frame_counts_each_accounts_nodes_in_the_order_given() -> None:
+    rows = [
+        AccountRow(DEV, "dev", "ACTIVE", ("us-east-1",), None),
+        AccountRow(PROD, "prod-payments", "ACTIVE", ("us-east-1", "eu-west-1", "eu-west-1"), None),
+        AccountRow(NEW, "", "PENDING_ACTIVATION", ("eu-west-1",), None),  # loaded, no nodes
+        AccountRow(OLD, "old", "SUSPENDED", (), "AccessDenied"),
+        AccountRow("555555555555", None, None, (), None, loaded=False),  # listed, never tried
+    ]
+    accounts = build_accounts(rows, account_nodes())
+    assert accounts.columns.tolist() == list(ACCOUNT_COLUMNS)
+    assert accounts["account_id"].tolist()[:4] == [DEV, PROD, NEW, OLD]
+    assert accounts["loaded"].tolist() == [True, True, True, False, False]
+    assert accounts["nodes"].tolist()[:3] == [1, 3, 0]
+    assert accounts["non_compliant_nodes"].tolist()[:3] == [0, 2, 0]
+    assert accounts[["nodes", "non_compliant_nodes"]].iloc[3:].isna().all().all()
+    assert accounts["regions"].tolist() == [
+        "us-east-1",
+        "eu-west-1, us-east-1",
+        "eu-west-1",
+        "",
+        "",
+    ]
+    assert accounts["error_code"].isna().tolist() == [True, True, True, False, True]
+    assert accounts["account_name"].isna().tolist() == [False, False, True, False, True]
+    assert pd.isna(accounts.loc[4, "state"])
+    for frame in (accounts, empty_accounts()):
+        for name, dtype in ACCOUNT_DTYPES.items():
+            if isinstance(dtype, pd.CategoricalDtype):
+                assert list(frame[name].cat.categories) == list(ACCOUNT_STATES), name
+            else:
+                assert frame[name].dtype == dtype, name
+    assert empty_accounts().empty and empty_accounts().columns.tolist() == list(ACCOUNT_COLUMNS)
+
+
+def test_an_account_state_nobody_knows_yet_is_kept() -> None:
+    rows = [
+        AccountRow(PROD, "prod", "ACTIVE", (), None),
+        AccountRow(DEV, "dev", "RETIRED", (), None),
+    ]
+    accounts = build_accounts(rows, account_nodes())
+    assert accounts["state"].tolist() == ["ACTIVE", "RETIRED"]
+    assert list(accounts["state"].cat.categories) == [*ACCOUNT_STATES, "RETIRED"]
+
+
+def test_accounts_worth_listing_when_several_or_one_failed() -> None:
+    one = AccountRow(PROD, "prod", "ACTIVE", ("eu-west-1",), None)
+    nodes = account_nodes()
+    assert not accounts_worth_listing(build_accounts([one], nodes))
+    assert not accounts_worth_listing(empty_accounts())
+    assert accounts_worth_listing(build_accounts([one, one._replace(account_id=DEV)], nodes))
+    assert accounts_worth_listing(build_accounts([one._replace(loaded=False)], nodes))
+
+
+def test_build_accounts_refuses_what_is_not_an_account_list() -> None:
+    one = AccountRow(PROD, "prod", "ACTIVE", (), None)
+    with pytest.raises(ValidationError, match=r"rows\[1\] is a tuple, but an AccountRow"):
+        build_accounts([one, (DEV, "dev", None, (), None)], account_nodes())  # type: ignore[list-item]
+    with pytest.raises(ValidationError, match=rf"account\(s\) \['{PROD}'\] listed twice"):
+        build_accounts([one, one], account_nodes())
+    with pytest.raises(ColumnsError, match=r"lacks column.*compliance"):
+        build_accounts([one], account_nodes().drop(columns="compliance"))

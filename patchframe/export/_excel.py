@@ -2,18 +2,19 @@
 
 The workbook
 ------------
-Sheets, in order (:data:`EXCEL_SHEETS`): **Summary** (fleet figures, two charts,
-with ``by=`` a block of compliance per group such as "By Team", and one row per
-node, non-compliant nodes highlighted), **Patches** (every row),
-**Missing and Failed**, **CVEs** (one row per CVE still open), **Nodes** and
-**Errors** (there even when nothing failed), and **Aging** after Missing and
-Failed when findings or release dates can date the open patches (:func:`to_excel`'s
-``findings``). Every table has an autofilter, a
-frozen header row, a workbook-level name (``Patches``, ``NodesWorstFirst``...)
-and column widths fitted to a sample of its rows; headers are aligned as their
-data (numbers and times right). Every sheet prints landscape, one page wide,
-with the header row on each page and the sheet name and page number in the
-footer; long text (titles) wraps within a capped column width.
+Sheets, in order (:data:`EXCEL_SHEETS`): **Summary** (fleet figures, two charts, with
+``by=`` a block of compliance per group such as "By Team", and one row per node,
+non-compliant nodes highlighted), **Patches** (every row), **Missing and Failed**,
+**CVEs** (one row per CVE still open), **Nodes** and **Errors** (there even when nothing
+failed), **Aging** after Missing and Failed when findings or release dates can date the
+open patches (:func:`to_excel`'s ``findings``), and **Accounts** (``Fleet.accounts``)
+before Errors when there are several accounts or one did not load. When any account's
+name is known, ``account_name`` stands right after ``account_id`` on every sheet that
+has it. Every table has an autofilter, a frozen header row, a workbook-level name
+(``Patches``, ``NodesWorstFirst``...) and column widths fitted to a sample of its rows;
+headers are aligned as their data (numbers and times right). Every sheet prints
+landscape, one page wide, with the header row on each page and the sheet name and page
+number in the footer; long text (titles) wraps within a capped column width.
 
 It is written row by row with XlsxWriter in ``constant_memory`` mode, so that
 memory stays flat however many rows there are (a 1,000,000-row workbook: see
@@ -31,7 +32,8 @@ would lose what matters here:
   Excel cannot hold (before 1900-03-01) is written as ISO 8601 text instead;
   a duration (a node's ``scan_age``) is a number of days, and its header says ``(days)``;
 - categories are plain text; patch states and severity levels are coloured as
-  in every patchframe chart;
+  in every patchframe chart; rows of non-compliant nodes and of accounts that
+  failed to load are tinted;
 - text longer than Excel's :data:`EXCEL_CELL_LIMIT` characters is never cut: its
   column is split into ``name``, ``name (2)``, ``name (3)`` ... each holding the
   next :data:`EXCEL_CELL_LIMIT` characters (UTF-16 code units, as Excel counts
@@ -68,11 +70,21 @@ from .._palette import (
     tint,
 )
 from .._progress import progress_bar
-from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
+from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS, accounts_worth_listing
 from .._version import VERSION
 from ..exceptions import ValidationError
 from ..summary import cve_exposure
-from ._report_data import PathLike, _aging, _Data, _data, _grouped, _Groups, _node_table
+from ._report_data import (
+    PathLike,
+    _account_names,
+    _aging,
+    _Data,
+    _data,
+    _grouped,
+    _Groups,
+    _node_table,
+    _with_account_names,
+)
 
 #: The most characters (UTF-16 code units) one Excel cell holds.
 EXCEL_CELL_LIMIT = 32_767
@@ -90,6 +102,8 @@ EXCEL_SHEETS: tuple[str, ...] = (
 #: The sheet of open findings under an SLA policy, after "Missing and Failed" when
 #: there are findings or release dates to date them (see :func:`to_excel`).
 AGING_SHEET = "Aging"
+#: The sheet of ``Fleet.accounts``, before "Errors" when there are several or one failed.
+ACCOUNTS_SHEET = "Accounts"
 
 
 # --- Excel: cells ---------------------------------------------------------------
@@ -330,12 +344,20 @@ def _print_setup(sheet: Any, *, header_row: int) -> None:
 
 
 def _write_table(
-    sheet: Any, frame: pd.DataFrame, *, top: int, name: str, style: _Style, bar: Any
+    sheet: Any,
+    frame: pd.DataFrame,
+    *,
+    top: int,
+    name: str,
+    style: _Style,
+    bar: Any,
+    patch_states: bool = True,
 ) -> None:
     """``frame`` as a filtered table whose header is on row ``top``, named ``name``.
 
     Rows are written in order, ``_CHUNK_ROWS`` at a time, as ``constant_memory``
-    needs; ``bar`` counts them.
+    needs; ``bar`` counts them. A ``state`` column is coloured as patch states
+    unless ``patch_states`` is False (an account's state is not one).
     """
     frame = _split_long_text(frame)
     headers = _headers(frame)
@@ -366,7 +388,7 @@ def _write_table(
     cells = xl_range_abs(top, 0, last_row, last_col)
     style.book.define_name(name, f"={quote_sheetname(sheet.name)}!{cells}")
     if len(frame):
-        _paint(sheet, frame, top=top, style=style)
+        _paint(sheet, frame, top=top, style=style, patch_states=patch_states)
 
 
 def _heights(chunk: pd.DataFrame, wrapped: list[int], first: int) -> dict[int, float]:
@@ -398,15 +420,18 @@ def _line_counts(series: pd.Series[Any], width: int) -> npt.NDArray[np.int64]:
     return np.asarray(counts[codes], dtype=np.int64)
 
 
-def _paint(sheet: Any, frame: pd.DataFrame, *, top: int, style: _Style) -> None:
-    """Colour states and severity levels, then tint whole rows of non-compliant nodes.
+def _paint(
+    sheet: Any, frame: pd.DataFrame, *, top: int, style: _Style, patch_states: bool
+) -> None:
+    """Colour states and severity levels, then tint whole rows of non-compliant nodes
+    and of accounts that failed to load.
 
     Cell colours come first so that they win over the row tint where both apply.
     """
     first, last = top + 1, top + len(frame)
     columns = list(frame.columns)
     for col, column in enumerate(columns):
-        if column == "state":
+        if column == "state" and patch_states:
             colors = {s: state_color(s) for s in _distinct(frame.iloc[:, col])}
         elif column in ("severity_level", "compliance_severity"):
             colors = {
@@ -428,30 +453,37 @@ def _paint(sheet: Any, frame: pd.DataFrame, *, top: int, style: _Style) -> None:
                     "format": style.fill(color),
                 },
             )
+    tinted: list[tuple[str, str, str]] = []  # (column, its value in a formula, colour)
     if "compliance" in columns:
-        letter = xl_col_to_name(columns.index("compliance"), col_abs=True)
-        for status in ("NON_COMPLIANT", "NOT_SCANNED"):
-            sheet.conditional_format(
-                first,
-                0,
-                last,
-                len(columns) - 1,
-                {
-                    "type": "formula",
-                    "criteria": f'={letter}{first + 1}="{status}"',
-                    "format": style.fill(tint(COMPLIANCE_COLORS[status], _ROW_TINT)),
-                },
-            )
+        tinted += [("compliance", f'"{s}"', s) for s in ("NON_COMPLIANT", "NOT_SCANNED")]
+    if "loaded" in columns and pd.api.types.is_bool_dtype(frame["loaded"].dtype):
+        tinted.append(("loaded", "FALSE", "NON_COMPLIANT"))
+    for column, value, status in tinted:
+        letter = xl_col_to_name(columns.index(column), col_abs=True)
+        sheet.conditional_format(
+            first,
+            0,
+            last,
+            len(columns) - 1,
+            {
+                "type": "formula",
+                "criteria": f"={letter}{first + 1}={value}",
+                "format": style.fill(tint(COMPLIANCE_COLORS[status], _ROW_TINT)),
+            },
+        )
 
 
 def _distinct(series: pd.Series[Any]) -> list[str]:
     return [str(v) for v in pd.unique(series.dropna().astype("str"))]
 
 
+#: The Summary's node table: these columns, those the node table has (account_name
+#: when any account's name is known).
 _NODE_TABLE_COLUMNS = [
     "instance_id",
     "name",
     "account_id",
+    "account_name",
     "region",
     "platform_name",
     "compliance",
@@ -493,7 +525,7 @@ def _figures(parts: _Data, nodes: pd.DataFrame) -> Block:
         ("Failed patches", int((states == "FAILED").sum())),
         ("Installed, pending reboot", int((states == "INSTALLED_PENDING_REBOOT").sum())),
         ("Open CVEs", len(cve_exposure(patches))),
-        ("Accounts", int(nodes["account_id"].nunique())),
+        ("Accounts", len(parts.accounts) or int(nodes["account_id"].nunique())),
         ("Regions", int(nodes["region"].nunique())),
         ("Errors", len(parts.errors)),
     ]
@@ -567,7 +599,7 @@ def _write_summary_sheet(
     sheet.write_string(top - 2, 0, "Nodes, worst first", style.label)
     if nodes["note"].notna().any():
         sheet.write_string(top - 1, 0, _NOT_COUNTED, style.note)
-    table = nodes[_NODE_TABLE_COLUMNS]
+    table = nodes[[c for c in _NODE_TABLE_COLUMNS if c in nodes.columns]]
     _write_table(sheet, table, top=top, name="NodesWorstFirst", style=style, bar=bar)
     _print_setup(sheet, header_row=top)
 
@@ -639,22 +671,30 @@ def _column_chart(book: Any, title: str, block: tuple[int, int], colors: list[st
 
 
 def _sheets(
-    parts: _Data, nodes: pd.DataFrame, aging: pd.DataFrame | None
+    parts: _Data, nodes: pd.DataFrame, aging: pd.DataFrame | None, names: Mapping[str, str]
 ) -> dict[str, tuple[str, pd.DataFrame]]:
-    """The table sheets after Summary: sheet name -> (the table's name, frame)."""
+    """The table sheets after Summary: sheet name -> (the table's name, frame), each
+    frame with its accounts' names beside their ids."""
     patches = parts.patches
     open_rows = patches[patches["state"].astype("str").isin(OPEN_STATES)]
     open_rows = open_rows.sort_values(
         ["severity_level", "instance_id", "kb_id"], ascending=[False, True, True], kind="stable"
     )
     aged = {} if aging is None else {AGING_SHEET: ("Aging", aging)}
-    return {
+    listed = accounts_worth_listing(parts.accounts)
+    accounts = {ACCOUNTS_SHEET: ("Accounts", parts.accounts)} if listed else {}
+    sheets = {
         "Patches": ("Patches", patches),
         "Missing and Failed": ("MissingAndFailed", open_rows),
         **aged,
         "CVEs": ("CVEs", cve_exposure(patches)),
         "Nodes": ("Nodes", nodes.drop(columns="note") if parts.nodes is None else parts.nodes),
+        **accounts,
         "Errors": ("Errors", parts.errors),
+    }
+    return {
+        sheet: (table, _with_account_names(frame, names))
+        for sheet, (table, frame) in sheets.items()
     }
 
 
@@ -695,9 +735,14 @@ def to_excel(
     """Write a Fleet, or a bare patches frame, as an Excel workbook.
 
     The sheets are those of :data:`EXCEL_SHEETS`: Summary, Patches, Missing and
-    Failed, CVEs, Nodes and Errors. The module documentation says how cells are
-    written (text never as formulas, NA as empty cells, UTC date cells, long text
-    split over columns, never truncated) and how the sheets print.
+    Failed, CVEs, Nodes and Errors; and Accounts (``Fleet.accounts``, before
+    Errors) when the fleet has several accounts or one did not load. When the
+    fleet knows any account's name (``Fleet.accounts`` or the nodes'
+    ``account_name``), every sheet with an ``account_id`` column has
+    ``account_name`` right after it, the Summary's node table included; when it
+    knows none, no sheet has that column. The module documentation says how
+    cells are written (text never as formulas, NA as empty cells, UTC date cells,
+    long text split over columns, never truncated) and how the sheets print.
 
     Parameters
     ----------
@@ -769,8 +814,9 @@ def to_excel(
     target = _workbook_path(path)
     data, groups = _grouped(data, by)
     parts = _data(data)
-    nodes = _node_table(parts)
-    sheets = _sheets(parts, nodes, _aging(data, findings=findings, policy=sla_policy))
+    names = _account_names(parts)
+    nodes = _with_account_names(_node_table(parts), names)
+    sheets = _sheets(parts, nodes, _aging(data, findings=findings, policy=sla_policy), names)
     figures = _figures(parts, nodes)
     rows = {sheet: len(frame) + 1 for sheet, (_, frame) in sheets.items()}
     extra = 0 if groups is None else _group_rows(groups)
@@ -795,7 +841,15 @@ def to_excel(
         )
         for sheet_name, (table_name, frame) in sheets.items():
             sheet = book.add_worksheet(sheet_name)
-            _write_table(sheet, frame, top=0, name=table_name, style=style, bar=bar)
+            _write_table(
+                sheet,
+                frame,
+                top=0,
+                name=table_name,
+                style=style,
+                bar=bar,
+                patch_states=sheet_name != ACCOUNTS_SHEET,
+            )
             sheet.freeze_panes(1, 0)
             _print_setup(sheet, header_row=0)
             sheet.hide_gridlines(0)  # printed gridlines: a wide row stays readable

@@ -8,6 +8,7 @@ what the node is, its compliance, and its non-compliant patch counts. The workbo
 (:mod:`patchframe.export._excel`) shows that table on its Summary sheet and the CSV
 (:mod:`patchframe.export._csv`) writes it out as the console's "summary" report.
 :func:`_aging` makes the workbook's Aging sheet: open findings under an SLA policy.
+:func:`_with_account_names` puts the accounts' names beside their ids.
 :data:`PathLike` is the path every writer of :mod:`patchframe.export` takes.
 """
 
@@ -26,6 +27,7 @@ import pandas as pd
 from .._fleet import TAG_PREFIX, Fleet
 from .._schema import NON_COMPLIANT_STATES, PATCH_COLUMNS, PATCH_DTYPES, SEVERITY_LEVELS
 from .._schema import build_errors as _build_errors
+from .._schema import empty_accounts as _empty_accounts
 from ..exceptions import ColumnsError, ValidationError
 from ..summary import compliance_by, sla
 
@@ -56,13 +58,14 @@ class _Data:
     patches: pd.DataFrame
     nodes: pd.DataFrame | None  # None for a bare patches frame
     errors: pd.DataFrame
+    accounts: pd.DataFrame
 
 
 def _data(data: Fleet | pd.DataFrame) -> _Data:
     if isinstance(data, Fleet):
-        parts = _Data(data.patches, data.nodes, data.errors)
+        parts = _Data(data.patches, data.nodes, data.errors, data.accounts)
     elif isinstance(data, pd.DataFrame):
-        parts = _Data(data, None, _build_errors([]))
+        parts = _Data(data, None, _build_errors([]), _empty_accounts())
     else:
         raise ValidationError(
             f"data: expected a Fleet or a patches DataFrame, got {type(data).__name__}"
@@ -107,6 +110,37 @@ def _grouped(
     table = compliance_by(fleet, by=by)
     names = ", ".join(str(c).removeprefix(TAG_PREFIX) for c in columns)
     return fleet, _Groups(f"By {names}", table)
+
+
+def _account_names(parts: _Data) -> dict[str, str]:
+    """Each account's name by its id, from the accounts and the nodes: {} when none is known."""
+    names: dict[str, str] = {}
+    for frame in (parts.nodes, parts.accounts):
+        if frame is not None and {"account_id", "account_name"} <= set(frame.columns):
+            named = frame[["account_id", "account_name"]].dropna().drop_duplicates()
+            names.update(named.astype("str").itertuples(index=False, name=None))
+    return names
+
+
+def _with_account_names(frame: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    """``frame`` with ``account_name`` (a category) right after ``account_id``, from ``names``.
+
+    Without any name to show (a load that knew none), a frame gets
+    no such column and loses an all-NA one: the workbook shows the names on every
+    sheet with account ids, or on none.
+    """
+    out = frame.drop(columns="account_name", errors="ignore")
+    if not names or "account_id" not in out.columns:
+        return out
+    ids = out["account_id"].astype("category")
+    # Looked up once per account, not per row: the Patches sheet may have a million.
+    per_account = pd.Series(ids.cat.categories.astype("str")).map(names)
+    codes, labels = pd.factorize(per_account, use_na_sentinel=True)
+    rows = np.append(codes, -1)[ids.cat.codes.to_numpy()]
+    column = pd.Categorical.from_codes(rows, categories=pd.Index(labels, dtype="str"))
+    at = list(out.columns).index("account_id") + 1
+    out.insert(at, "account_name", pd.Series(column, index=out.index))
+    return out
 
 
 def _text(series: pd.Series[Any]) -> pd.Series[Any]:
