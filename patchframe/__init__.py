@@ -35,6 +35,7 @@ from .exceptions import (
     AWSRequestError,
     ColumnsError,
     NodeNotFoundError,
+    OrganizationError,
     PatchframeError,
     StoreError,
     ValidationError,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from ._html import style_states
     from ._release_dates import with_release_dates
     from .aws import (
+        Organization,
         load_fleet,
         load_instance_patches,
         load_patch_catalog,
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
         sample_fleet,
         synthetic_fleet,
         synthetic_history,
+        synthetic_organization,
     )
 
 # Loaded on first use: each name, and the module that holds it.
@@ -76,6 +79,7 @@ _LAZY: dict[str, str] = {
     "style_states": "._html",
     **dict.fromkeys(
         [
+            "Organization",
             "load_fleet",
             "load_instance_patches",
             "load_patch_catalog",
@@ -100,7 +104,14 @@ _LAZY: dict[str, str] = {
         ".history",
     ),
     **dict.fromkeys(
-        ["Emulator", "sample_client", "sample_fleet", "synthetic_fleet", "synthetic_history"],
+        [
+            "Emulator",
+            "sample_client",
+            "sample_fleet",
+            "synthetic_fleet",
+            "synthetic_history",
+            "synthetic_organization",
+        ],
         ".sandbox",
     ),
 }
@@ -118,6 +129,8 @@ __all__ = [
     "Fleet",
     "FleetDiff",
     "NodeNotFoundError",
+    "Organization",
+    "OrganizationError",
     "PatchframeError",
     "Snapshot",
     "StoreError",
@@ -148,6 +161,7 @@ __all__ = [
     "summary",
     "synthetic_fleet",
     "synthetic_history",
+    "synthetic_organization",
     "to_compliance_csv",
     "to_excel",
     "to_parquet",

@@ -8,6 +8,7 @@ catches them all::
     │   └── ColumnsError         a frame lacks the columns a function needs
     ├── AWSRequestError          an AWS call failed after its retries
     │   └── NodeNotFoundError    the node does not exist (InvalidInstanceId)
+    ├── OrganizationError        the organization's accounts cannot be listed
     └── StoreError               a snapshot or Parquet file patchframe reads is damaged
 """
 
@@ -17,6 +18,7 @@ __all__ = [
     "AWSRequestError",
     "ColumnsError",
     "NodeNotFoundError",
+    "OrganizationError",
     "PatchframeError",
     "StoreError",
     "StoreWarning",
@@ -87,6 +89,23 @@ class AWSRequestError(PatchframeError):
 
 class NodeNotFoundError(AWSRequestError):
     """The managed node does not exist, or no longer does (InvalidInstanceId)."""
+
+
+class OrganizationError(PatchframeError):
+    """The organization's accounts cannot be listed: raised before any SSM call.
+
+    The caller is not allowed to list them, or its account is in no organization;
+    the message names the missing permission or the condition, ``code`` is AWS's.
+
+    Examples
+    --------
+    >>> OrganizationError("not in an organization", code="AWSOrganizationsNotInUseException").code
+    'AWSOrganizationsNotInUseException'
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StoreError(PatchframeError):

@@ -18,8 +18,10 @@ from ._client import client_config, make_client
 from ._data_sync import read_resource_data_sync
 from ._fleet import load_fleet
 from ._node import load_instance_patches
+from ._organization import Organization
 
 __all__ = [
+    "Organization",
     "client_config",
     "load_fleet",
     "load_instance_patches",

@@ -26,6 +26,7 @@ import os
 import re
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -38,8 +39,10 @@ from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 from .._fleet import Fleet
 from .._progress import progress_bar
 from .._schema import (
+    AccountRow,
     NodeKey,
     PatchColumns,
+    build_accounts,
     build_errors,
     build_nodes,
     build_patches,
@@ -62,6 +65,7 @@ from ._node import (
     fetch_node_patches,
     validate_patch_filters,
 )
+from ._organization import Member, Organization, list_members, member_session
 from ._pacer import AdaptiveRateLimiter
 from ._tags import DENIED_CODES, PERMISSIONS, NodeTags, ec2_batches, ec2_tags, hybrid_tags
 
@@ -69,6 +73,7 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_ssm.type_defs import InstanceInformationStringFilterTypeDef
+    from mypy_boto3_sts import STSClient
 
 __all__ = ["load_fleet"]
 
@@ -90,6 +95,9 @@ _NODE_FILTER_KEYS = (
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _BATCH = 50  # ids per DescribeInstancePatchStates call, and per InstanceIds filter
 _OPERATIONS = (
+    "ListAccounts",
+    "AssumeRole",
+    "DescribeRegions",
     "GetCallerIdentity",
     "DescribeInstanceInformation",
     "DescribeInstancePatchStates",
@@ -108,6 +116,8 @@ class _Target:
     session: boto3.Session | None = None
     account: Future[str | None] | None = None
     limiter: AdaptiveRateLimiter = field(default_factory=AdaptiveRateLimiter)
+    #: AWS's error code when listing the nodes failed; None once they are all listed.
+    error_code: str | None = None
 
     @property
     def account_id(self) -> str | None:
@@ -150,7 +160,8 @@ class _Failures:
     """Failed nodes and calls, collected from every worker; or the first one raised."""
 
     def __init__(self, *, raise_first: bool) -> None:
-        self._failed: list[tuple[_Target, AWSRequestError]] = []
+        # A failure belongs to a target, or to an account and region before any target.
+        self._failed: list[tuple[_Target | tuple[str, str | None], AWSRequestError]] = []
         self._denied: dict[tuple[int, str], tuple[_Target, AWSRequestError]] = {}
         self._raise_first = raise_first
         self._lock = threading.Lock()
@@ -158,7 +169,7 @@ class _Failures:
     def __len__(self) -> int:
         return len(self._failed)
 
-    def add(self, target: _Target, err: AWSRequestError) -> None:
+    def add(self, target: _Target | tuple[str, str | None], err: AWSRequestError) -> None:
         if self._raise_first:
             raise err
         with self._lock:
@@ -200,22 +211,22 @@ class _Failures:
         """
         rows = [
             {
-                "account_id": target.account_id,
-                "region": target.region,
+                "account_id": where.account_id if isinstance(where, _Target) else where[0],
+                "region": where.region if isinstance(where, _Target) else where[1],
                 "instance_id": err.instance_id,
                 "operation": err.operation,
                 "error_code": err.code,
                 "message": str(err),
                 "attempts": err.attempts,
             }
-            for target, err in self._failed
+            for where, err in self._failed
         ]
         return sorted(
             rows,
             key=lambda r: (
                 _OPERATIONS.index(r["operation"]) if r["operation"] in _OPERATIONS else 9,
                 str(r["account_id"]),
-                r["region"],
+                str(r["region"]),
                 str(r["instance_id"]),
             ),
         )
@@ -294,33 +305,106 @@ def _sessions(
     return sessions
 
 
-def _targets(
-    sessions: list[boto3.Session], regions: Sequence[str] | None, pool_size: int
-) -> list[_Target]:
+def _check_regions(regions: Sequence[str] | Literal["enabled"] | None) -> list[str] | None:
+    """The regions asked for: a list, or None for each account's enabled ones ("enabled")."""
+    if regions is None or regions == "enabled":
+        return None
+    if isinstance(regions, str) or not regions:
+        raise ValidationError(
+            f"regions {regions!r}: expected a non-empty list of region names, or 'enabled'"
+        )
+    for region in regions:
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise ValidationError(f"region {region!r} is not a region name such as 'eu-west-1'")
+    return list(regions)
+
+
+def _home_region(session: boto3.Session, regions: list[str] | None, enabled: bool) -> list[str]:
+    """A session's regions when none were named: its default region, else a ValidationError."""
     if regions is not None:
-        if isinstance(regions, str) or not regions:
-            raise ValidationError(
-                f"regions {regions!r}: expected a non-empty list of region names"
+        return regions
+    if session.region_name is None:
+        raise ValidationError(
+            "no region: pass regions=[...] or regions='enabled', or configure a default "
+            f"region (profile {session.profile_name!r} has none)"
+        )
+    return [] if enabled else [session.region_name]
+
+
+@dataclass
+class _Account:
+    """One account to load: its session, what the organization says of it, its targets.
+
+    ``regions`` empty means every region enabled for the account (EC2 DescribeRegions).
+    """
+
+    session: boto3.Session | None
+    regions: list[str]
+    member: Member | None = None
+    client: SSMClient | None = None
+    error_code: str | None = None
+    targets: list[_Target] = field(default_factory=list)
+
+
+def _enabled_regions(session: boto3.Session) -> list[str]:
+    ec2: Any = make_ec2_client(boto3_session=session, region=session.region_name or "us-east-1")
+    return sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"])
+
+
+@dataclass
+class _Opener:
+    """Opens each account on the pool: assumes its role, finds its regions, makes its targets."""
+
+    failures: _Failures
+    pool_size: int
+    organization: Organization | None = None
+    source: boto3.Session | None = None
+    sts: STSClient | None = None
+
+    def _step(self, account: _Account, operation: str, call: Callable[[], Any]) -> Any:
+        """One call that opens an account; a failure is the account's, and an error row."""
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as err:
+            failed = aws_error(err, operation=operation)
+            account.error_code = failed.code
+            member_id = account.member.account_id if account.member is not None else ""
+            region = None if operation == "AssumeRole" else self._home(account)
+            self.failures.add((member_id, region), failed)
+            return None
+
+    @staticmethod
+    def _home(account: _Account) -> str | None:
+        return None if account.session is None else account.session.region_name
+
+    def targets(self, account: _Account) -> list[_Target]:
+        """The account's targets, one per region, each with its pacer attached."""
+        if account.client is not None:
+            return [_Target(account.client.meta.region_name, account.client)]
+        member = account.member
+        if account.session is None:  # a member account, reached through the role
+            assert member is not None and self.organization is not None
+            assert self.source is not None and self.sts is not None
+            session = member_session(self.source, self.sts, member.account_id, self.organization)
+            credentials = session.get_credentials()
+            assert credentials is not None  # the role's, made by member_session
+            if self._step(account, "AssumeRole", credentials.get_frozen_credentials) is None:
+                return []
+            account.session = session
+        session = account.session
+        regions = account.regions or self._step(
+            account, "DescribeRegions", lambda: _enabled_regions(session)
+        )
+        return [
+            _Target(
+                region,
+                make_client(
+                    boto3_session=session, region=region, max_pool_connections=self.pool_size
+                ),
+                session,
             )
-        for region in regions:
-            if not isinstance(region, str) or not _REGION.fullmatch(region):
-                raise ValidationError(
-                    f"region {region!r} is not a region name such as 'eu-west-1'"
-                )
-    targets = []
-    for session in sessions:
-        names = list(regions) if regions is not None else [session.region_name]
-        for region in names:
-            if region is None:
-                raise ValidationError(
-                    "no region: pass regions=[...] or configure a default region "
-                    f"(profile {session.profile_name!r} has none)"
-                )
-            client = make_client(
-                boto3_session=session, region=region, max_pool_connections=pool_size
-            )
-            targets.append(_Target(region, client, session))
-    return targets
+            for region in regions or []
+        ]
 
 
 def _describe_nodes(
@@ -438,9 +522,10 @@ def _discover(
 ) -> None:
     """List the target's nodes into ``found``: all of them, or those of ``instance_ids``.
 
-    A listing that fails part way keeps the nodes listed before, and is an error row.
+    A listing that fails part way keeps the nodes listed before, is an error row,
+    and sets the target's ``error_code``.
     """
-    batches = (
+    batches: list[list[InstanceInformationStringFilterTypeDef]] = (
         [list(node_filters)]
         if instance_ids is None
         else [
@@ -449,21 +534,19 @@ def _discover(
         ]
     )
     for filters in batches:
-        _attempt(
-            target,
-            failures,
-            "DescribeInstanceInformation",
-            _describe_nodes,
-            target,
-            filters,
-            found,
-        )
+        try:
+            _describe_nodes(target, filters, found)
+        except (ClientError, BotoCoreError) as err:
+            failed = aws_error(err, operation="DescribeInstanceInformation")
+            target.error_code = target.error_code or failed.code
+            failures.add(target, failed)
 
 
 def load_fleet(
     instance_ids: Sequence[str] | None = None,
     *,
-    regions: Sequence[str] | None = None,
+    regions: Sequence[str] | Literal["enabled"] | None = None,
+    organization: Organization | None = None,
     profiles: Sequence[str] | None = None,
     boto3_sessions: Sequence[boto3.Session] | None = None,
     node_filters: NodeFilters | None = None,
@@ -483,7 +566,14 @@ def load_fleet(
         The nodes to load; by default every managed node that
         DescribeInstanceInformation lists (EC2 and hybrid ``mi-`` nodes).
     regions
-        Regions to load; the session's default region when None.
+        Regions to load in every account; ``"enabled"`` for every region enabled
+        for each account (EC2 DescribeRegions, asked with that account's
+        credentials); the session's default region when None.
+    organization
+        Every member account of an AWS Organization, each through an assumed role
+        (see :class:`Organization`): its accounts are listed before any SSM call,
+        and each account's failure (AssumeRole refused, a region not enabled) is
+        its own rows in ``errors`` while the others load.
     profiles, boto3_sessions
         One profile name or one ready boto3 session per account; boto3's default
         session when both are None. Every pair of account and region is loaded.
@@ -493,10 +583,12 @@ def load_fleet(
     patch_filters
         DescribeInstancePatches filters, as for :func:`load_instance_patches`.
     max_workers
-        Threads loading nodes at once; also the connection pool size of each client.
+        Threads loading at once, shared by every account and region; also the
+        connection pool size of each client.
     progress
-        A bar counting the nodes loaded: None shows it in a notebook or on an
-        interactive terminal only, True and False force it on or off.
+        A bar counting the nodes loaded, with rows, accounts done, errors and
+        throttles: None shows it in a notebook or on an interactive terminal only,
+        True and False force it on or off.
     cache_dir
         Folder where each finished node's rows are written as it completes; a
         rerun after an interruption loads only the nodes that are missing. A damaged
@@ -518,17 +610,21 @@ def load_fleet(
     Returns
     -------
     Fleet
-        ``patches``, ``nodes``, ``errors`` and ``tags`` frames, and ``loaded_at``,
-        when the load started, which the nodes' ``scan_age`` is measured to. Every
-        node is either in ``patches`` with all its rows, or in ``errors`` (a failed
-        tag call names its node but leaves its patches whole).
+        ``patches``, ``nodes``, ``errors``, ``tags`` and ``accounts`` frames, and
+        ``loaded_at``, when the load started, which the nodes' ``scan_age`` is
+        measured to. Every node is either in ``patches`` with all its rows, or in
+        ``errors`` (a failed tag call names its node but leaves its patches whole).
 
     Raises
     ------
     ValidationError
         A bad argument, before any AWS call: an instance id, a region, a filter,
-        ``client`` that is not an SSM client, ``client`` with ``regions``,
-        ``profiles`` or ``boto3_sessions``, or a ``cache_dir`` that cannot be a folder.
+        ``client`` that is not an SSM client, ``client`` or ``organization`` with
+        ``regions``/``profiles``/``boto3_sessions`` they exclude, or a
+        ``cache_dir`` that cannot be a folder.
+    OrganizationError
+        With ``organization``: its accounts cannot be listed (permission, or no
+        organization), before any SSM call.
     AWSRequestError
         With ``errors="raise"``: the first failed call, AWS's error as ``__cause__``.
 
@@ -558,24 +654,59 @@ def load_fleet(
         raise ValidationError(f"tags {tags!r}: expected True or False")
     if progress is not None and not isinstance(progress, bool):
         raise ValidationError(f"progress {progress!r}: expected True, False or None")
-    if client is not None:
+    named_regions = _check_regions(regions)
+    failures = _Failures(raise_first=errors == "raise")
+    opener = _Opener(failures, max_workers)
+    members: list[Member] | None = None
+    if organization is not None:
+        if not isinstance(organization, Organization):
+            raise ValidationError(
+                f"organization {organization!r}: expected a patchframe.Organization"
+            )
+        if client is not None or profiles is not None or boto3_sessions is not None:
+            raise ValidationError(
+                "organization= loads the organization's accounts: leave client, profiles "
+                "and boto3_sessions unset, or drop organization="
+            )
+        source = organization.session or boto3.Session()
+        home = _home_region(source, named_regions, regions == "enabled")
+        members = list_members(organization)
+        opener.organization, opener.source = organization, source
+        opener.sts = make_sts_client(boto3_session=source, region=source.region_name)
+        accounts = [
+            _Account(source if m.caller else None, home, member=m) for m in members if m.loadable
+        ]
+        for member in members:
+            if member.state is None and not member.skipped:
+                failures.add(
+                    (member.account_id, None),
+                    AWSRequestError(
+                        f"account {member.account_id} is not in the organization",
+                        code="AccountNotFoundException",
+                        operation="ListAccounts",
+                    ),
+                )
+    elif client is not None:
         if regions is not None or profiles is not None or boto3_sessions is not None:
             raise ValidationError(
                 "client= loads that client's one account and region: leave regions, "
                 "profiles and boto3_sessions unset, or drop client="
             )
         client = check_ssm_client(client)
-        targets = [_Target(client.meta.region_name, client)]
+        accounts = [_Account(None, [], client=client)]
         # More threads than the client has connections only queue for them.
         max_workers = min(max_workers, client.meta.config.max_pool_connections or 10)  # type: ignore[attr-defined]
     else:
-        targets = _targets(_sessions(profiles, boto3_sessions), regions, max_workers)
+        accounts = [
+            _Account(s, _home_region(s, named_regions, regions == "enabled"))
+            for s in _sessions(profiles, boto3_sessions)
+        ]
     cache = None if cache_dir is None else NodeCache(cache_dir, filters=checked_patch_filters)
 
-    failures = _Failures(raise_first=errors == "raise")
     # What scan ages are measured to: the start of the load, before any node is listed.
     loaded_at = pd.Timestamp.now(tz="UTC")
     loads: list[Future[tuple[_Target, str, PatchColumns | None]]] = []
+    load_targets: list[_Target] = []  # each load's target, in the same order
     state_batches: list[tuple[_Target, Future[Any]]] = []
     tag_calls: list[tuple[_Target, Future[NodeTags]]] = []
 
@@ -611,32 +742,42 @@ def load_fleet(
             )
             state_batches.append((target, states))
             loads.extend(pool.submit(load_node, target, i) for i in ids)
+            load_targets.extend([target] * len(ids))
 
         found = _Found(hand_on)
-        try:
-            for target in targets:
+
+        def open_account(account: _Account) -> list[Future[None]]:
+            """Open an account on the pool, then hand its regions' discovery to the pool."""
+            account.targets = opener.targets(account)
+            if not account.targets:
+                return []
+            first = account.targets[0]
+            if account.member is not None:
+                known: Future[str | None] = Future()
+                known.set_result(account.member.account_id)
+            else:  # STS once per account, alongside discovery
+                known = pool.submit(
+                    _attempt, first, failures, "GetCallerIdentity", _account, first
+                )
+            for target in account.targets:
+                target.account = known
                 target.limiter.attach(target.client)
-            # STS once per account (session), alongside discovery; submitted first,
-            # so a node's worker waiting for its account id never waits on a queued task.
-            accounts: dict[int, Future[Any]] = {}
-            for target in targets:
-                who = id(target.session if target.session is not None else target.client)
-                if who not in accounts:
-                    accounts[who] = pool.submit(
-                        _attempt, target, failures, "GetCallerIdentity", _account, target
-                    )
-                target.account = accounts[who]
-            discoveries = [
+            return [
                 pool.submit(_discover, t, checked_node_filters, ids, failures, found)
-                for t in targets
+                for t in account.targets
             ]
+
+        try:
+            openings = [pool.submit(open_account, a) for a in accounts]
+            discoveries = [d for opening in openings for d in opening.result()]
             for discovery in discoveries:
                 discovery.result()
+            targets = [t for a in accounts for t in a.targets]
             nodes = found.nodes(targets)
-            if ids is not None:
+            if ids is not None and targets:
                 _report_unknown(ids, nodes, targets[0], failures)
             tag_calls = _ask_for_tags(pool, nodes, failures) if tags else []
-            columns = _gather(loads, failures, targets, progress)
+            columns = _gather(loads, load_targets, failures, accounts, progress)
             states = {
                 target.key(s["InstanceId"]): s
                 for target, future in state_batches
@@ -654,20 +795,61 @@ def load_fleet(
             for _, tag_call in tag_calls:
                 tag_call.cancel()
     failures.warn_denied()
-    fleet = _assemble(nodes, states, columns, failures, loaded_at=loaded_at)
+    names = {m.account_id: m.name for m in members or []}
+    fleet = _assemble(nodes, states, columns, failures, loaded_at=loaded_at, names=names)
     keys = [target.key(info["InstanceId"]) for target, info in nodes]
     rows = [(k, key, value) for k in keys for key, value in node_tags.get(k, [])]
-    return dataclasses.replace(fleet, tags=build_tags(rows))
+    return dataclasses.replace(
+        fleet,
+        tags=build_tags(rows),
+        accounts=build_accounts(_account_rows(accounts, members), fleet.nodes),
+    )
+
+
+def _account_rows(accounts: list[_Account], members: list[Member] | None) -> list[AccountRow]:
+    """One row per account listed (organization) or loaded (sessions, client)."""
+    rows: dict[str, AccountRow] = {}
+    for member in members or []:
+        rows[member.account_id] = AccountRow(
+            member.account_id, member.name, member.state, (), None, loaded=False
+        )
+    for account in accounts:
+        account_id = (
+            account.member.account_id
+            if account.member is not None
+            else next((t.account_id for t in account.targets if t.account_id), None)
+        )
+        if account_id is None:  # STS failed: the errors frame says so
+            continue
+        regions = tuple(sorted(t.region for t in account.targets if t.error_code is None))
+        failed = [t.error_code for t in account.targets if t.error_code is not None]
+        error_code = account.error_code or (failed[0] if failed and not regions else None)
+        known = rows.get(account_id)
+        rows[account_id] = AccountRow(
+            account_id,
+            known.account_name if known else None,
+            known.state if known else None,
+            tuple(sorted({*regions, *(known.regions if known else ())})),
+            error_code,
+            loaded=bool(regions) or (known.loaded if known else False),
+        )
+    return list(rows.values())
 
 
 def _gather(
     loads: list[Future[tuple[_Target, str, PatchColumns | None]]],
+    load_targets: list[_Target],
     failures: _Failures,
-    targets: list[_Target],
+    accounts: list[_Account],
     progress: bool | None,
 ) -> dict[NodeKey, PatchColumns]:
     """Every loaded node's columns, as the loads finish, with a progress bar."""
     columns: dict[NodeKey, PatchColumns] = {}
+    owner = {id(t): n for n, a in enumerate(accounts) for t in a.targets}
+    targets = [t for a in accounts for t in a.targets]
+    # An account is done when its last node is; one without nodes already is.
+    pending = Counter(owner[id(t)] for t in load_targets)
+    done = len(accounts) - len(pending)
     with progress_bar(len(loads), description="patches", unit="node", progress=progress) as bar:
         rows = 0
         for future in as_completed(loads):
@@ -675,8 +857,15 @@ def _gather(
             if cols is not None:
                 columns[target.key(instance_id)] = cols
                 rows += len(cols)
+            pending[owner[id(target)]] -= 1
+            done += pending[owner[id(target)]] == 0
             throttles = sum(t.limiter.throttles for t in targets)
-            bar.set_postfix(rows=rows, errors=len(failures), throttles=throttles)
+            bar.set_postfix(
+                rows=rows,
+                accounts=f"{done}/{len(accounts)}",
+                errors=len(failures),
+                throttles=throttles,
+            )
             bar.update()
     return columns
 
@@ -708,6 +897,7 @@ def _assemble(
     failures: _Failures,
     *,
     loaded_at: pd.Timestamp,
+    names: Mapping[str, str | None],
 ) -> Fleet:
     keys = [target.key(info["InstanceId"]) for target, info in nodes]
     infos = {target.key(info["InstanceId"]): info for target, info in nodes}
@@ -726,7 +916,7 @@ def _assemble(
     node_columns["baseline_id"] = [states.get(k, {}).get("BaselineId") for k in loaded]
     patches = build_patches([(k, columns[k]) for k in loaded], node_columns=node_columns)
     rows = {k: len(columns[k]) for k in loaded}
-    frame = build_nodes(keys, infos, states, rows, loaded_at=loaded_at)
+    frame = build_nodes(keys, infos, states, rows, loaded_at=loaded_at, account_names=names)
     return Fleet(
         patches=patches, nodes=frame, errors=build_errors(failures.rows()), loaded_at=loaded_at
     )
