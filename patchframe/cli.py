@@ -24,10 +24,11 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._fleet import Fleet
+from ._schema import accounts_worth_listing
 from ._sla import check_policy
 from ._text import counted
 from ._version import VERSION
-from .aws import load_fleet
+from .aws import Organization, load_fleet
 from .exceptions import AWSRequestError, PatchframeError, ValidationError
 
 __all__ = ["main"]
@@ -102,11 +103,19 @@ def _parser() -> _Parser:
             "sheet), 1 nothing loaded or written, 2 bad option."
         ),
     )
-    source = report.add_argument_group("what to load (--sample, or profiles and regions)")
+    source = report.add_argument_group(
+        "what to load (--sample, profiles and regions, or an organization)"
+    )
     source.add_argument(
         "--sample",
         action="store_true",
         help="the bundled sample fleet, served by the local emulator: no AWS account needed",
+    )
+    source.add_argument(
+        "--sample-organization",
+        action="store_true",
+        help="a sample AWS Organization of 5 accounts in 2 regions, served by the local "
+        "emulator and loaded through an assumed role: no AWS account needed",
     )
     source.add_argument(
         "--profile",
@@ -121,6 +130,36 @@ def _parser() -> _Parser:
         action="append",
         metavar="R",
         help="a region such as eu-west-1; repeat for more; default: the profile's region",
+    )
+    source.add_argument(
+        "--all-regions",
+        action="store_true",
+        help="every region enabled for each account (EC2 DescribeRegions), instead of --region",
+    )
+    source.add_argument(
+        "--organization",
+        action="store_true",
+        help="every account of the AWS Organization the credentials (or the one --profile) "
+        "manage, each through the role --role-name",
+    )
+    source.add_argument(
+        "--role-name",
+        metavar="NAME",
+        help="with --organization: the role to assume in each member account",
+    )
+    source.add_argument(
+        "--unit",
+        dest="units",
+        action="append",
+        metavar="OU",
+        help="with --organization: only the accounts in this unit (ou-...) or root (r-...) "
+        "and its child units; repeat for more",
+    )
+    source.add_argument(
+        "--skip",
+        action="append",
+        metavar="ACCOUNT",
+        help="with --organization: leave out this account id; repeat for more",
     )
     output = report.add_argument_group("output")
     output.add_argument(
@@ -251,11 +290,48 @@ def _failure(message: str, *, code: str) -> str:
 # --- patchframe report -----------------------------------------------------------
 
 
+def _source_conflict(args: argparse.Namespace) -> str | None:
+    """Why the options naming what to load do not go together, if they do not."""
+    sample = "--sample-organization" if args.sample_organization else "--sample"
+    given = [
+        name
+        for name, value in (
+            ("--profile", args.profiles),
+            ("--region", args.regions),
+            ("--all-regions", args.all_regions),
+            ("--organization", args.organization),
+        )
+        if value
+    ]
+    if args.sample and args.sample_organization:
+        return "--sample and --sample-organization are two samples: choose one"
+    if (args.sample or args.sample_organization) and given:
+        return f"{sample} loads a sample: leave out {' and '.join(given)}"
+    if args.regions and args.all_regions:
+        return "--region and --all-regions: choose one"
+    organization_only = [
+        name
+        for name, value in (
+            ("--role-name", args.role_name),
+            ("--unit", args.units),
+            ("--skip", args.skip),
+        )
+        if value
+    ]
+    if organization_only and not args.organization:
+        return f"{' and '.join(organization_only)} go with --organization"
+    if args.organization and not args.role_name:
+        return "--organization needs --role-name, the role to assume in each member account"
+    if args.organization and args.profiles and len(args.profiles) > 1:
+        return "--organization takes one --profile, the management account's"
+    return None
+
+
 def _report(args: argparse.Namespace) -> int:
     """Load, print, write. AWS and patchframe errors not handled here, main() reports."""
-    if args.sample and (args.profiles or args.regions):
-        message = "--sample loads the bundled sample fleet: leave out --profile and --region"
-        return _usage_error(args.parser, message)
+    conflict = _source_conflict(args)
+    if conflict is not None:
+        return _usage_error(args.parser, conflict)
     if args.sla is not None and args.snapshot_store is None:
         message = "--sla needs --snapshot-store: breaches are worked out from the store's history"
         return _usage_error(args.parser, message)
@@ -280,7 +356,10 @@ def _report(args: argparse.Namespace) -> int:
             groups = compliance_by(fleet, by=args.by)
         except ValidationError as err:  # a column or tag key the fleet does not have
             return _usage_error(args.parser, f"--by {args.by}: {_one_line(str(err))}")
-    _print_overview(fleet, sample=args.sample, top=args.top)
+    source = "Sample fleet" if args.sample else "Fleet"
+    if args.sample_organization or args.organization:
+        source = "Sample organization" if args.sample_organization else "Organization"
+    _print_overview(fleet, source=source, top=args.top)
     if groups is not None:
         _print_groups(groups, args.by)
     found = None
@@ -315,7 +394,29 @@ def _load(args: argparse.Namespace) -> Fleet:
         from .sandbox.emulator import sample_client
 
         return load_fleet(client=sample_client(), progress=progress)
-    return load_fleet(profiles=args.profiles, regions=args.regions, progress=progress)
+    regions = "enabled" if args.all_regions else args.regions
+    if args.sample_organization:
+        from .sandbox.emulator import Emulator
+        from .sandbox.organization import synthetic_organization
+
+        sample = synthetic_organization(5)
+        with Emulator(organization=sample) as emulator:
+            organization = Organization(sample.role_name, session=emulator.session())
+            return load_fleet(organization=organization, regions="enabled", progress=progress)
+    if args.organization:
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+
+        profile = args.profiles[0] if args.profiles else None
+        try:
+            session = boto3.Session(profile_name=profile)
+        except ProfileNotFound as err:
+            raise ValidationError(f"--profile {profile!r}: {err}") from None
+        organization = Organization(
+            args.role_name, units=args.units, skip=args.skip or (), session=session
+        )
+        return load_fleet(organization=organization, regions=regions, progress=progress)
+    return load_fleet(profiles=args.profiles, regions=regions, progress=progress)
 
 
 def _first_error(fleet: Fleet) -> str:
@@ -323,15 +424,14 @@ def _first_error(fleet: Fleet) -> str:
     return _failure(str(first["message"]), code=str(first["error_code"]))
 
 
-def _print_overview(fleet: Fleet, *, sample: bool, top: int) -> None:
-    """The figures, then the most widespread missing patches."""
+def _print_overview(fleet: Fleet, *, source: str, top: int) -> None:
+    """The figures, the accounts when several, then the most widespread missing patches."""
     from .summary import top_missing
 
     figures = fleet.figures()
     where = (
         f"{counted(figures['accounts'], 'account')} and {counted(figures['regions'], 'region')}"
     )
-    source = "Sample fleet" if sample else "Fleet"
     print(
         f"{source}: {counted(figures['nodes'], 'node')} in {where}, "
         f"{figures['patches']:,} patch rows"
@@ -346,12 +446,44 @@ def _print_overview(fleet: Fleet, *, sample: bool, top: int) -> None:
     ]
     for label, value in rows:
         print(f"  {label:<20} {value:>7,}")
+    if accounts_worth_listing(fleet.accounts):
+        print(f"\n{_accounts_table(fleet.accounts)}")
     missing = top_missing(fleet.patches, top=top)
     if missing.empty:
         print("\nNo patch is missing or failed on any node.")
         return
     print(f"\nTop {len(missing)} missing patches (MISSING or FAILED), by nodes affected:")
     print(_table(missing))
+
+
+def _accounts_table(accounts: pd.DataFrame) -> str:
+    """One line per account: name, id, state, nodes, non-compliant and regions, or its error."""
+
+    def texts(column: str) -> list[str]:
+        return accounts[column].astype("object").fillna("").astype(str).tolist()
+
+    names, states, errors = texts("account_name"), texts("state"), texts("error_code")
+    width = max(len("account"), *(len(n) for n in names))
+    head = f"  {'account':<{width}}  {'id':<12}  {'state':<9}  {'nodes':>5}  {'non-compl.':>10}"
+    lines = [head + "  regions"]
+    rows = zip(
+        names,
+        accounts["account_id"].astype(str),
+        states,
+        accounts["loaded"].tolist(),
+        accounts["nodes"].fillna(0).astype(int).tolist(),
+        accounts["non_compliant_nodes"].fillna(0).astype(int).tolist(),
+        accounts["regions"].tolist(),
+        errors,
+        strict=True,
+    )
+    for name, account_id, state, loaded, nodes, non_compliant, regions, error in rows:
+        if loaded:
+            counts = f"{nodes:>5,}  {non_compliant:>10,}  {regions}"
+        else:
+            counts = f"{'-':>5}  {'-':>10}  " + (f"failed: {error}" if error else "not loaded")
+        lines.append(f"  {name:<{width}}  {account_id:<12}  {state:<9}  {counts}")
+    return "\n".join(lines)
 
 
 def _print_groups(groups: pd.DataFrame, by: str) -> None:
@@ -467,6 +599,8 @@ def _write_report(
     written = []
     to_excel(fleet, out / WORKBOOK, by=by, findings=findings, sla_policy=sla)
     sheets = ", ".join(EXCEL_SHEETS)
+    if accounts_worth_listing(fleet.accounts):
+        sheets += "; Accounts"
     if findings is not None:
         sheets += "; Aging"
     if by is not None:

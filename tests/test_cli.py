@@ -440,3 +440,48 @@ def test_report_into_a_new_folder_replaces_nothing(
 ) -> None:
     assert cli.main(["report", "--sample", "--no-progress", "--out", str(tmp_path / "r")]) == 0
     assert "Replaced" not in capsys.readouterr().out
+
+
+# --- organizations ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["--organization"], "--organization needs --role-name"),
+        (["--role-name", "R"], "--role-name go with --organization"),
+        (["--unit", "r-ab12", "--skip", "111122223333"], "--unit and --skip go with"),
+        (["--sample", "--organization", "--role-name", "R"], "--sample loads a sample"),
+        (["--sample-organization", "--region", "eu-west-1"], "--sample-organization loads"),
+        (["--sample", "--sample-organization"], "--sample and --sample-organization"),
+        (["--region", "eu-west-1", "--all-regions"], "--region and --all-regions"),
+        (
+            ["--organization", "--role-name", "R", "--profile", "a", "--profile", "b"],
+            "--organization takes one --profile",
+        ),
+        (["--organization", "--role-name", "arn:aws:iam::1:role/R"], "role_name 'arn:"),
+        (["--organization", "--role-name", "R", "--unit", "ou-1"], "units: 'ou-1'"),
+    ],
+)
+def test_organization_usage_errors_exit_2_before_any_call(
+    argv: list[str], start: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", "--no-progress", *argv]) == 2
+    one_error_line(capsys.readouterr().err, f"patchframe report: error: {start}")
+
+
+def test_report_sample_organization(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    argv = ["report", "--sample-organization", "--no-progress", "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr()
+    assert printed.err == ""
+    lines = printed.out.splitlines()
+    assert lines[0].startswith("Sample organization: ")
+    assert "in 5 accounts and 2 regions" in lines[0]
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["account", "id"])
+    accounts = lines[head + 1 : head + 6]
+    assert accounts[0].split()[0] == "management"
+    assert all(line.split()[2] == "ACTIVE" for line in accounts)
+    book = openpyxl.load_workbook(out / cli.WORKBOOK, read_only=True)
+    assert "Accounts" in book.sheetnames
