@@ -378,3 +378,14 @@ def test_a_fleet_without_an_organization_has_accounts_too(sample_fleet_frames: p
     assert accounts["account_name"].isna().all()
     assert accounts["loaded"].tolist() == [True]
     assert accounts["nodes"].tolist() == [len(sample_fleet_frames.nodes)]
+
+
+def test_the_progress_bar_counts_accounts_done(
+    five: WireOrganization, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Emulator(organization=five) as emulator:
+        org = pf.Organization(ROLE, session=emulator.session())
+        pf.load_fleet(organization=org, regions=[EU], progress=True, tags=False)
+    err = capsys.readouterr().err
+    # Accounts 0, 2, 3 and 4 are tried (1 is suspended); 2 fails, done from the start.
+    assert "accounts=4/4" in err
