@@ -27,6 +27,7 @@ from patchframe._schema import (
 )
 from patchframe.exceptions import ColumnsError, ValidationError
 from patchframe.history import diff, load_snapshot
+from patchframe.history._diff import _numbered
 from patchframe.sandbox.sample import HISTORY_START, WireFleet, synthetic_history
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
@@ -318,6 +319,17 @@ def test_diff_of_keys_with_more_combinations_than_an_int64_holds() -> None:
     compact = diff(old.astype({c: "str" for c in keys}), fixed.astype({c: "str" for c in keys}))
     assert len(compact.fixed) == 1
     assert_same_diff(diff(old, fixed), compact)
+
+
+def test_rows_are_numbered_by_the_combinations_that_occur_beyond_an_int64() -> None:
+    """Two columns of 2**40 values: (0, 0) and (2**24, 0) would share one int64."""
+    size = 2**40
+    first = [np.array([0, 2**24, size - 1]), np.array([2**24])]
+    second = [np.array([0, 0, 7]), np.array([0])]
+    keys, span = _numbered([(first, size), (second, size)])
+    assert len(set(keys[0].tolist())) == 3
+    assert keys[1].tolist() == [keys[0][1]]
+    assert span == 3 * size
 
 
 def test_diff_refuses_what_it_cannot_compare(sample_fleet_frames: Fleet) -> None:

@@ -116,6 +116,36 @@ def test_trend_of_an_empty_store_has_every_column(tmp_path: Path) -> None:
     assert str(empty["time"].dtype) == "datetime64[ns, UTC]"
 
 
+def test_trend_counts_a_node_the_nodes_frame_lacks_by_its_rows(
+    tmp_path: Path, sample_fleet_frames: pf.Fleet
+) -> None:
+    patches, nodes = sample_fleet_frames.patches.copy(), sample_fleet_frames.nodes
+    node = str(patches.loc[patches["state"].isin(sorted(OPEN)), "instance_id"].iloc[0])
+    mine = (patches["instance_id"] == node).to_numpy()
+    # Its platform is that of its last row.
+    patches["platform_name"] = patches["platform_name"].cat.add_categories("Elsewhere")
+    patches.loc[patches.index[mine][-1], "platform_name"] = "Elsewhere"
+    # Another one is non-compliant by a pending reboot alone.
+    pending = str(nodes.loc[nodes["instance_id"] != node, "instance_id"].iloc[0])
+    its = (patches["instance_id"] == pending).to_numpy()
+    patches.loc[its, "state"] = "INSTALLED"
+    patches.loc[patches.index[its][0], "state"] = "INSTALLED_PENDING_REBOOT"
+    unlisted = nodes[~nodes["instance_id"].isin([node, pending])]
+    save_snapshot(pf.Fleet(patches, unlisted, sample_fleet_frames.errors), tmp_path)
+    figures = trend(tmp_path)
+    row = figures[(figures["scope"] == "node") & (figures["group"] == node)].iloc[0]
+    theirs = patches[mine]
+    non_compliant = theirs["state"].isin(sorted(NON_COMPLIANT_STATES)).any()
+    assert row["non_compliant_nodes"] == int(non_compliant) == 1
+    assert row["missing"] == theirs["state"].isin(sorted(OPEN)).sum() > 0
+    assert row["open_cves"] == len(cve_exposure(theirs))
+    other = figures[(figures["scope"] == "node") & (figures["group"] == pending)].iloc[0]
+    assert (other["non_compliant_nodes"], other["missing"]) == (1, 0)
+    platforms = figures[figures["scope"] == "platform"].set_index("group")
+    assert platforms.loc["Elsewhere", "nodes"] == 1
+    assert figures.loc[figures["scope"] == "fleet", "nodes"].item() == len(nodes)
+
+
 def test_plot_trend_stacks_the_fleet_by_severity(history_store: Path) -> None:
     figures = trend(history_store)
     ax = plot_trend(figures)

@@ -1,21 +1,21 @@
 """What changed between two fleets: :class:`FleetDiff` and :func:`diff`.
 
-Both fleets' rows are matched on (account_id, region, instance_id, kb_id), numbered as
-one int64 built from the four category codes: rows in the same state on both sides (most
-of them) are dropped with ``isin`` on that number, one outer ``pandas.merge`` matches the
-rest, and only the rows that changed are then looked up for their text. The cost is that
-of hashing each side's numbers twice (``duplicated``, ``isin``).
+Both fleets' rows are matched on (account_id, region, instance_id, kb_id): each row is
+numbered from its key columns' codes, on categories shared by both sides, the numbers
+of each side sorted, and the two sorted columns joined in one pass. Only the rows that
+changed, and the open rows listing CVEs, are then looked up for their text. Nodes are
+numbered the same way, few enough numbers to keep a flag per node in a table.
 """
 
 from __future__ import annotations
 
 import html
-import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from .._fleet import Fleet
@@ -41,6 +41,10 @@ _ROW_KEY = [*NODE_KEY, "kb_id"]
 _INSTALLED = frozenset(s for s in STATES if s.startswith("INSTALLED"))
 _TEXTS = ["title", "cve_ids", "severity_level"]
 _INT64_MAX = int(np.iinfo(np.int64).max)
+#: Numbers of nodes or rows, one per row; positions of rows, -1 for none.
+Numbers = npt.NDArray[np.int64]
+Positions = npt.NDArray[np.intp]
+Mask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,27 +142,27 @@ class FleetDiff:
 
 @dataclass(frozen=True)
 class _Side:
-    """One fleet: its patches (key columns on categories shared with the other side,
-    states on one dtype, levels on the contract's scale) and its nodes frame, if any.
-
-    Every frame numbers its node in ``_node``; the patches also number their (node,
-    patch) in ``_row``, one row each, and their (node, patch, state) in ``_row_state``,
-    the same numbers on both sides (:func:`_combined_codes`).
-    """
+    """One fleet: its patches, its nodes frame if any, the node of each row of these
+    frames (``node``, numbers shared with the other side, one array per frame) and the
+    patches' states (on the dtype shared with the other side)."""
 
     patches: pd.DataFrame
     nodes: pd.DataFrame | None
+    node: list[Numbers]
+    states: pd.Series[Any]
 
     def frames(self) -> list[pd.DataFrame]:
         return [self.patches] if self.nodes is None else [self.patches, self.nodes]
 
-    def node_keys(self) -> pd.DataFrame:
-        """Every node a frame of this side names, once: its key columns and ``_node``."""
-        once = [f.loc[~f["_node"].duplicated(), [*NODE_KEY, "_node"]] for f in self.frames()]
-        return pd.concat(once).drop_duplicates("_node")
+    def named(self, span: int) -> Mask:
+        """A flag per node number: whether a frame of this side names that node."""
+        flags = np.zeros(span, dtype=np.bool_)
+        for node in self.node:
+            flags[node] = True
+        return flags
 
 
-def _side(data: Fleet | pd.DataFrame, name: str) -> _Side:
+def _frames(data: Fleet | pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if isinstance(data, Fleet):
         require_columns(data.nodes, NODE_KEY, needed_by=f"diff ({name} nodes)")
         patches, nodes = data.patches, data.nodes
@@ -171,94 +175,120 @@ def _side(data: Fleet | pd.DataFrame, name: str) -> _Side:
     require_columns(
         patches, [*_ROW_KEY, *_TEXTS, "state", "installed_time"], needed_by=f"diff ({name})"
     )
-    return _Side(patches, nodes)
+    return patches, nodes
 
 
-def _shared_categories(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[Any]:
-    """The frames with each of ``columns`` on one category for all, so that their codes
-    compare; the union keeps each frame's categories, in order of first use."""
-    out = [f.copy(deep=False) for f in frames]
-    for column in columns:
-        own = {i: f[column].astype("category") for i, f in enumerate(out) if column in f.columns}
-        categories = [c.cat.categories.to_series() for c in own.values()]
-        union = pd.Index(pd.concat(categories)).unique()
-        for i, categorical in own.items():
-            # Not astype(CategoricalDtype(union)): unordered dtypes holding the same
-            # categories in another order compare equal, and astype keeps the old codes.
-            out[i][column] = categorical.cat.set_categories(union)
-    return out
+def _shared_codes(frames: Sequence[pd.DataFrame], column: str) -> tuple[list[Numbers], int]:
+    """Each frame's codes of ``column`` on one set of categories for all, NA as 0, and
+    how many values they take.
 
-
-def _combined_codes(
-    frames: Sequence[pd.DataFrame],
-    columns: Sequence[str],
-    *,
-    start: tuple[list[pd.Series[int]], int] | None = None,
-) -> tuple[list[pd.Series[int]], int]:
-    """One int64 per row of each frame, equal for two rows (of any of the frames) exactly
-    when their category codes in ``columns`` are (NA equal to NA), built on ``start``'s
-    numbers if given; and how many values it can take.
-
-    ``columns`` share their categories across ``frames``. One integer column is what
-    ``duplicated`` and ``isin`` take (there is no ``isin`` on several columns), and it
-    hashes faster than the categoricals it stands for (``duplicated`` on 1M rows: 20 ms
-    against 40 ms on the four key columns). ``start`` is numbers per frame and how many
-    values they take.
+    Two frames' categories are rarely in the same order: their codes compare once
+    mapped onto the union of them, a lookup per category and a ``take`` per row.
     """
+    columns = [f[column].astype("category") for f in frames]
+    union = pd.Index(pd.concat([c.cat.categories.to_series() for c in columns])).unique()
+    # Code -1 (NA) takes the last of each lookup table, 0.
+    tables = [np.append(union.get_indexer(c.cat.categories) + 1, 0) for c in columns]
+    codes = [np.take(t, c.cat.codes.to_numpy()) for t, c in zip(tables, columns, strict=True)]
+    return codes, len(union) + 1
 
-    def codes(column: str) -> tuple[list[pd.Series[int]], int]:
-        """Each frame's codes of ``column``, NA (-1) as 0, and how many values they take."""
-        size = len(frames[0][column].cat.categories) + 1
-        return [f[column].cat.codes.astype("int64") + 1 for f in frames], size
 
-    if start is None:
-        start, columns = codes(columns[0]), columns[1:]
-    keys, span = start
-    for column in columns:
-        column_codes, size = codes(column)
+def _numbered(columns: Iterable[tuple[list[Numbers], int]]) -> tuple[list[Numbers], int]:
+    """One int64 per row of each frame, equal for two rows (of any of the frames) exactly
+    when their codes in every column are, and how many values it can take.
+
+    ``columns`` gives, column by column, each frame's codes (0 to size - 1) and the size.
+    """
+    parts = iter(columns)
+    keys, span = next(parts)
+    for codes, size in parts:
         if span > _INT64_MAX // size:
             # More combinations than an int64 holds: number those that occur instead.
-            found, distinct = pd.factorize(pd.concat(keys, ignore_index=True))
-            numbers = pd.Series(found)
-            ends = itertools.accumulate(len(k) for k in keys)
-            keys = [
-                numbers.iloc[end - len(k) : end].set_axis(k.index)
-                for k, end in zip(keys, ends, strict=True)
-            ]
-            span = len(distinct)
-        keys = [k * size + c for k, c in zip(keys, column_codes, strict=True)]
+            keys, span = _compact(keys)
+        keys = [k * size + c for k, c in zip(keys, codes, strict=True)]
         span *= size
     return keys, span
 
 
-def _aligned(old: _Side, new: _Side) -> tuple[_Side, _Side]:
-    """Both sides on shared keys, one state dtype and the contract's severity scale,
-    numbered as :class:`_Side` says; a (node, patch) listed twice is a ValidationError."""
-    frames = _shared_categories([*old.frames(), *new.frames()], _ROW_KEY)
-    node_ids, span = _combined_codes(frames, NODE_KEY)
-    for frame, ids in zip(frames, node_ids, strict=True):
-        frame["_node"] = ids
-    states = model_states(old.patches["state"], new.patches["state"])
+def _compact(keys: list[Numbers]) -> tuple[list[Numbers], int]:
+    """``keys`` numbered again from 0, in order of first use, and how many values that is."""
+    found, distinct = pd.factorize(np.concatenate(keys))
+    ends = np.cumsum([len(k) for k in keys[:-1]])
+    return np.split(found.astype(np.int64), ends), max(len(distinct), 1)
+
+
+def _node_numbers(frames: Sequence[pd.DataFrame]) -> tuple[list[Numbers], int]:
+    """The node of each row of each frame, as a number the same in all (equal exactly
+    when account, region and instance are), and how many values these numbers take."""
+    numbers, span = _numbered(_shared_codes(frames, c) for c in NODE_KEY)
+    if span > 8 * sum(map(len, frames)):
+        # Numbers index tables of a byte per number: kept no bigger than the numbers.
+        numbers, span = _compact(numbers)
+    return numbers, span
+
+
+def _aligned(old: Fleet | pd.DataFrame, new: Fleet | pd.DataFrame) -> tuple[_Side, _Side, int]:
+    """Both sides as :class:`_Side` says, and how many values their node numbers take."""
+    given = [_frames(old, "old"), _frames(new, "new")]
+    frames = [f for pair in given for f in pair if f is not None]
+    numbers, span = _node_numbers(frames)
+    states = model_states(*(patches["state"] for patches, _ in given))
     sides = []
-    for side, state in zip((old, new), states, strict=True):
-        patches, *nodes = (frames.pop(0) for _ in side.frames())
-        patches["state"] = state
-        patches["severity_level"] = severity_levels(patches["severity_level"])
-        sides.append(_Side(patches, nodes[0] if nodes else None))
-    both = [s.patches for s in sides]
-    rows, span = _combined_codes(both, ["kb_id"], start=([p["_node"] for p in both], span))
-    row_states, _ = _combined_codes(both, ["state"], start=(rows, span))
-    for patches, row, row_state, name in zip(both, rows, row_states, ("old", "new"), strict=True):
-        _refuse_duplicates(patches, row.duplicated(), name)
-        patches["_row"], patches["_row_state"] = row, row_state
-    return sides[0], sides[1]
+    for (patches, nodes), state in zip(given, states, strict=True):
+        node = [numbers.pop(0) for f in (patches, nodes) if f is not None]
+        sides.append(_Side(patches, nodes, node, state))
+    return sides[0], sides[1], span
 
 
-def _refuse_duplicates(patches: pd.DataFrame, again: pd.Series[bool], name: str) -> None:
-    """Raise if any (node, patch) has a second row: which of two states holds is unknown."""
-    if not again.any():
+def _take(values: npt.NDArray[Any], at: Positions) -> npt.NDArray[Any]:
+    """``values`` at positions ``at``, -1 where ``at`` is -1."""
+    return np.asarray(pd.api.extensions.take(values, at, allow_fill=True, fill_value=-1))
+
+
+def _matched(old: _Side, new: _Side, node_span: int) -> tuple[Positions, Positions]:
+    """Every (node, patch) either side lists: the position of its row in the old patches
+    and in the new (-1 where that side does not list it); a (node, patch) listed twice
+    is a ValidationError.
+
+    Each side's rows are numbered, the numbers sorted, and the two sorted columns
+    joined in one pass (``Index.join``): 60 ms on two fleets of 1M rows, where hashing
+    them (``Index.get_indexer``) takes 120 to 210 ms and ``pandas.merge`` on two
+    integer key columns 400 to 700 ms. Each number carries its row's position in its
+    low bits, so that one ``numpy.sort`` (3 to 4 times faster than ``argsort``) orders
+    both.
+    """
+    both = [old.patches, new.patches]
+    node = ([old.node[0], new.node[0]], node_span)
+    rows, span = _numbered([node, _shared_codes(both, "kb_id")])
+    bits = max(*map(len, both), 1).bit_length()
+    packed, _ = _numbered([(rows, span), ([np.arange(len(f)) for f in both], 1 << bits)])
+    # In place: 1M-row copies cost a quarter of the time here.
+    (old_rows, old_at), (new_rows, new_at) = (_split(p, bits) for p in packed)
+    for keys, at, name in ((old_rows, old_at, "old"), (new_rows, new_at, "new")):
+        _refuse_duplicates(both[name == "new"], at[1:][keys[1:] == keys[:-1]], name)
+    _, left, right = pd.Index(old_rows).join(pd.Index(new_rows), how="outer", return_indexers=True)
+    # No indexer: the join is that side's rows, in order.
+    return (
+        old_at if left is None else _take(old_at, left),
+        new_at if right is None else _take(new_at, right),
+    )
+
+
+def _split(packed: Numbers, bits: int) -> tuple[Numbers, Positions]:
+    """``packed`` sorted, in place, then split into its high bits (the same array) and its
+    low ``bits``."""
+    packed.sort()
+    low = packed & ((1 << bits) - 1)
+    packed >>= bits
+    return packed, low
+
+
+def _refuse_duplicates(patches: pd.DataFrame, again: Positions, name: str) -> None:
+    """Raise if any (node, patch) has a second row (``again``: their positions): which of
+    two states holds is unknown."""
+    if not len(again):
         return
-    pairs = patches.loc[again.to_numpy(), _ROW_KEY].astype("str").drop_duplicates()
+    pairs = patches.iloc[np.sort(again)][_ROW_KEY].astype("str").drop_duplicates()
     shown = "; ".join(
         f"{node} {kb} ({account}, {region})" for account, region, node, kb in pairs.head(3).values
     )
@@ -270,68 +300,56 @@ def _refuse_duplicates(patches: pd.DataFrame, again: pd.Series[bool], name: str)
     )
 
 
-def _unmatched(side: _Side, other: _Side, common: pd.Series[int]) -> pd.DataFrame:
-    """The rows of ``side`` on ``common`` nodes, but for those that ``other`` lists in
-    the same state: their ``_row`` and position ``at``.
-
-    Most rows are the same in both fleets; dropping them first leaves the outer merge
-    only the few that changed.
-    """
-    patches = side.patches
-    keep = patches["_node"].isin(common) & ~patches["_row_state"].isin(other.patches["_row_state"])
-    return patches[["_row"]].assign(at=range(len(patches)))[keep]
-
-
-def _pick(patches: pd.DataFrame, at: pd.Series[Any], column: str) -> pd.Series[Any]:
-    """``column`` at positions ``at``, NA where ``at`` is NA, on ``at``'s index."""
-    found = at.dropna().astype("int64")
-    values = patches[column].iloc[found.to_numpy()].set_axis(found.index)
-    return values.reindex(at.index)
-
-
-def _changed_rows(old: _Side, new: _Side, common: pd.Series[int]) -> pd.DataFrame:
+def _changed_rows(
+    old: _Side, new: _Side, node_span: int, common: Mask
+) -> tuple[Positions, Positions]:
     """The (node, patch) listed differently by the two sides (in another state, or by one
-    side only) on ``common`` nodes: key columns, ``state_old`` and ``state_new``, and
-    the rows' positions ``at_old`` and ``at_new`` (NA where not listed)."""
-    rows = _unmatched(old, new, common).merge(
-        _unmatched(new, old, common), on="_row", how="outer", suffixes=("_old", "_new")
-    )
-    from_new = rows["at_new"].notna()
-
-    def listed(column: str) -> pd.Series[Any]:
-        """``column`` of the row, the same on both sides where both list it."""
-        newer = _pick(new.patches, rows["at_new"], column)
-        return newer.where(from_new, _pick(old.patches, rows["at_old"], column))
-
-    return pd.DataFrame(
-        {
-            **{c: listed(c) for c in _ROW_KEY},
-            "state_old": _pick(old.patches, rows["at_old"], "state"),
-            "state_new": _pick(new.patches, rows["at_new"], "state"),
-            "at_old": rows["at_old"],
-            "at_new": rows["at_new"],
-        }
-    )
+    side only) on ``common`` nodes: their rows' positions, as :func:`_matched` gives."""
+    at_old, at_new = _matched(old, new, node_span)
+    states = [_take(s.states.cat.codes.to_numpy(), at) for s, at in ((old, at_old), (new, at_new))]
+    differ = np.flatnonzero((at_old < 0) | (at_new < 0) | (states[0] != states[1]))
+    at_old, at_new = at_old[differ], at_new[differ]
+    node = np.where(at_new >= 0, _take(new.node[0], at_new), _take(old.node[0], at_old))
+    on_common = common[node]
+    return at_old[on_common], at_new[on_common]
 
 
-def _patch_rows(rows: pd.DataFrame, old: _Side, new: _Side) -> pd.DataFrame:
-    """The changes ``rows`` (of :func:`_changed_rows`) as the tidy frame FleetDiff documents."""
-    from_new = rows["at_new"].notna()
+def _texts(values: pd.Series[Any]) -> pd.Series[Any]:
+    """``values`` as str; of a categorical, its categories are converted (as
+    ``astype(object).astype("str")`` converts them, unless str already), not its rows:
+    5 times faster."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.astype("str")
+    texts = values.cat.categories
+    if texts.dtype != "str":
+        texts = texts.astype(object).astype("str")
+    codes = values.cat.codes.to_numpy()
+    return pd.Series(texts.array.take(codes, allow_fill=True), index=values.index)
 
-    def either(column: str) -> pd.Series[Any]:
+
+def _pick(values: pd.Series[Any], at: Positions) -> pd.Series[Any]:
+    """``values`` at positions ``at``, NA where ``at`` is -1."""
+    return pd.Series(values.array.take(at, allow_fill=True))
+
+
+def _patch_rows(old: _Side, new: _Side, at_old: Positions, at_new: Positions) -> pd.DataFrame:
+    """The changes of the rows at ``at_old`` and ``at_new`` (of :func:`_changed_rows`)
+    as the tidy frame FleetDiff documents."""
+    from_new = at_new >= 0
+
+    def either(column: str, convert: Callable[[pd.Series[Any]], pd.Series[Any]]) -> pd.Series[Any]:
         """The new side's value where the row is listed there, else the old side's."""
-        newer = _pick(new.patches, rows["at_new"], column).astype(object)
-        return newer.where(from_new, _pick(old.patches, rows["at_old"], column).astype(object))
+        newer, older = (convert(_pick(s.patches[column], at)) for s, at in sides)
+        return newer.where(from_new, older)
 
+    sides = ((new, at_new), (old, at_old))
     frame = pd.DataFrame(
         {
-            **{c: rows[c].astype("str") for c in _ROW_KEY},
-            "title": either("title").astype("str"),
-            "cve_ids": either("cve_ids").astype("str"),
-            "severity_level": either("severity_level").astype(LEVEL_DTYPE),
-            "old_state": rows["state_old"],
-            "new_state": rows["state_new"],
-            "installed_time": utc_times(_pick(new.patches, rows["at_new"], "installed_time")),
+            **{c: either(c, _texts) for c in [*_ROW_KEY, "title", "cve_ids"]},
+            "severity_level": either("severity_level", severity_levels),
+            "old_state": _pick(old.states, at_old),
+            "new_state": _pick(new.states, at_new),
+            "installed_time": utc_times(_pick(new.patches["installed_time"], at_new)),
         }
     )
     return _worst_first(frame, _ROW_KEY)
@@ -342,18 +360,24 @@ def _first_platforms(frame: pd.DataFrame) -> pd.Series[Any]:
     return frame.groupby("_node")["platform_name"].first(skipna=False).astype(object)
 
 
-def _node_rows(side: _Side, nodes: pd.DataFrame) -> pd.DataFrame:
-    """The tidy frame of ``nodes`` (key columns and ``_node``) as this side knows them."""
+def _node_rows(side: _Side, wanted: Mask) -> pd.DataFrame:
+    """The tidy frame of the nodes ``wanted`` (a flag per node number) as this side knows
+    them."""
     # Their rows only: a few nodes' rows group much faster than the fleet's.
-    frames = [f[f["_node"].isin(nodes["_node"])] for f in side.frames()]
+    frames = []
+    for frame, node in zip(side.frames(), side.node, strict=True):
+        rows = np.flatnonzero(wanted[node])
+        used = [c for c in (*NODE_KEY, "state", "platform_name") if c in frame.columns]
+        frames.append(frame[used].iloc[rows].assign(_node=node[rows]))
     patches = frames[0]
+    keys = pd.concat([f.drop_duplicates("_node")[[*NODE_KEY, "_node"]] for f in frames])
     counts = (
         patches[["_node"]]
         .assign(patches=1, missing=state_mask(patches, OPEN_STATES))
         .groupby("_node")
         .sum()
     )
-    frame = nodes.merge(counts.reset_index(), on="_node", how="left")
+    frame = keys.drop_duplicates("_node").merge(counts.reset_index(), on="_node", how="left")
     platform = pd.Series(None, index=frame.index, dtype=object)
     # Each frame naming a node may know its platform; the nodes frame, last, wins.
     for named in (f for f in frames if "platform_name" in f.columns):
@@ -371,44 +395,42 @@ def _node_rows(side: _Side, nodes: pd.DataFrame) -> pd.DataFrame:
     ).sort_values(NODE_KEY, kind="stable", ignore_index=True)
 
 
-def _only_in(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataFrame:
-    both = left.merge(right[on].drop_duplicates(), on=on, how="left", indicator=True)
-    return both.loc[both["_merge"] == "left_only", left.columns]
-
-
-def _open_cves(side: _Side, common: pd.Series[int]) -> pd.DataFrame:
-    """One row per open patch row on a ``common`` node and CVE id it lists."""
-    patches = side.patches
-    rows = patches.loc[
-        state_mask(patches, OPEN_STATES)
-        & patches["cve_ids"].notna().to_numpy()
-        & patches["_node"].isin(common).to_numpy(),
-        [*_ROW_KEY, "severity_level", "cve_ids"],
-    ]
-    return rows.merge(cve_lists(rows["cve_ids"]), on="cve_ids").drop(columns="cve_ids")
+def _open_cves(sides: Sequence[_Side], common: Mask, node_span: int) -> list[pd.DataFrame]:
+    """Each side's open patch rows on ``common`` nodes, one per CVE id each lists: the
+    row's key columns and ``severity_level``, ``cve_id``, and ``_pair``, a number per
+    (node, CVE id), the same on both sides."""
+    frames = []
+    for side in sides:
+        patches, node = side.patches, side.node[0]
+        listing = state_mask(patches, OPEN_STATES) & patches["cve_ids"].notna().to_numpy()
+        at = np.flatnonzero(listing)
+        at = at[common[node[at]]]
+        rows = patches[[*_ROW_KEY, "severity_level", "cve_ids"]].iloc[at].assign(_node=node[at])
+        frames.append(rows.merge(cve_lists(rows["cve_ids"]), on="cve_ids"))
+    nodes = ([f["_node"].to_numpy() for f in frames], node_span)
+    pairs, _ = _numbered([nodes, _shared_codes(frames, "cve_id")])
+    return [f.assign(_pair=p) for f, p in zip(frames, pairs, strict=True)]
 
 
 def _cve_rows(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
-    """The (node, CVE) pairs open in ``now`` and not in ``before``."""
-    pairs = [*NODE_KEY, "cve_id"]
-    opened = _only_in(now, before, pairs)
-    grouped = opened.groupby(pairs, observed=True, dropna=False)
-    table = grouped["severity_level"].max().rename("severity_level").to_frame()
-    kb_ids = (
-        opened[[*pairs, "kb_id"]]
+    """The (node, CVE) pairs open in ``now`` and not in ``before`` (of :func:`_open_cves`)."""
+    opened = now[~np.isin(now["_pair"], before["_pair"])]
+    table = opened.drop_duplicates("_pair").set_index("_pair")
+    levels = severity_levels(opened["severity_level"])
+    table["severity_level"] = levels.groupby(opened["_pair"]).max()
+    kbs = (
+        opened[["_pair", "kb_id"]]
         .dropna(subset=["kb_id"])
         .astype({"kb_id": "str"})
         .drop_duplicates()
         .sort_values("kb_id")
-        .groupby(pairs, observed=True, dropna=False)["kb_id"]
-        .agg(",".join)
     )
+    # One sum of strings per pair: 10 times faster than ",".join per group.
+    kb_ids = (kbs["kb_id"] + ",").groupby(kbs["_pair"]).sum().str[:-1]
     table["kb_ids"] = kb_ids.reindex(table.index).fillna("")
-    table = table.reset_index()
     frame = pd.DataFrame(
         {
-            **{c: table[c].astype("str") for c in pairs},
-            "kb_ids": table["kb_ids"].astype("str"),
+            **{c: _texts(table[c]) for c in [*NODE_KEY, "cve_id", "kb_ids"]},
             "severity_level": table["severity_level"].astype(LEVEL_DTYPE),
         }
     )
@@ -473,18 +495,19 @@ def diff(old: Fleet | pd.DataFrame, new: Fleet | pd.DataFrame) -> FleetDiff:
                instance_id      kb_id old_state  new_state
     0  i-0e1f2a3b4c5d6e7f8  KB5035530   MISSING  INSTALLED
     """
-    old_side, new_side = _aligned(_side(old, "old"), _side(new, "new"))
-    old_nodes, new_nodes = old_side.node_keys(), new_side.node_keys()
-    common = old_nodes.loc[old_nodes["_node"].isin(new_nodes["_node"]), "_node"]
-    changes = _patch_rows(_changed_rows(old_side, new_side, common), old_side, new_side)
+    old_side, new_side, node_span = _aligned(old, new)
+    old_nodes, new_nodes = old_side.named(node_span), new_side.named(node_span)
+    common = old_nodes & new_nodes
+    at = _changed_rows(old_side, new_side, node_span, common)
+    changes = _patch_rows(old_side, new_side, *at)
     was_open = changes["old_state"].isin(OPEN_STATES)
     newly_missing = changes["new_state"].isin(OPEN_STATES) & ~was_open
     fixed = was_open & changes["new_state"].isin(_INSTALLED)
     kinds = {"newly_missing": newly_missing, "fixed": fixed, "changed": ~newly_missing & ~fixed}
-    before, after = _open_cves(old_side, common), _open_cves(new_side, common)
+    before, after = _open_cves([old_side, new_side], common, node_span)
     return FleetDiff(
-        added_nodes=_node_rows(new_side, _only_in(new_nodes, old_nodes, ["_node"])),
-        removed_nodes=_node_rows(old_side, _only_in(old_nodes, new_nodes, ["_node"])),
+        added_nodes=_node_rows(new_side, new_nodes & ~old_nodes),
+        removed_nodes=_node_rows(old_side, old_nodes & ~new_nodes),
         **{kind: changes[mask].reset_index(drop=True) for kind, mask in kinds.items()},
         cves_opened=_cve_rows(after, before),
         cves_closed=_cve_rows(before, after),

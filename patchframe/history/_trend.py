@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from .._frames import cve_lists, require_columns, severity_levels, state_mask
 from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
-from ._diff import NODE_KEY
+from ._diff import NODE_KEY, Numbers, _node_numbers
 from ._store import StorePath, _each_snapshot
 
 __all__ = ["LEVEL_COLUMNS", "METRIC_LABELS", "SCOPES", "TREND_METRICS", "trend"]
@@ -34,52 +35,69 @@ def _texts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(frame.columns, "str"))
 
 
-def _per_node(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
-    """One row per node either frame names: its key (str), its platform, its figures."""
-    open_rows = state_mask(patches, OPEN_STATES)
-    levels = severity_levels(patches["severity_level"])
-    flags = patches[list(NODE_KEY)].assign(
-        non_compliant_nodes=state_mask(patches, NON_COMPLIANT_STATES),
-        missing=open_rows,
-        **{
-            column: open_rows & (levels == level).to_numpy()
-            for column, level in zip(LEVEL_COLUMNS, reversed(SEVERITY_LEVELS), strict=True)
-        },
-        platform=patches["platform_name"],
-    )
-    # One grouping for both: grouping by three keys costs about as much as a summary.
-    grouped = flags.groupby(list(NODE_KEY), observed=True, dropna=False)
-    from_patches = grouped[_SUMMED[1:]].sum()
-    # The platform of the node's last row; NA there is "unknown", not "look further".
-    from_patches["platform"] = grouped["platform"].last(skipna=False).astype(object)
-    from_patches = from_patches.reset_index()
-    from_patches[list(NODE_KEY)] = _texts(from_patches[list(NODE_KEY)])
+def _per_node(
+    patches: pd.DataFrame, nodes: pd.DataFrame, node: Numbers, listed: Numbers, span: int
+) -> pd.DataFrame:
+    """One row per node either frame names: its number ``_node`` (``node`` and ``listed``
+    number the rows of ``patches`` and ``nodes``), its key (str), platform and figures."""
     # AWS's verdict and platform, where the nodes frame has the node, win.
-    verdicts = nodes.drop_duplicates(list(NODE_KEY), keep="last")
+    last = ~pd.Series(listed).duplicated(keep="last").to_numpy()
+    verdicts = nodes[last]
     from_nodes = _texts(verdicts[list(NODE_KEY)]).assign(
+        _node=listed[last],
         verdict=(verdicts["compliance"] == "NON_COMPLIANT").to_numpy(dtype=bool, na_value=False),
         known=True,
-        node_platform=verdicts["platform_name"].astype(object).to_numpy(),
+        platform=verdicts["platform_name"].astype(object).to_numpy(),
     )
-    table = from_nodes.merge(from_patches, on=list(NODE_KEY), how="outer")
-    known = table["known"].notna().to_numpy(dtype=bool)
-    table[_SUMMED[1:]] = table[_SUMMED[1:]].fillna(0).astype("int64")
+    # Nodes the nodes frame lacks: their key, and the platform of their last row (NA
+    # there is "unknown", not "look further").
+    known = np.zeros(span, dtype=np.bool_)
+    known[listed] = True
+    unlisted = np.flatnonzero(~known[node])
+    rows = patches[[*NODE_KEY, "platform_name"]].iloc[unlisted].assign(_node=node[unlisted])
+    rows = rows.drop_duplicates("_node", keep="last")
+    from_patches = _texts(rows[list(NODE_KEY)]).assign(
+        _node=rows["_node"], platform=rows["platform_name"].astype(object)
+    )
+    table = pd.concat([from_nodes, from_patches], ignore_index=True)
+    figures = _figures_per_node(patches, node).reindex(table["_node"], fill_value=0)
+    table[_SUMMED[1:]] = figures.to_numpy(dtype="int64")
+    known_rows = table["known"].notna().to_numpy(dtype=bool)
     table["non_compliant_nodes"] = table["non_compliant_nodes"].clip(upper=1)
-    table.loc[known, "non_compliant_nodes"] = table.loc[known, "verdict"].astype("int64")
+    table.loc[known_rows, "non_compliant_nodes"] = table.loc[known_rows, "verdict"].astype("int64")
     table["nodes"] = 1
-    platform = table["node_platform"].where(known, table["platform"])
-    table["platform"] = platform.fillna("unknown").astype("str")
+    table["platform"] = table["platform"].fillna("unknown").astype("str")
     return table.sort_values(list(NODE_KEY), kind="stable", ignore_index=True)
 
 
-def _open_cves(patches: pd.DataFrame) -> pd.DataFrame:
-    """The distinct (node, CVE id) pairs of the open patches, keys as str."""
-    rows = patches.loc[
-        state_mask(patches, OPEN_STATES) & patches["cve_ids"].notna().to_numpy(),
-        [*NODE_KEY, "cve_ids"],
-    ].drop_duplicates()
-    pairs = rows.merge(cve_lists(rows["cve_ids"]), on="cve_ids")[[*NODE_KEY, "cve_id"]]
-    return _texts(pairs.drop_duplicates())
+def _figures_per_node(patches: pd.DataFrame, node: Numbers) -> pd.DataFrame:
+    """The summed figures of each node with a non-compliant row, by node number."""
+    # Its rows only, an eighth of the fleet's: the others count in no figure.
+    counted = np.flatnonzero(state_mask(patches, NON_COMPLIANT_STATES))
+    rows = patches[["state", "severity_level"]].iloc[counted]
+    open_rows = state_mask(rows, OPEN_STATES)
+    levels = severity_levels(rows["severity_level"]).to_numpy()
+    flags = pd.DataFrame(
+        {
+            "non_compliant_nodes": np.ones(len(rows), dtype="int64"),
+            "missing": open_rows,
+            **{
+                column: open_rows & (levels == level)
+                for column, level in zip(LEVEL_COLUMNS, reversed(SEVERITY_LEVELS), strict=True)
+            },
+        }
+    )
+    return flags.groupby(node[counted]).sum()
+
+
+def _open_cves(patches: pd.DataFrame, node: Numbers) -> pd.DataFrame:
+    """The distinct (``_node``, ``cve_id``) pairs of the open patches."""
+    at = np.flatnonzero(state_mask(patches, OPEN_STATES) & patches["cve_ids"].notna().to_numpy())
+    rows = pd.DataFrame(
+        {"_node": node[at], "cve_ids": patches["cve_ids"].array.take(at)}
+    ).drop_duplicates()
+    pairs = rows.merge(cve_lists(rows["cve_ids"]), on="cve_ids")[["_node", "cve_id"]]
+    return pairs.drop_duplicates()
 
 
 def _scope_table(scope: str, figures: pd.DataFrame) -> pd.DataFrame:
@@ -97,8 +115,9 @@ def _figures(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
     """One snapshot's figures per scope: the fleet, each platform, each node."""
     require_columns(patches, _PATCH_COLUMNS, needed_by="trend (patches)")
     require_columns(nodes, _NODE_COLUMNS, needed_by="trend (nodes)")
-    per_node = _per_node(patches, nodes)
-    cves = _open_cves(patches).merge(per_node[[*NODE_KEY, "platform"]], on=list(NODE_KEY))
+    (node, listed), span = _node_numbers([patches, nodes])
+    per_node = _per_node(patches, nodes, node, listed, span)
+    cves = _open_cves(patches, node).merge(per_node[["_node", "platform"]], on="_node")
 
     fleet = per_node[_SUMMED].sum().to_frame().T.assign(group="fleet")
     fleet["open_cves"] = cves["cve_id"].nunique()
@@ -106,12 +125,7 @@ def _figures(patches: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
     platforms["open_cves"] = cves.groupby("platform")["cve_id"].nunique()
     platforms = platforms.fillna({"open_cves": 0}).rename_axis("group").reset_index()
     per_node["open_cves"] = (
-        per_node[list(NODE_KEY)]
-        .merge(cves.groupby(list(NODE_KEY))["cve_id"].nunique(), on=list(NODE_KEY), how="left")[
-            "cve_id"
-        ]
-        .fillna(0)
-        .to_numpy()
+        per_node["_node"].map(cves.groupby("_node")["cve_id"].nunique()).fillna(0).to_numpy()
     )
     per_node["group"] = per_node["instance_id"]
     tables = [_scope_table("fleet", fleet), _scope_table("platform", platforms)]
