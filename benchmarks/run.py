@@ -31,6 +31,7 @@ from botocore.config import Config
 from botocore.utils import parse_timestamp
 from data_sync import bench_data_sync  # benchmarks/data_sync.py, beside this script
 from findings import bench_findings  # benchmarks/findings.py, beside this script
+from organization import bench_organization  # benchmarks/organization.py, beside this script
 from workbook import bench_workbook
 
 import patchframe as pf
@@ -597,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=7, help="repetitions of each CPU run")
     parser.add_argument(
         "--only",
-        choices=["cpu", "load", "scale", "workbook", "findings", "sync"],
+        choices=["cpu", "load", "scale", "workbook", "findings", "sync", "organization"],
         help="run one part only",
     )
     args = parser.parse_args(argv)
@@ -626,6 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "sync"):
         progress("8. reading a Resource Data Sync of 1M patch rows")
         parts["8"] = bench_data_sync()
+    if args.only in (None, "organization"):
+        progress("9. an organization of 20 accounts")
+        parts["9"] = bench_organization()
     print(f"# patchframe benchmark ({time.strftime('%Y-%m-%d')}, pandas {pd.__version__})")
     for key in sorted(parts):
         print(parts[key])
