@@ -1033,6 +1033,10 @@ def test_ec2_is_throttled_as_ec2_throttles_and_retried() -> None:
             ec2.describe_tags()
         assert caught.value.response["Error"]["Code"] == "RequestLimitExceeded"
         assert emulator.stats.throttled == 1
+    with Emulator(rate_limit=0.1, burst=1) as emulator:  # each API has its own limit
+        emulator.client("ec2", config=NO_RETRIES).describe_tags()
+        emulator.client(config=NO_RETRIES).describe_instance_information()
+        assert emulator.stats.throttled == 0
     with Emulator(error_rate=0.5, seed=2) as flaky:
         ec2 = flaky.client("ec2", config=RETRIES)
         answers = [len(ec2.describe_tags()["Tags"]) for _ in range(6)]

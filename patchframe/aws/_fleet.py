@@ -118,6 +118,7 @@ class _Target:
     limiter: AdaptiveRateLimiter = field(default_factory=AdaptiveRateLimiter)
     #: AWS's error code when listing the nodes failed; None once they are all listed.
     error_code: str | None = None
+    ec2: BaseClient | None = None
 
     @property
     def account_id(self) -> str | None:
@@ -128,10 +129,14 @@ class _Target:
         return NodeKey(instance_id or "", self.account_id, self.region)
 
     def ec2_client(self) -> BaseClient:
-        """An EC2 client for this account and region (made in the calling thread)."""
-        if self.session is None:
-            return ec2_client_like(self.client)
-        return make_ec2_client(boto3_session=self.session, region=self.region)
+        """An EC2 client for this account and region, made once (in the calling thread)."""
+        if self.ec2 is None:
+            self.ec2 = (
+                ec2_client_like(self.client)
+                if self.session is None
+                else make_ec2_client(boto3_session=self.session, region=self.region)
+            )
+        return self.ec2
 
 
 class _Found:
@@ -478,7 +483,7 @@ def _ask_for_tags(
     for target, listed in ids.values():
         batches = ec2_batches(listed)
         if batches:
-            ec2 = target.ec2_client()  # here: boto3 makes clients safely in one thread only
+            ec2 = target.ec2_client()  # made when the account opened
             calls.extend(
                 (
                     target,
@@ -673,6 +678,10 @@ def load_fleet(
         members = list_members(organization)
         opener.organization, opener.source = organization, source
         opener.sts = make_sts_client(boto3_session=source, region=source.region_name)
+        # Member sessions share the source's service models (member_session): read them
+        # here once, not in every worker at once as the accounts open.
+        for service in ("ssm", "ec2") if tags else ("ssm",):
+            source.client(service, region_name=source.region_name)
         accounts = [
             _Account(source if m.caller else None, home, member=m) for m in members if m.loadable
         ]
@@ -762,10 +771,21 @@ def load_fleet(
             for target in account.targets:
                 target.account = known
                 target.limiter.attach(target.client)
-            return [
-                pool.submit(_discover, t, checked_node_filters, ids, failures, found)
-                for t in account.targets
-            ]
+            discoveries = [pool.submit(discover, t) for t in account.targets]
+            if tags:
+                # Made while the account's first requests are in flight, in this thread
+                # (boto3 sessions make clients safely in one thread only): an EC2 client
+                # costs 20 ms of CPU and more, which made later stalls the busiest moments.
+                for target in account.targets:
+                    target.ec2_client()
+            return discoveries
+
+        def discover(target: _Target) -> None:
+            """List a target's nodes, then ask for their tags: queued among the node
+            loads, not after them, so the load does not end waiting for tags."""
+            _discover(target, checked_node_filters, ids, failures, found)
+            if tags and ids is None and not stopping.is_set():
+                tag_calls.extend(_ask_for_tags(pool, found.nodes([target]), failures))
 
         try:
             openings = [pool.submit(open_account, a) for a in accounts]
@@ -776,7 +796,8 @@ def load_fleet(
             nodes = found.nodes(targets)
             if ids is not None and targets:
                 _report_unknown(ids, nodes, targets[0], failures)
-            tag_calls = _ask_for_tags(pool, nodes, failures) if tags else []
+            if tags and ids is not None:  # the named nodes found, in any account and region
+                tag_calls = _ask_for_tags(pool, nodes, failures)
             columns = _gather(loads, load_targets, failures, accounts, progress)
             states = {
                 target.key(s["InstanceId"]): s

@@ -51,7 +51,8 @@ Organizations
 
 Faults
     ``latency`` delays every request. ``rate_limit`` is a token bucket of ``burst``
-    requests per account and region, shared by all connections; a request beyond it
+    requests per service, account and region (SSM and EC2 apart, as AWS limits each
+    API on its own), shared by all connections; a request beyond it
     gets ``ThrottlingException``; it can be changed while serving. ``error_rate``
     answers a share of requests with ``InternalServerError`` (HTTP 500), ``drop_rate``
     closes the connection of a share without answering, and ``expire_rate`` makes a
@@ -515,8 +516,8 @@ class Emulator:
     latency
         Seconds added to every request.
     rate_limit, burst
-        Requests per second per account and region, and the bucket's capacity;
-        None for no limit. :attr:`rate_limit` can be changed while serving.
+        Requests per second per service (SSM, EC2), account and region, and the
+        bucket's capacity; None for no limit. :attr:`rate_limit` can be changed while serving.
     error_rate, drop_rate, expire_rate
         Shares of requests answered InternalServerError, of requests dropped without
         an answer, and of NextTokens that have expired when used.
@@ -627,7 +628,7 @@ class Emulator:
         self.host, self.port = host, port
         self._tokens = _Tokens(seed, expire_rate)
         self._random = random.Random(seed)
-        self._buckets: dict[tuple[str, str], _TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], _TokenBucket] = {}
         self._lock = threading.Lock()
         self._session: boto3.session.Session | None = None
         self._session_lock = threading.Lock()
@@ -1003,17 +1004,20 @@ class Emulator:
         return None
 
     def _fault(
-        self, operation: str, account: str, region: str
+        self, service: str, operation: str, account: str, region: str
     ) -> Literal["throttled", "dropped", "error"] | None:
-        """Count a request and draw its fault, if any; then wait the latency."""
+        """Count a request and draw its fault, if any; then wait the latency.
+
+        Each service has its own rate limit per account and region, as AWS has.
+        """
         with self._lock:
             self._requests[operation] += 1
             drop, error = self._random.random(), self._random.random()
             allowed = True
             if self._rate_limit is not None:
-                bucket = self._buckets.get((account, region))
+                bucket = self._buckets.get((service, account, region))
                 if bucket is None:
-                    bucket = self._buckets[account, region] = _TokenBucket(
+                    bucket = self._buckets[service, account, region] = _TokenBucket(
                         self._rate_limit, self.burst
                     )
                 allowed = bucket.take()
@@ -1059,7 +1063,7 @@ class Emulator:
         if refusal is not None:
             self._receive(operation or target)
             return _error(refusal.code, refusal.message, refusal.status)
-        fault = self._fault(operation or target, caller.account, caller.region)
+        fault = self._fault("ssm", operation or target, caller.account, caller.region)
         if fault == "throttled":
             return _error("ThrottlingException", "Rate exceeded")
         if fault == "dropped":
@@ -1380,7 +1384,7 @@ class Emulator:
         if refusal is not None:
             self._receive(action or "UnknownOperation")
             return _ec2_error(refusal.code, refusal.message, refusal.status)
-        fault = self._fault(action or "UnknownOperation", caller.account, caller.region)
+        fault = self._fault("ec2", action or "UnknownOperation", caller.account, caller.region)
         if fault == "throttled":
             return _ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
         if fault == "dropped":
