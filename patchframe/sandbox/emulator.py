@@ -1463,19 +1463,12 @@ class Emulator:
         ]
         end = len(chosen) if limit is None else offset + limit
         items = "".join(f"<item>{_xml_fields(tag)}</item>" for tag in chosen[offset:end])
-        request_id = str(uuid.uuid4())
         more = (
             f"<nextToken>{_xml(self._tokens.issue(scope, end))}</nextToken>"
             if end < len(chosen)
             else ""
         )
-        xml = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<DescribeTagsResponse xmlns="{_EC2_NAMESPACE}">'
-            f"<requestId>{request_id}</requestId><tagSet>{items}</tagSet>{more}"
-            "</DescribeTagsResponse>"
-        )
-        return _Reply(200, "text/xml;charset=UTF-8", xml.encode(), request_id)
+        return _ec2_reply("DescribeTags", f"<tagSet>{items}</tagSet>{more}")
 
     def _describe_regions(self, caller: _Caller, form: dict[str, list[str]]) -> _Reply:
         """The account's enabled regions; with AllRegions, its disabled ones too."""
@@ -1494,14 +1487,7 @@ class Emulator:
             f"<optInStatus>{status}</optInStatus></item>"
             for region, status in statuses
         )
-        request_id = str(uuid.uuid4())
-        xml = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<DescribeRegionsResponse xmlns="{_EC2_NAMESPACE}">'
-            f"<requestId>{request_id}</requestId><regionInfo>{items}</regionInfo>"
-            "</DescribeRegionsResponse>"
-        )
-        return _Reply(200, "text/xml;charset=UTF-8", xml.encode(), request_id)
+        return _ec2_reply("DescribeRegions", f"<regionInfo>{items}</regionInfo>")
 
     # ------------------------------------------------------------------ STS
 
@@ -1723,6 +1709,17 @@ def _unknown_operation(target: str) -> _Reply:
 
 def _xml(text: str) -> str:
     return escape(text)
+
+
+def _ec2_reply(action: str, members: str) -> _Reply:
+    """An EC2 answer as its query protocol spells it: ``members`` in ``<ActionResponse>``."""
+    request_id = str(uuid.uuid4())
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<{action}Response xmlns="{_EC2_NAMESPACE}">'
+        f"<requestId>{request_id}</requestId>{members}</{action}Response>"
+    )
+    return _Reply(200, "text/xml;charset=UTF-8", xml.encode(), request_id)
 
 
 def _ec2_error(code: str, message: str, status: int = 400) -> _Reply:
