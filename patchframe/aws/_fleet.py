@@ -383,7 +383,7 @@ class _Opener:
         return None if account.session is None else account.session.region_name
 
     def targets(self, account: _Account) -> list[_Target]:
-        """The account's targets, one per region, each with its pacer attached."""
+        """The account's targets, one per region: its role assumed and its regions found first."""
         if account.client is not None:
             return [_Target(account.client.meta.region_name, account.client)]
         member = account.member
