@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -389,3 +391,56 @@ def test_the_progress_bar_counts_accounts_done(
     err = capsys.readouterr().err
     # Accounts 0, 2, 3 and 4 are tried (1 is suspended); 2 fails, done from the start.
     assert "accounts=4/4" in err
+
+
+def test_an_account_lets_its_clients_go_once_its_work_is_done() -> None:
+    """A load of hundreds of account x region pairs holds the clients of those still
+    loading, not all of them until it ends."""
+    org = synthetic_organization(4, nodes_per_account=3, regions=(EU,), seed=5)
+    first: list[weakref.ref[Any]] = []
+    first_alive: list[bool] = []
+
+    def watch(request_signer: Any, **_: Any) -> None:
+        # A client's request signer lives exactly as long as the client does.
+        if not first:
+            first.append(weakref.ref(request_signer))
+        gc.collect()
+        first_alive.append(first[0]() is not None)
+
+    with Emulator(organization=org) as emulator:
+        sessions = [emulator.session(a.account_id, region=EU) for a in org.accounts]
+        for session in sessions:
+            session.events.register("before-sign.ssm", watch)
+        # One worker takes the tasks in the order they are queued: the first
+        # account's are all done before the last account's last request.
+        fleet = pf.load_fleet(boto3_sessions=sessions, max_workers=1, progress=False)
+    assert fleet.errors.empty
+    assert fleet.accounts["nodes"].tolist() == [3, 3, 3, 3]
+    assert first_alive[0] and not first_alive[-1]
+
+
+def test_accounts_open_a_few_at_a_time() -> None:
+    """An account's session and clients cost CPU: 16 workers open 4 accounts at once and
+    take node work in between, rather than all stalling on openings together."""
+    org = synthetic_organization(9, nodes_per_account=2, regions=(EU,), seed=6)
+    lock, in_flight, most = threading.Lock(), [0], [0]
+
+    def sent(**_: Any) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+
+    def answered(**_: Any) -> None:
+        with lock:
+            in_flight[0] -= 1
+
+    with Emulator(organization=org, latency=0.1) as emulator:
+        source = emulator.session()
+        source.events.register("before-send.sts.AssumeRole", sent)
+        source.events.register("after-call.sts.AssumeRole", answered)
+        organization = pf.Organization(ROLE, session=source)
+        fleet = pf.load_fleet(
+            organization=organization, regions=[EU], max_workers=16, progress=False, tags=False
+        )
+    assert fleet.errors.empty and fleet.accounts["loaded"].all()
+    assert 2 <= most[0] <= 4

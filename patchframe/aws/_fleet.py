@@ -8,6 +8,12 @@ loading starts with the first page rather than after the last. Each account and
 region has one shared client and one shared pacer, so a throttling storm slows
 every worker down rather than failing nodes.
 
+Accounts open (role assumed, session and clients made: about 70 ms of CPU each) a
+few at a time, each opening queueing the next, so that those costs fall between
+other accounts' requests rather than stall every worker at the start. An account
+and region lets its clients go when its last task ends, so a load of hundreds of
+accounts holds the clients of those still loading, not all of them.
+
 Once discovery is done, the nodes' tags are asked for on the same pool (see
 :mod:`patchframe.aws._tags` for which calls and why): a few EC2 ``DescribeTags``
 calls per account and region, and one SSM ``ListTagsForResource`` per hybrid node.
@@ -26,11 +32,11 @@ import os
 import re
 import threading
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 import pandas as pd
@@ -77,6 +83,8 @@ if TYPE_CHECKING:
 
 __all__ = ["load_fleet"]
 
+_T = TypeVar("_T")
+
 NodeFilters = Mapping[str, Sequence[str]] | Sequence[Mapping[str, Any]]
 
 _NODE_FILTER_KEYS = (
@@ -109,16 +117,42 @@ _OPERATIONS = (
 
 @dataclass
 class _Target:
-    """One account and region: its shared client and pacer, and its account id to come."""
+    """One account and region: its clients while it has work, its pacer, its account id.
+
+    Its clients are let go when its last task ends (``hold``, ``let_go``). An account's
+    session with an SSM and an EC2 client per region holds about 11,000 objects per
+    region (1.7 MiB), which every full garbage collection walks: an organization's
+    hundreds of account x region pairs keep the few that are loading, not all of them.
+    """
 
     region: str
-    client: SSMClient
+    ssm: SSMClient | None
     session: boto3.Session | None = None
     account: Future[str | None] | None = None
     limiter: AdaptiveRateLimiter = field(default_factory=AdaptiveRateLimiter)
     #: AWS's error code when listing the nodes failed; None once they are all listed.
     error_code: str | None = None
     ec2: BaseClient | None = None
+    #: Tasks queued or running, and one for whoever may still queue some.
+    holds: int = 1
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def client(self) -> SSMClient:
+        assert self.ssm is not None, f"{self.region}: a task after the target's last one"
+        return self.ssm
+
+    def hold(self) -> None:
+        """One more task of this target's, queued."""
+        with self._lock:
+            self.holds += 1
+
+    def let_go(self) -> None:
+        """One task done; after the last, the clients and session go."""
+        with self._lock:
+            self.holds -= 1
+            if self.holds == 0:
+                self.ssm = self.ec2 = self.session = None
 
     @property
     def account_id(self) -> str | None:
@@ -470,8 +504,23 @@ def _tag_call(
     return {}
 
 
+class _Tasks:
+    """The pool, each task counted against its target until it ends (``_Target.hold``)."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+
+    def submit(
+        self, target: _Target, call: Callable[..., _T], /, *args: Any, **kwargs: Any
+    ) -> Future[_T]:
+        target.hold()
+        future = self.pool.submit(call, *args, **kwargs)
+        future.add_done_callback(lambda _: target.let_go())
+        return future
+
+
 def _ask_for_tags(
-    pool: ThreadPoolExecutor,
+    tasks: _Tasks,
     nodes: list[tuple[_Target, dict[str, Any]]],
     failures: _Failures,
 ) -> list[tuple[_Target, Future[NodeTags]]]:
@@ -487,14 +536,17 @@ def _ask_for_tags(
             calls.extend(
                 (
                     target,
-                    pool.submit(_tag_call, target, failures, "DescribeTags", ec2_tags, ec2, b),
+                    tasks.submit(
+                        target, _tag_call, target, failures, "DescribeTags", ec2_tags, ec2, b
+                    ),
                 )
                 for b in batches
             )
         calls.extend(
             (
                 target,
-                pool.submit(
+                tasks.submit(
+                    target,
                     _tag_call,
                     target,
                     failures,
@@ -734,13 +786,15 @@ def load_fleet(
         return target, instance_id, cols
 
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
+        tasks = _Tasks(pool)
         stopping = threading.Event()
 
         def hand_on(target: _Target, ids: list[str]) -> None:
             """A page of new nodes: their patch-state counts and their patches, to the pool."""
             if stopping.is_set():
                 return
-            states = pool.submit(
+            states = tasks.submit(
+                target,
                 _attempt,
                 target,
                 failures,
@@ -750,14 +804,22 @@ def load_fleet(
                 ids,
             )
             state_batches.append((target, states))
-            loads.extend(pool.submit(load_node, target, i) for i in ids)
+            loads.extend(tasks.submit(target, load_node, target, i) for i in ids)
             load_targets.extend([target] * len(ids))
 
         found = _Found(hand_on)
 
         def open_account(account: _Account) -> list[Future[None]]:
-            """Open an account on the pool, then hand its regions' discovery to the pool."""
+            """Open an account on the pool, hand its regions' discovery to the pool, then
+            queue the next account's opening."""
+            try:
+                return open_targets(account)
+            finally:
+                open_next()
+
+        def open_targets(account: _Account) -> list[Future[None]]:
             account.targets = opener.targets(account)
+            account.session = None  # the targets hold it while they have work
             if not account.targets:
                 return []
             first = account.targets[0]
@@ -765,31 +827,52 @@ def load_fleet(
                 known: Future[str | None] = Future()
                 known.set_result(account.member.account_id)
             else:  # STS once per account, alongside discovery
-                known = pool.submit(
-                    _attempt, first, failures, "GetCallerIdentity", _account, first
+                known = tasks.submit(
+                    first, _attempt, first, failures, "GetCallerIdentity", _account, first
                 )
             for target in account.targets:
                 target.account = known
                 target.limiter.attach(target.client)
-            discoveries = [pool.submit(discover, t) for t in account.targets]
+            discoveries = [tasks.submit(t, discover, t) for t in account.targets]
             if tags:
                 # Made while the account's first requests are in flight, in this thread
                 # (boto3 sessions make clients safely in one thread only): an EC2 client
                 # costs 20 ms of CPU and more, which made later stalls the busiest moments.
                 for target in account.targets:
                     target.ec2_client()
+            if ids is None:  # each discovery queues its targets' tasks itself
+                for target in account.targets:
+                    target.let_go()
             return discoveries
+
+        # Accounts open a few at a time, each opening queueing the next when it ends, so
+        # that the CPU an account's session and clients cost (about 70 ms) is spent while
+        # other accounts' requests are in flight, not by every worker at once.
+        unopened = deque(accounts)
+        openings: list[Future[list[Future[None]]]] = []
+        opening_lock = threading.Lock()
+        opening_at_once = max(2, max_workers // 4)
+
+        def open_next() -> None:
+            with opening_lock:
+                if unopened and not stopping.is_set():
+                    openings.append(pool.submit(open_account, unopened.popleft()))
 
         def discover(target: _Target) -> None:
             """List a target's nodes, then ask for their tags: queued among the node
             loads, not after them, so the load does not end waiting for tags."""
             _discover(target, checked_node_filters, ids, failures, found)
             if tags and ids is None and not stopping.is_set():
-                tag_calls.extend(_ask_for_tags(pool, found.nodes([target]), failures))
+                tag_calls.extend(_ask_for_tags(tasks, found.nodes([target]), failures))
 
         try:
-            openings = [pool.submit(open_account, a) for a in accounts]
-            discoveries = [d for opening in openings for d in opening.result()]
+            for _ in range(min(len(accounts), opening_at_once)):
+                open_next()
+            discoveries: list[Future[None]] = []
+            done = 0
+            while done < len(openings):  # each opening queues the next before it ends
+                discoveries.extend(openings[done].result())
+                done += 1
             for discovery in discoveries:
                 discovery.result()
             targets = [t for a in accounts for t in a.targets]
@@ -797,7 +880,10 @@ def load_fleet(
             if ids is not None and targets:
                 _report_unknown(ids, nodes, targets[0], failures)
             if tags and ids is not None:  # the named nodes found, in any account and region
-                tag_calls = _ask_for_tags(pool, nodes, failures)
+                tag_calls = _ask_for_tags(tasks, nodes, failures)
+            if ids is not None:  # nothing more is queued for any target
+                for target in targets:
+                    target.let_go()
             columns = _gather(loads, load_targets, failures, accounts, progress)
             states = {
                 target.key(s["InstanceId"]): s
