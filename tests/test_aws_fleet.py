@@ -652,3 +652,26 @@ def test_load_fleet_refuses_a_client_of_another_service() -> None:
     sts = boto3.client("sts", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
     with pytest.raises(pf.ValidationError, match="is not an SSM client"):
         pf.load_fleet(client=sts, progress=False)  # type: ignore[arg-type]
+
+
+def test_the_largest_nodes_are_loaded_first_once_their_sizes_are_known() -> None:
+    """A load ends on the last pages of small nodes, not on one large node's pages
+    while the other workers have nothing left to do."""
+    wire = synthetic_fleet(12, seed=4)
+    rows = {node: len(patches) for node, patches in wire.patches.items()}
+    first_pages: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if "NextToken" not in params:
+            first_pages.append(params["InstanceId"])
+
+    with Emulator(wire) as emulator:
+        ssm = emulator.client()
+        ssm.meta.events.register("provide-client-params.ssm.DescribeInstancePatches", record)
+        # One worker takes the tasks in the order they are queued: the node listing,
+        # the patch-state counts, then one node after another.
+        fleet = pf.load_fleet(client=ssm, max_workers=1, progress=False, tags=False)
+    assert fleet.errors.empty
+    assert len(set(rows.values())) > 6  # sizes that tell an order apart
+    listed = list(wire.patches)
+    assert first_pages == sorted(listed, key=lambda node: (-rows[node], listed.index(node)))

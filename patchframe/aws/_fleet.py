@@ -28,6 +28,8 @@ region and call, and the same patches and nodes as a load with ``tags=False``.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import os
 import re
 import threading
@@ -36,6 +38,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
@@ -45,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 from .._fleet import Fleet
 from .._progress import progress_bar
 from .._schema import (
+    STATE_COUNT_FIELDS,
     AccountRow,
     NodeKey,
     PatchColumns,
@@ -115,6 +119,36 @@ _OPERATIONS = (
 )
 
 
+class _Waiting:
+    """A target's nodes that no worker took yet: the most patch rows first once their
+    patch-state counts are in, in discovery order until then, so that a load does not
+    end on one node's last pages while the other workers have nothing left to do."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._heap: list[tuple[int, int, str]] = []  # (-rows, order, node id)
+        self._rows: dict[str, int] = {}
+        self._order = itertools.count()
+
+    def add(self, ids: list[str]) -> None:
+        with self._lock:
+            for node in ids:
+                heapq.heappush(self._heap, (-self._rows.get(node, 0), next(self._order), node))
+
+    def sized(self, states: list[dict[str, Any]] | None) -> None:
+        """Take the nodes' sizes from their DescribeInstancePatchStates answers."""
+        with self._lock:
+            for state in states or []:
+                counts = (state.get(field) for field in STATE_COUNT_FIELDS.values())
+                self._rows[state["InstanceId"]] = sum(c for c in counts if isinstance(c, int))
+            self._heap = [(-self._rows.get(n, 0), order, n) for _, order, n in self._heap]
+            heapq.heapify(self._heap)
+
+    def take(self) -> str:
+        with self._lock:
+            return heapq.heappop(self._heap)[2]
+
+
 @dataclass
 class _Target:
     """One account and region: its clients while it has work, its pacer, its account id.
@@ -133,6 +167,7 @@ class _Target:
     #: AWS's error code when listing the nodes failed; None once they are all listed.
     error_code: str | None = None
     ec2: BaseClient | None = None
+    waiting: _Waiting = field(default_factory=_Waiting, repr=False)
     #: Tasks queued or running, and one for whoever may still queue some.
     holds: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -504,6 +539,12 @@ def _tag_call(
     return {}
 
 
+def _sized(target: _Target, states: Future[list[dict[str, Any]] | None]) -> None:
+    """A target's patch-state counts are in: its waiting nodes take their order."""
+    if not states.cancelled() and states.exception() is None:
+        target.waiting.sized(states.result())
+
+
 class _Tasks:
     """The pool, each task counted against its target until it ends (``_Target.hold``)."""
 
@@ -771,7 +812,9 @@ def load_fleet(
     state_batches: list[tuple[_Target, Future[Any]]] = []
     tag_calls: list[tuple[_Target, Future[NodeTags]]] = []
 
-    def load_node(target: _Target, instance_id: str) -> tuple[_Target, str, PatchColumns | None]:
+    def load_node(target: _Target) -> tuple[_Target, str, PatchColumns | None]:
+        """Load the target's largest node no worker took yet."""
+        instance_id = target.waiting.take()
         key = target.key(instance_id) if cache is not None else None
         cached = cache.get(key) if cache is not None and key is not None else None
         if cached is not None:
@@ -804,7 +847,9 @@ def load_fleet(
                 ids,
             )
             state_batches.append((target, states))
-            loads.extend(tasks.submit(target, load_node, target, i) for i in ids)
+            states.add_done_callback(partial(_sized, target))
+            target.waiting.add(ids)
+            loads.extend(tasks.submit(target, load_node, target) for _ in ids)
             load_targets.extend([target] * len(ids))
 
         found = _Found(hand_on)
