@@ -188,14 +188,17 @@ def test_an_account_outside_any_organization_says_so() -> None:
 # --- credentials -------------------------------------------------------------------------
 
 
+def member_ssm(emulator: Emulator, account_id: str) -> Any:
+    """An SSM client in a member account, through the role, from the management account."""
+    source = emulator.session()
+    session = member_session(source, source.client("sts"), account_id, pf.Organization(ROLE))
+    return session.client("ssm", region_name=EU)
+
+
 def test_a_member_session_speaks_for_its_account(five: WireOrganization) -> None:
     member = five.accounts[4]
     with Emulator(organization=five) as emulator:
-        source = emulator.session()
-        session = member_session(
-            source, source.client("sts"), member.account_id, pf.Organization(ROLE)
-        )
-        listed = session.client("ssm", region_name=EU).describe_instance_information()
+        listed = member_ssm(emulator, member.account_id).describe_instance_information()
         assert emulator.stats.requests["AssumeRole"] == 1
     ids = {n["InstanceId"] for n in listed["InstanceInformationList"]}
     assert ids == set(next(f for f in member.fleets if f.region == EU).patches)
@@ -206,9 +209,7 @@ def test_expired_credentials_are_assumed_again_and_the_request_retried_once(
 ) -> None:
     member = five.accounts[4].account_id
     with Emulator(organization=five, credential_lifetime=0.3) as emulator:
-        source = emulator.session()
-        session = member_session(source, source.client("sts"), member, pf.Organization(ROLE))
-        ssm = session.client("ssm", region_name=EU)
+        ssm = member_ssm(emulator, member)
         ssm.describe_instance_information()
         threading.Event().wait(0.5)
         ssm.describe_instance_information()  # expired: assumed again, retried, answered
@@ -224,9 +225,7 @@ def test_a_request_refused_after_another_renewed_the_role_does_not_assume_it_aga
 ) -> None:
     member = five.accounts[4].account_id
     with Emulator(organization=five, credential_lifetime=1.0) as emulator:
-        source = emulator.session()
-        session = member_session(source, source.client("sts"), member, pf.Organization(ROLE))
-        ssm = session.client("ssm", region_name=EU)
+        ssm = member_ssm(emulator, member)
         ssm.describe_instance_information()
         threading.Event().wait(1.2)  # the credentials have expired at the emulator
 

@@ -435,7 +435,9 @@ class _Opener:
     source: boto3.Session | None = None
     sts: STSClient | None = None
 
-    def _step(self, account: _Account, operation: str, call: Callable[[], Any]) -> Any:
+    def _step(
+        self, account: _Account, operation: str, call: Callable[[], Any], region: str | None
+    ) -> Any:
         """One call that opens an account; a failure is the account's, and an error row."""
         try:
             return call()
@@ -443,31 +445,25 @@ class _Opener:
             failed = aws_error(err, operation=operation)
             account.error_code = failed.code
             member_id = account.member.account_id if account.member is not None else ""
-            region = None if operation == "AssumeRole" else self._home(account)
             self.failures.add((member_id, region), failed)
             return None
-
-    @staticmethod
-    def _home(account: _Account) -> str | None:
-        return None if account.session is None else account.session.region_name
 
     def targets(self, account: _Account) -> list[_Target]:
         """The account's targets, one per region: its role assumed and its regions found first."""
         if account.client is not None:
             return [_Target(account.client.meta.region_name, account.client)]
         member = account.member
-        if account.session is None:  # a member account, reached through the role
+        session = account.session
+        if session is None:  # a member account, reached through the role
             assert member is not None and self.organization is not None
             assert self.source is not None and self.sts is not None
             session = member_session(self.source, self.sts, member.account_id, self.organization)
             credentials = session.get_credentials()
             assert credentials is not None  # the role's, made by member_session
-            if self._step(account, "AssumeRole", credentials.get_frozen_credentials) is None:
+            if self._step(account, "AssumeRole", credentials.get_frozen_credentials, None) is None:
                 return []
-            account.session = session
-        session = account.session
         regions = account.regions or self._step(
-            account, "DescribeRegions", lambda: _enabled_regions(session)
+            account, "DescribeRegions", lambda: _enabled_regions(session), session.region_name
         )
         return [
             _Target(
@@ -864,7 +860,6 @@ def load_fleet(
 
         def open_targets(account: _Account) -> list[Future[None]]:
             account.targets = opener.targets(account)
-            account.session = None  # the targets hold it while they have work
             if not account.targets:
                 return []
             first = account.targets[0]
