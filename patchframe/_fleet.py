@@ -13,7 +13,7 @@ import pandas as pd
 from ._frames import TimeLike, string_arguments, utc_timestamp
 from ._html import fleet_html
 from ._nodes import DEFAULT_STALE_DAYS, NODE_KEY, node_positions, stale_mask, unreachable_mask
-from ._schema import empty_accounts, empty_tags, scan_ages
+from ._schema import account_count, empty_accounts, empty_tags, scan_ages
 from ._text import counted
 from .exceptions import ValidationError
 
@@ -114,7 +114,7 @@ class Fleet:
             "non_compliant_nodes": int((nodes["compliance"] == "NON_COMPLIANT").sum()),
             "failed_nodes": int(nodes["patch_rows"].isna().sum()),
             "errors": len(self.errors),
-            "accounts": len(self.accounts) or int(nodes["account_id"].nunique()),
+            "accounts": account_count(self.accounts, nodes),
             "regions": int(nodes["region"].nunique()),
             "stale_nodes": stale,
             "unreachable_nodes": unreachable,

@@ -57,6 +57,7 @@ __all__ = [
     "NodeKey",
     "PatchColumns",
     "UnknownStateWarning",
+    "account_count",
     "accounts_worth_listing",
     "build_accounts",
     "build_errors",
@@ -849,7 +850,9 @@ def empty_accounts() -> pd.DataFrame:
     >>> empty_accounts().dtypes.astype(str).to_dict()["nodes"]
     'Int64'
     """
-    return build_accounts([], build_nodes([], {}, {}, {}))
+    # The nodes frame only lends its two columns the counts read: an empty one of
+    # them costs 6 ms, a whole empty nodes frame 30 ms, and every Fleet makes one.
+    return build_accounts([], pd.DataFrame(columns=["account_id", "compliance"]))
 
 
 def accounts_worth_listing(accounts: pd.DataFrame) -> bool:
@@ -867,3 +870,17 @@ def accounts_worth_listing(accounts: pd.DataFrame) -> bool:
     True
     """
     return len(accounts) > 1 or not accounts["loaded"].all()
+
+
+def account_count(accounts: pd.DataFrame, nodes: pd.DataFrame) -> int:
+    """How many accounts a fleet spans: its accounts frame's rows, else its nodes' ids.
+
+    A fleet read back from a snapshot, or made from frames, may have no accounts frame.
+
+    Examples
+    --------
+    >>> nodes = build_nodes([NodeKey("i-0abc", "111122223333", "eu-west-1")], {}, {}, {})
+    >>> account_count(empty_accounts(), nodes)
+    1
+    """
+    return len(accounts) or int(nodes["account_id"].nunique())

@@ -70,7 +70,13 @@ from .._palette import (
     tint,
 )
 from .._progress import progress_bar
-from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS, accounts_worth_listing
+from .._schema import (
+    NON_COMPLIANT_STATES,
+    OPEN_STATES,
+    SEVERITY_LEVELS,
+    account_count,
+    accounts_worth_listing,
+)
 from .._version import VERSION
 from ..exceptions import ValidationError
 from ..summary import cve_exposure
@@ -525,7 +531,7 @@ def _figures(parts: _Data, nodes: pd.DataFrame) -> Block:
         ("Failed patches", int((states == "FAILED").sum())),
         ("Installed, pending reboot", int((states == "INSTALLED_PENDING_REBOOT").sum())),
         ("Open CVEs", len(cve_exposure(patches))),
-        ("Accounts", len(parts.accounts) or int(nodes["account_id"].nunique())),
+        ("Accounts", account_count(parts.accounts, nodes)),
         ("Regions", int(nodes["region"].nunique())),
         ("Errors", len(parts.errors)),
     ]

@@ -134,10 +134,8 @@ def _with_account_names(frame: pd.DataFrame, names: Mapping[str, str]) -> pd.Dat
         return out
     ids = out["account_id"].astype("category")
     # Looked up once per account, not per row: the Patches sheet may have a million.
-    per_account = pd.Series(ids.cat.categories.astype("str")).map(names)
-    codes, labels = pd.factorize(per_account, use_na_sentinel=True)
-    rows = np.append(codes, -1)[ids.cat.codes.to_numpy()]
-    column = pd.Categorical.from_codes(rows, categories=pd.Index(labels, dtype="str"))
+    per_account = pd.Categorical(ids.cat.categories.astype("str").map(names))
+    column = per_account.take(ids.cat.codes.to_numpy(), allow_fill=True)
     at = list(out.columns).index("account_id") + 1
     out.insert(at, "account_name", pd.Series(column, index=out.index))
     return out
