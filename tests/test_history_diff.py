@@ -296,8 +296,8 @@ def test_diff_matches_keys_whatever_the_order_of_their_categories() -> None:
 
 
 def test_diff_of_keys_with_more_combinations_than_an_int64_holds() -> None:
-    """Key columns of 2**16 - 1 categories (accounts 2**16 + 1): more (node, patch)
-    combinations than 64 bits number, on which accounts 0 and 2**16 would share one."""
+    """Key columns of 2**16 - 1 categories (accounts 2**16 + 1): node numbers spanning
+    about 2**48 values, far more than the rows, are numbered again by the nodes that occur."""
     size = 2**16 - 1
     dtypes = {
         column: pd.CategoricalDtype([f"{column}{i}" for i in range(n)])

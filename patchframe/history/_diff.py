@@ -21,6 +21,7 @@ import pandas as pd
 from .._fleet import Fleet
 from .._frames import (
     LEVEL_DTYPE,
+    Mask,
     cve_lists,
     model_states,
     require_columns,
@@ -28,6 +29,7 @@ from .._frames import (
     state_mask,
     utc_times,
 )
+from .._frames import Codes as Positions
 from .._schema import OPEN_STATES, STATES
 from .._text import counted
 from ..exceptions import ValidationError
@@ -43,8 +45,6 @@ _TEXTS = ["title", "cve_ids", "severity_level"]
 _INT64_MAX = int(np.iinfo(np.int64).max)
 #: Numbers of nodes or rows, one per row; positions of rows, -1 for none.
 Numbers = npt.NDArray[np.int64]
-Positions = npt.NDArray[np.intp]
-Mask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,10 +156,15 @@ class _Side:
 
     def named(self, span: int) -> Mask:
         """A flag per node number: whether a frame of this side names that node."""
-        flags = np.zeros(span, dtype=np.bool_)
-        for node in self.node:
-            flags[node] = True
-        return flags
+        return node_flags(span, *self.node)
+
+
+def node_flags(span: int, *numbers: Numbers) -> Mask:
+    """A flag per node number, of ``span``: whether any of ``numbers`` is that node."""
+    flags = np.zeros(span, dtype=np.bool_)
+    for node in numbers:
+        flags[node] = True
+    return flags
 
 
 def _frames(data: Fleet | pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -183,13 +188,14 @@ def _shared_codes(frames: Sequence[pd.DataFrame], column: str) -> tuple[list[Num
     how many values they take.
 
     Two frames' categories are rarely in the same order: their codes compare once
-    mapped onto the union of them, a lookup per category and a ``take`` per row.
+    each is recoded onto the union of them.
     """
     columns = [f[column].astype("category") for f in frames]
     union = pd.Index(pd.concat([c.cat.categories.to_series() for c in columns])).unique()
-    # Code -1 (NA) takes the last of each lookup table, 0.
-    tables = [np.append(union.get_indexer(c.cat.categories) + 1, 0) for c in columns]
-    codes = [np.take(t, c.cat.codes.to_numpy()) for t, c in zip(tables, columns, strict=True)]
+    # NA's code, -1, becomes 0.
+    codes = [
+        c.cat.set_categories(union).cat.codes.to_numpy().astype(np.int64) + 1 for c in columns
+    ]
     return codes, len(union) + 1
 
 
@@ -259,13 +265,14 @@ def _matched(old: _Side, new: _Side, node_span: int) -> tuple[Positions, Positio
     """
     both = [old.patches, new.patches]
     node = ([old.node[0], new.node[0]], node_span)
-    rows, span = _numbered([node, _shared_codes(both, "kb_id")])
     bits = max(*map(len, both), 1).bit_length()
-    packed, _ = _numbered([(rows, span), ([np.arange(len(f)) for f in both], 1 << bits)])
+    positions = ([np.arange(len(f)) for f in both], 1 << bits)
+    packed, _ = _numbered([node, _shared_codes(both, "kb_id"), positions])
     # In place: 1M-row copies cost a quarter of the time here.
-    (old_rows, old_at), (new_rows, new_at) = (_split(p, bits) for p in packed)
-    for keys, at, name in ((old_rows, old_at, "old"), (new_rows, new_at, "new")):
-        _refuse_duplicates(both[name == "new"], at[1:][keys[1:] == keys[:-1]], name)
+    split = [_split(p, bits) for p in packed]
+    for patches, (keys, at), name in zip(both, split, ("old", "new"), strict=True):
+        _refuse_duplicates(patches, at[1:][keys[1:] == keys[:-1]], name)
+    (old_rows, old_at), (new_rows, new_at) = split
     _, left, right = pd.Index(old_rows).join(pd.Index(new_rows), how="outer", return_indexers=True)
     # No indexer: the join is that side's rows, in order.
     return (

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .._frames import cve_lists, require_columns, severity_levels, state_mask
 from .._schema import NON_COMPLIANT_STATES, OPEN_STATES, SEVERITY_LEVELS
-from ._diff import NODE_KEY, Numbers, _node_numbers
+from ._diff import NODE_KEY, Numbers, _node_numbers, node_flags
 from ._store import StorePath, _each_snapshot
 
 __all__ = ["LEVEL_COLUMNS", "METRIC_LABELS", "SCOPES", "TREND_METRICS", "trend"]
@@ -51,9 +51,7 @@ def _per_node(
     )
     # Nodes the nodes frame lacks: their key, and the platform of their last row (NA
     # there is "unknown", not "look further").
-    known = np.zeros(span, dtype=np.bool_)
-    known[listed] = True
-    unlisted = np.flatnonzero(~known[node])
+    unlisted = np.flatnonzero(~node_flags(span, listed)[node])
     rows = patches[[*NODE_KEY, "platform_name"]].iloc[unlisted].assign(_node=node[unlisted])
     rows = rows.drop_duplicates("_node", keep="last")
     from_patches = _texts(rows[list(NODE_KEY)]).assign(
