@@ -28,7 +28,7 @@ from ._schema import accounts_worth_listing
 from ._sla import check_policy
 from ._text import counted
 from ._version import VERSION
-from .aws import Organization, load_fleet
+from .aws import Organization, load_fleet, profile_session
 from .exceptions import AWSRequestError, PatchframeError, ValidationError
 
 __all__ = ["main"]
@@ -290,39 +290,34 @@ def _failure(message: str, *, code: str) -> str:
 # --- patchframe report -----------------------------------------------------------
 
 
+def _given(*options: tuple[str, object]) -> list[str]:
+    """The names of the (option name, value) pairs whose value is set."""
+    return [name for name, value in options if value]
+
+
 def _source_conflict(args: argparse.Namespace) -> str | None:
     """Why the options naming what to load do not go together, if they do not."""
     sample = "--sample-organization" if args.sample_organization else "--sample"
-    given = [
-        name
-        for name, value in (
-            ("--profile", args.profiles),
-            ("--region", args.regions),
-            ("--all-regions", args.all_regions),
-            ("--organization", args.organization),
-        )
-        if value
-    ]
+    given = _given(
+        ("--profile", args.profiles),
+        ("--region", args.regions),
+        ("--all-regions", args.all_regions),
+        ("--organization", args.organization),
+    )
     if args.sample and args.sample_organization:
         return "--sample and --sample-organization are two samples: choose one"
     if (args.sample or args.sample_organization) and given:
         return f"{sample} loads a sample: leave out {' and '.join(given)}"
     if args.regions and args.all_regions:
         return "--region and --all-regions: choose one"
-    organization_only = [
-        name
-        for name, value in (
-            ("--role-name", args.role_name),
-            ("--unit", args.units),
-            ("--skip", args.skip),
-        )
-        if value
-    ]
+    organization_only = _given(
+        ("--role-name", args.role_name), ("--unit", args.units), ("--skip", args.skip)
+    )
     if organization_only and not args.organization:
         return f"{' and '.join(organization_only)} go with --organization"
     if args.organization and not args.role_name:
         return "--organization needs --role-name, the role to assume in each member account"
-    if args.organization and args.profiles and len(args.profiles) > 1:
+    if args.organization and len(args.profiles or ()) > 1:
         return "--organization takes one --profile, the management account's"
     return None
 
@@ -404,14 +399,8 @@ def _load(args: argparse.Namespace) -> Fleet:
             organization = Organization(sample.role_name, session=emulator.session())
             return load_fleet(organization=organization, regions="enabled", progress=progress)
     if args.organization:
-        import boto3
-        from botocore.exceptions import ProfileNotFound
-
-        profile = args.profiles[0] if args.profiles else None
-        try:
-            session = boto3.Session(profile_name=profile)
-        except ProfileNotFound as err:
-            raise ValidationError(f"--profile {profile!r}: {err}") from None
+        # No --profile: the Organization's default, boto3's default session.
+        session = profile_session(args.profiles[0]) if args.profiles else None
         organization = Organization(
             args.role_name, units=args.units, skip=args.skip or (), session=session
         )
@@ -464,7 +453,11 @@ def _accounts_table(accounts: pd.DataFrame) -> str:
 
     names, states, errors = texts("account_name"), texts("state"), texts("error_code")
     width = max(len("account"), *(len(n) for n in names))
-    head = f"  {'account':<{width}}  {'id':<12}  {'state':<9}  {'nodes':>5}  {'non-compl.':>10}"
+    state_width = max(len("state"), *(len(s) for s in states))
+    head = (
+        f"  {'account':<{width}}  {'id':<12}  {'state':<{state_width}}  "
+        f"{'nodes':>5}  {'non-compl.':>10}"
+    )
     lines = [head + "  regions"]
     rows = zip(
         names,
@@ -482,7 +475,7 @@ def _accounts_table(accounts: pd.DataFrame) -> str:
             counts = f"{nodes:>5,}  {non_compliant:>10,}  {regions}"
         else:
             counts = f"{'-':>5}  {'-':>10}  " + (f"failed: {error}" if error else "not loaded")
-        lines.append(f"  {name:<{width}}  {account_id:<12}  {state:<9}  {counts}")
+        lines.append(f"  {name:<{width}}  {account_id:<12}  {state:<{state_width}}  {counts}")
     return "\n".join(lines)
 
 

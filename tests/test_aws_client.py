@@ -11,8 +11,9 @@ from botocore.config import Config
 from mock_ssm import NOWHERE, MockSSM, error, page
 
 import patchframe as pf
-from patchframe.aws import client_config
+from patchframe.aws import client_config, profile_session
 from patchframe.aws._client import PAGE_KEY, fast_patch_pages, make_sts_client
+from patchframe.exceptions import ValidationError
 
 DEFAULT_RETRIES = {"mode": "standard", "total_max_attempts": 11}
 KEYS = {"aws_access_key_id": "AKIAMOCK", "aws_secret_access_key": "mock"}
@@ -127,3 +128,32 @@ def test_fast_patch_pages_only_inside_the_block() -> None:
     assert "Patches" not in fast
     assert plain["Patches"][0]["InstalledTime"].timestamp() == 1704067200
     assert PAGE_KEY not in plain
+
+
+@pytest.fixture
+def aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An AWS configuration of one profile, ``known``, and no credentials file."""
+    config = tmp_path / "config"
+    config.write_text("[profile known]\nregion = eu-west-1\n")
+    empty = tmp_path / "credentials"
+    empty.write_text("")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+
+
+@pytest.mark.usefixtures("aws_config")
+def test_profile_session_of_a_known_profile() -> None:
+    session = profile_session("known")
+    assert isinstance(session, boto3.Session)
+    assert (session.profile_name, session.region_name) == ("known", "eu-west-1")
+
+
+@pytest.mark.usefixtures("aws_config")
+def test_profile_session_of_an_unknown_profile_names_it_and_the_known_ones() -> None:
+    with pytest.raises(ValidationError) as raised:
+        profile_session("nobody")
+    assert str(raised.value) == (
+        "profile 'nobody' is not in the AWS configuration; known profiles: known"
+    )

@@ -15,7 +15,8 @@ import pytest
 
 from patchframe import cli
 from patchframe._fleet import Fleet
-from patchframe._schema import build_errors
+from patchframe._schema import AccountRow, build_accounts, build_errors
+from patchframe.aws import Organization
 from patchframe.exceptions import AWSRequestError
 from patchframe.sandbox import emulator
 from patchframe.summary import compliance_by
@@ -29,6 +30,7 @@ CHARTS = [
 ]
 FILES = [cli.WORKBOOK, cli.SUMMARY_CSV, *CHARTS]
 PNG = b"\x89PNG\r\n\x1a\n"
+SAMPLE_ACCOUNT = "123456789012"
 
 
 @pytest.fixture
@@ -113,6 +115,7 @@ def test_usage_errors_are_one_line_and_exit_2(
     ("argv", "start"),
     [
         (["--profile", "nope", "--region", "eu-west-1"], "profile 'nope' is not in"),
+        (["--organization", "--role-name", "R", "--profile", "nope"], "profile 'nope' is not in"),
         (["--region", "moon-1"], "region 'moon-1'"),
         ([], "no region"),
     ],
@@ -382,6 +385,21 @@ def test_progress_is_left_to_the_convention_unless_turned_off(
     assert asked == [progress]
 
 
+def test_all_regions_asks_for_each_accounts_enabled_regions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample_fleet_frames: Fleet
+) -> None:
+    asked: list[dict[str, object]] = []
+
+    def load(**kwargs: object) -> Fleet:
+        asked.append(kwargs)
+        return sample_fleet_frames
+
+    monkeypatch.setattr(cli, "load_fleet", load)
+    argv = ["report", "--profile", "p", "--all-regions", "--no-progress", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert [(kwargs["profiles"], kwargs["regions"]) for kwargs in asked] == [(["p"], "enabled")]
+
+
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
@@ -483,5 +501,65 @@ def test_report_sample_organization(tmp_path: Path, capsys: pytest.CaptureFixtur
     accounts = lines[head + 1 : head + 6]
     assert accounts[0].split()[0] == "management"
     assert all(line.split()[2] == "ACTIVE" for line in accounts)
+    workbook = next(line for line in lines if line.split()[:1] == [cli.WORKBOOK])
+    assert workbook.endswith("; Accounts")
     book = openpyxl.load_workbook(out / cli.WORKBOOK, read_only=True)
     assert "Accounts" in book.sheetnames
+
+
+@pytest.mark.parametrize("profile", [None, "known"])
+def test_organization_takes_the_profiles_session_or_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sample_fleet_frames: Fleet,
+    profile: str | None,
+) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text("[profile known]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    asked: list[object] = []
+
+    def load(**kwargs: object) -> Fleet:
+        asked.append(kwargs["organization"])
+        return sample_fleet_frames
+
+    monkeypatch.setattr(cli, "load_fleet", load)
+    argv = ["report", "--organization", "--role-name", "R", "--out", str(tmp_path / "r")]
+    assert cli.main([*argv, *(["--profile", profile] if profile else [])]) == 0
+    [organization] = asked
+    assert isinstance(organization, Organization)
+    if profile is None:
+        assert organization.session is None  # boto3's default session
+    else:
+        assert organization.session is not None
+        assert organization.session.profile_name == profile
+
+
+def accounts_of(fleet: Fleet) -> pd.DataFrame:
+    """The sample's account beside one pending, one that failed and one never tried."""
+    rows = [
+        AccountRow(SAMPLE_ACCOUNT, "prod", "ACTIVE", ("eu-west-1",), None),
+        AccountRow("444455556666", "new", "PENDING_ACTIVATION", ("eu-west-1",), None),
+        AccountRow("777788889999", "old", "SUSPENDED", (), "AccessDenied"),
+        AccountRow("555555555555", "gone", None, (), None, loaded=False),
+    ]
+    return build_accounts(rows, fleet.nodes)
+
+
+def test_accounts_table_keeps_its_columns_aligned_past_a_long_state(
+    sample_fleet_frames: Fleet,
+) -> None:
+    head, *rows = cli._accounts_table(accounts_of(sample_fleet_frames)).splitlines()
+    assert len(rows) == 4
+    state, nodes = head.index("state"), head.index("nodes")
+    states = [row[state:nodes].strip() for row in rows]
+    assert states == ["ACTIVE", "PENDING_ACTIVATION", "SUSPENDED", ""]
+    assert [row[nodes : nodes + 5].strip() for row in rows] == ["13", "0", "-", "-"]
+    assert all(row[nodes - 2 : nodes] == "  " for row in [head, *rows])
+
+
+def test_accounts_table_says_why_an_account_has_no_figures(sample_fleet_frames: Fleet) -> None:
+    rows = cli._accounts_table(accounts_of(sample_fleet_frames)).splitlines()[1:]
+    assert rows[0].endswith("  eu-west-1")
+    assert rows[2].split()[-2:] == ["failed:", "AccessDenied"]
+    assert rows[3].endswith("  not loaded")

@@ -94,9 +94,13 @@ def test_fleet_html_shows_what_failed_escaped() -> None:
     assert "no nodes" in page and "flex:" not in page  # no states, no bar
 
 
-def named_accounts(fleet: pf.Fleet, *extra: AccountRow) -> pf.Fleet:
-    """The sample as one account of a load across an organization, beside ``extra``."""
-    rows = [AccountRow(ACCOUNT, "prod <payments>", "ACTIVE", ("eu-west-1",), None), *extra]
+def named_accounts(
+    fleet: pf.Fleet, *extra: AccountRow, before: tuple[AccountRow, ...] = ()
+) -> pf.Fleet:
+    """The sample as one account of a load across an organization, after ``before`` and
+    beside ``extra``."""
+    prod = AccountRow(ACCOUNT, "prod <payments>", "ACTIVE", ("eu-west-1",), None)
+    rows = [*before, prod, *extra]
     return dataclasses.replace(fleet, accounts=build_accounts(rows, fleet.nodes))
 
 
@@ -117,6 +121,19 @@ def test_fleet_html_lists_the_accounts_by_name_those_that_failed_first(
         f"<td>13</td><td>11</td>{left}</td>"
     )
     assert dev in page and prod in page and page.index(dev) < page.index(prod)
+
+
+def test_fleet_html_lists_the_most_non_compliant_accounts_next(
+    sample_fleet_frames: pf.Fleet,
+) -> None:
+    quiet = AccountRow("111122223333", "quiet", "ACTIVE", ("eu-west-1",), None)  # no nodes
+    page = named_accounts(sample_fleet_frames, before=(quiet,))._repr_html_()
+    left = '<td style="text-align:left">'
+    quiet_row = f"{left}quiet</td>{left}111122223333</td>{left}ACTIVE</td>{left}yes</td>"
+    quiet_row += f"<td>0</td><td>0</td>{left}</td>"
+    prod_row = f"{left}prod &lt;payments&gt;</td>{left}{ACCOUNT}</td>"
+    assert quiet_row in page and prod_row in page
+    assert page.index(prod_row) < page.index(quiet_row)  # 11 non-compliant nodes before 0
 
 
 def test_fleet_html_lists_accounts_only_when_it_tells_more_than_a_count(

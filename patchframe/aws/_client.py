@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ProfileNotFound
 
 from ..exceptions import ValidationError
 
@@ -53,6 +54,7 @@ __all__ = [
     "make_client",
     "make_ec2_client",
     "make_sts_client",
+    "profile_session",
 ]
 
 #: patchframe's defaults, under whatever the user configured (see :func:`client_config`):
@@ -112,6 +114,36 @@ def client_config(
         del retries["total_max_attempts"]
     config = DEFAULT_CONFIG.merge(Config(retries=retries))
     return config if botocore_config is None else config.merge(botocore_config)
+
+
+def profile_session(name: str) -> boto3.Session:
+    """A boto3 session of a named profile of the AWS configuration.
+
+    Parameters
+    ----------
+    name
+        A profile of the AWS configuration (``AWS_CONFIG_FILE``,
+        ``AWS_SHARED_CREDENTIALS_FILE``), as ``--profile`` names it to the AWS CLI.
+
+    Raises
+    ------
+    ValidationError
+        No such profile; the message lists the known ones. Nothing is asked of AWS.
+
+    Examples
+    --------
+    >>> profile_session("no-such-profile")
+    Traceback (most recent call last):
+    ...
+    patchframe.exceptions.ValidationError: profile 'no-such-profile' is not in the AWS ...
+    """
+    try:
+        return boto3.Session(profile_name=name)
+    except ProfileNotFound:
+        known = ", ".join(boto3.Session().available_profiles) or "none"
+        raise ValidationError(
+            f"profile {name!r} is not in the AWS configuration; known profiles: {known}"
+        ) from None
 
 
 def check_ssm_client(client: object) -> SSMClient:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 import pandas as pd
-from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .._fleet import Fleet
 from .._progress import progress_bar
@@ -68,6 +68,7 @@ from ._client import (
     make_client,
     make_ec2_client,
     make_sts_client,
+    profile_session,
 )
 from ._node import (
     PatchFilters,
@@ -367,16 +368,7 @@ def _sessions(
         return [boto3.Session()]
     if isinstance(profiles, str) or not profiles:
         raise ValidationError(f"profiles {profiles!r}: expected a non-empty list of profile names")
-    sessions = []
-    for profile in profiles:
-        try:
-            sessions.append(boto3.Session(profile_name=profile))
-        except ProfileNotFound:
-            known = ", ".join(boto3.Session().available_profiles) or "none"
-            raise ValidationError(
-                f"profile {profile!r} is not in the AWS configuration; known profiles: {known}"
-            ) from None
-    return sessions
+    return [profile_session(profile) for profile in profiles]
 
 
 def _check_regions(regions: Sequence[str] | Literal["enabled"] | None) -> list[str] | None:
