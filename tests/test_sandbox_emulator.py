@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import botocore.model
+import cbor2
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
@@ -62,6 +64,7 @@ def post(
     account: str = "123456789012",
     region: str = "eu-west-1",
     content_type: str = "application/x-amz-json-1.1",
+    service: str = "ssm",
 ) -> tuple[int, Any]:
     """Send one request by hand, to see exactly what goes over the wire."""
     host, port = url.removeprefix("http://").split(":")
@@ -70,7 +73,7 @@ def post(
     headers = {
         "Content-Type": content_type,
         "Authorization": f"AWS4-HMAC-SHA256 Credential=AKIAEMUL{account}/20240614/{region}"
-        "/ssm/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+        f"/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
     }
     if target:
         headers["X-Amz-Target"] = target
@@ -118,6 +121,62 @@ def raw_patches(url: str, instance_id: str, **request: Any) -> tuple[list[dict[s
 
 def kb_states(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(row["KBId"], row["State"]) for row in rows]
+
+
+TAGGING = "ResourceGroupsTaggingAPI_20170126"
+CBOR = "smithy-rpc-v2-cbor"
+PROTOCOLS = ["json", CBOR]  # JSON 1.1, and Smithy RPC v2 CBOR
+
+
+def tagging(emulator: Emulator, protocol: str = CBOR, **kwargs: Any) -> Any:
+    """A Resource Groups Tagging API client speaking ``protocol``.
+
+    The service offers both; botocore picks the first of its own priority list that
+    the service offers (JSON 1.1, in botocore 1.44). Putting ``protocol`` first makes
+    the client speak it, as a botocore preferring it does.
+    """
+    order = (protocol, *botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS", order)
+        client = emulator.client("resourcegroupstaggingapi", **kwargs)
+    assert client.meta.service_model.resolved_protocol == protocol
+    return client
+
+
+def ec2_arn(
+    instance_id: str,
+    *,
+    account: str = "123456789012",
+    region: str = "eu-west-1",
+    partition: str = "aws",
+) -> str:
+    return f"arn:{partition}:ec2:{region}:{account}:instance/{instance_id}"
+
+
+def mapping(arn: str, tags: dict[str, str]) -> dict[str, Any]:
+    """One ResourceTagMapping, as GetResources answers it."""
+    return {"ResourceARN": arn, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+def post_cbor(
+    url: str, path: str, payload: object, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """Send one Smithy RPC v2 CBOR request by hand: the status, headers and decoded body."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    sent = {
+        "Content-Type": "application/cbor",
+        "smithy-protocol": "rpc-v2-cbor",
+        "Authorization": RAW_AUTH.replace("/ssm/", "/tagging/"),
+        **(headers or {}),
+    }
+    body = payload if isinstance(payload, bytes) else cbor2.dumps(payload)
+    connection.request("POST", path, body, {k: v for k, v in sent.items() if v})
+    response = connection.getresponse()
+    status, answer = response.status, response.read()
+    got = {k.lower(): v for k, v in response.getheaders()}
+    connection.close()
+    return status, got, cbor2.loads(answer)
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -681,6 +740,44 @@ def test_latency_is_added_to_every_request() -> None:
         assert time.perf_counter() - started >= 0.5
 
 
+def test_every_answer_leaves_the_latency_after_its_request() -> None:
+    latency = 0.25
+    with Emulator(SMALL, latency=latency) as emulator:
+        pool = Config(max_pool_connections=8, retries={"total_max_attempts": 1})
+        ssm, ec2 = emulator.client(config=pool), emulator.client("ec2", config=pool)
+        sts, tags = emulator.client("sts", config=pool), tagging(emulator, config=pool)
+        arns = [ec2_arn(i, account=SMALL.account_id) for i in SMALL.instance_ids]
+
+        def refused() -> None:
+            with pytest.raises(ClientError):
+                ssm.describe_instance_patches(InstanceId="i-00000000000000000")
+
+        calls: list[Callable[[], object]] = [
+            ssm.describe_instance_information,
+            lambda: ec2.describe_tags(),
+            sts.get_caller_identity,
+            lambda: tags.get_resources(ResourceARNList=arns),
+            refused,
+        ]
+        for call in calls:  # connections open, models load: the client's own first costs
+            call()
+        took: list[float] = []
+
+        def work(call: Callable[[], object]) -> None:
+            for _ in range(3):
+                started = time.perf_counter()
+                call()
+                took.append(time.perf_counter() - started)
+
+        threads = [threading.Thread(target=work, args=(call,)) for call in calls * 2]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(took) == 30
+    assert all(latency <= t < latency + 0.15 for t in took), sorted(took)
+
+
 def test_throttling_without_and_with_retries() -> None:
     with Emulator(SMALL, rate_limit=2, burst=2) as emulator:
         client = emulator.client(config=NO_RETRIES)
@@ -1041,6 +1138,222 @@ def test_ec2_is_throttled_as_ec2_throttles_and_retried() -> None:
         ec2 = flaky.client("ec2", config=RETRIES)
         answers = [len(ec2.describe_tags()["Tags"]) for _ in range(6)]
         assert answers == [answers[0]] * 6 and answers[0] and flaky.stats.errors > 0
+
+
+# --------------------------------------------------------------------------- tagging API
+
+
+@pytest.fixture(scope="module", params=PROTOCOLS)
+def tagger(emulator: Emulator, request: pytest.FixtureRequest) -> Any:
+    return tagging(emulator, request.param, config=UNVALIDATED)
+
+
+def test_get_resources_answers_the_tags_of_ec2_nodes_by_arn(
+    emulator: Emulator, truth: WireFleet, tagger: Any
+) -> None:
+    ec2_ids = [i for i in reversed(truth.instance_ids) if i.startswith("i-")]
+    nothing = [
+        ec2_arn(LOST),  # a hybrid node is no EC2 instance
+        f"arn:aws:ssm:eu-west-1:123456789012:managed-instance/{LOST}",
+        ec2_arn("i-00000000000000000"),
+        ec2_arn(WINDOWS_2022, account="111122223333"),
+        ec2_arn(WINDOWS_2022, region="us-east-1"),
+        f"arn:aws:ec2:eu-west-1:123456789012:volume/{WINDOWS_2022}",
+        "arn:aws:s3:::patch-reports",
+    ]
+    arns = [ec2_arn(i) for i in ec2_ids]
+    answer = tagger.get_resources(ResourceARNList=[*nothing[:3], *arns, *nothing[3:]])
+    assert answer["PaginationToken"] == ""
+    assert answer["ResourceTagMappingList"] == [
+        mapping(arn, truth.tags[i]) for arn, i in zip(arns, ec2_ids, strict=True)
+    ]
+    assert len(ec2_ids) == 11
+    # Either protocol really went over the wire.
+    headers = answer["ResponseMetadata"]["HTTPHeaders"]
+    cbor = tagger.meta.service_model.resolved_protocol == CBOR
+    assert headers["content-type"] == (
+        "application/cbor" if cbor else "application/x-amz-json-1.1"
+    )
+    assert headers.get("smithy-protocol") == ("rpc-v2-cbor" if cbor else None)
+
+
+def test_get_resources_leaves_out_untagged_nodes_and_answers_each_once() -> None:
+    fleet = synthetic_fleet(4, seed=1, patches_per_node=5)
+    bare, empty, tagged, *_ = fleet.instance_ids
+    del fleet.tags[bare]
+    fleet.tags[empty] = {}
+    with Emulator(fleet) as emulator:
+        client = tagging(emulator, config=NO_RETRIES)
+        arns = [
+            ec2_arn(i, account=fleet.account_id, region=fleet.region)
+            for i in (bare, tagged, empty, tagged)
+        ]
+        answer = client.get_resources(ResourceARNList=arns)
+        assert answer["ResourceTagMappingList"] == [mapping(arns[1], fleet.tags[tagged])]
+        assert emulator.stats.requests == {"GetResources": 1}
+
+
+ONE = [ec2_arn(WINDOWS_2022)]
+
+
+@pytest.mark.parametrize(
+    ("request_", "words"),
+    [
+        ({"ResourceARNList": []}, "ResourceARNList must hold 1 to 100 ARNs, not 0"),
+        ({"ResourceARNList": ONE * 101}, "ResourceARNList must hold 1 to 100 ARNs, not 101"),
+        *(
+            (
+                {"ResourceARNList": ONE, member: value},
+                f"You can't specify both ResourceARNList and {member}",
+            )
+            for member, value in [
+                ("ResourceTypeFilters", ["ec2:instance"]),
+                ("TagFilters", [{"Key": "Team", "Values": ["web"]}]),
+                ("ResourcesPerPage", 50),
+                ("TagsPerPage", 100),
+                ("PaginationToken", "token"),
+            ]
+        ),
+        ({"ResourceARNList": [*ONE, WINDOWS_2022]}, f"'{WINDOWS_2022}' is not an ARN"),
+        ({"ResourceARNList": ["arn:aws:ec2"]}, "'arn:aws:ec2' is not an ARN"),
+        (
+            {"ResourceARNList": [ec2_arn(WINDOWS_2022, partition="aws-cn")]},
+            "partition of arn:aws-cn:ec2:eu-west-1:123456789012:instance/"
+            f"{WINDOWS_2022} is aws-cn, not aws",
+        ),
+        ({}, "serves GetResources with a ResourceARNList (1 to 100 ARNs) only"),
+        ({"ResourceTypeFilters": ["ec2:instance"]}, "with a ResourceARNList"),
+    ],
+)
+def test_get_resources_refuses_what_aws_refuses(
+    tagger: Any, request_: dict[str, Any], words: str
+) -> None:
+    error = error_of(lambda: tagger.get_resources(**request_)).response
+    assert error["Error"]["Code"] == "InvalidParameterException"
+    assert words in error["Error"]["Message"]
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_get_resources_takes_a_hundred_arns(tagger: Any) -> None:
+    arns = [*(ec2_arn(f"i-{n:017x}") for n in range(99)), *ONE]
+    mappings = tagger.get_resources(ResourceARNList=arns)["ResourceTagMappingList"]
+    assert [m["ResourceARN"] for m in mappings] == ONE
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_deny_tags_refuses_get_resources_as_aws_does(protocol: str) -> None:
+    with Emulator(deny_tags=True) as emulator:
+        client = tagging(emulator, protocol, config=NO_RETRIES)
+        error = error_of(lambda: client.get_resources(ResourceARNList=ONE)).response
+        assert error["Error"]["Code"] == "AccessDeniedException"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert error["Error"]["Message"] == (
+            "User: arn:aws:iam::123456789012:user/patchframe is not authorized to perform: "
+            "tag:GetResources because no identity-based policy allows the tag:GetResources "
+            "action"
+        )
+        emulator.deny_tags = False
+        assert client.get_resources(ResourceARNList=ONE)["ResourceTagMappingList"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_get_resources_is_throttled_as_tagging_throttles_and_retried(protocol: str) -> None:
+    with Emulator(rate_limit=0.1, burst=1) as emulator:
+        client = tagging(emulator, protocol, config=NO_RETRIES)
+        client.get_resources(ResourceARNList=ONE)
+        error = error_of(lambda: client.get_resources(ResourceARNList=ONE)).response
+        assert (error["Error"]["Code"], error["Error"]["Message"]) == (
+            "ThrottledException",
+            "Rate exceeded",
+        )
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        # Each API has its own limit.
+        emulator.client(config=NO_RETRIES).describe_instance_information()
+        emulator.client("ec2", config=NO_RETRIES).describe_tags()
+        assert emulator.stats.throttled == 1
+        assert emulator.stats.requests["GetResources"] == 2
+    with Emulator(rate_limit=20, burst=1) as emulator:
+        client = tagging(emulator, protocol, config=RETRIES)
+        answers = [client.get_resources(ResourceARNList=ONE) for _ in range(6)]
+        assert all(a["ResourceTagMappingList"] for a in answers)
+        assert emulator.stats.throttled > 0  # botocore retries ThrottledException
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_get_resources_fails_and_drops_as_ssm_does(protocol: str) -> None:
+    with Emulator(error_rate=0.3, drop_rate=0.2, seed=5) as emulator:
+        client = tagging(emulator, protocol, config=NO_RETRIES)
+        seen = []
+        for _ in range(20):
+            try:
+                client.get_resources(ResourceARNList=ONE)
+                seen.append("ok")
+            except ClientError as error:
+                seen.append(error.response["Error"]["Code"])
+                assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+            except ConnectionClosedError:
+                seen.append("dropped")
+        assert set(seen) == {"ok", "InternalServiceException", "dropped"}
+        stats = emulator.stats
+        assert stats.errors == seen.count("InternalServiceException")
+        assert stats.dropped == seen.count("dropped")
+        steady = tagging(emulator, protocol, config=RETRIES)
+        answers = [steady.get_resources(ResourceARNList=ONE) for _ in range(5)]
+        assert all(a["ResourceTagMappingList"] for a in answers)
+
+
+def test_tagging_answers_only_get_resources(emulator: Emulator, tagger: Any) -> None:
+    assert code_of(lambda: tagger.get_tag_keys()) == "UnknownOperationException"
+    path = f"/service/{TAGGING}/operation/TagResources"
+    status, _, answer = post_cbor(emulator.url, path, {})
+    assert status == 400
+    assert answer == {
+        "__type": "com.amazon.coral.service#UnknownOperationException",
+        "message": f"Unknown operation {TAGGING}.TagResources",
+    }
+    status, _, answer = post_cbor(emulator.url, "/service/Other/operation/GetResources", {})
+    assert status == 400 and answer["__type"].endswith("UnknownOperationException")
+
+
+def test_get_resources_in_either_protocol_by_hand(emulator: Emulator, truth: WireFleet) -> None:
+    request = {"ResourceARNList": [ec2_arn(LOST), ec2_arn(UNSCANNED), ec2_arn(WINDOWS_2022)]}
+    expected = {
+        "PaginationToken": "",
+        "ResourceTagMappingList": [
+            mapping(ec2_arn(UNSCANNED), truth.tags[UNSCANNED]),
+            mapping(ec2_arn(WINDOWS_2022), truth.tags[WINDOWS_2022]),
+        ],
+    }
+    # JSON 1.1, as older botocore speaks it.
+    status, answer = post(emulator.url, f"{TAGGING}.GetResources", request, service="tagging")
+    assert (status, answer) == (200, expected)
+    # Smithy RPC v2 CBOR, as botocore may speak it.
+    status, headers, answer = post_cbor(
+        emulator.url, f"/service/{TAGGING}/operation/GetResources", request
+    )
+    assert (status, answer) == (200, expected)
+    assert headers["content-type"] == "application/cbor"
+    assert headers["smithy-protocol"] == "rpc-v2-cbor"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "words"),
+    [
+        (b"\xff", {}, "not valid CBOR"),
+        (cbor2.dumps(["a", "list"]), {}, "must be a CBOR map"),
+        (cbor2.dumps({}), {"smithy-protocol": ""}, "smithy-protocol header is None"),
+        (cbor2.dumps({}), {"Content-Type": "application/json"}, "expected 'application/cbor'"),
+        (cbor2.dumps({"ResourceARNList": "arn"}), {}, "must be a list"),
+    ],
+)
+def test_a_cbor_request_that_is_not_one_gets_a_cbor_answer(
+    emulator: Emulator, body: bytes, headers: dict[str, str], words: str
+) -> None:
+    path = f"/service/{TAGGING}/operation/GetResources"
+    status, got, answer = post_cbor(emulator.url, path, body, headers)
+    assert (status, answer["__type"]) == (400, "SerializationException")
+    assert words in answer["message"]
+    assert got["smithy-protocol"] == "rpc-v2-cbor"
 
 
 # --- a hostile client, on a raw socket ----------------------------------------------

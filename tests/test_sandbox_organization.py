@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import botocore.model
 import botocore.session
 import pytest
 from botocore.config import Config
@@ -526,6 +527,88 @@ def test_a_disabled_region_refuses_every_regional_request() -> None:
 def test_describe_regions_of_an_account_with_every_region(emulator: Emulator) -> None:
     regions = emulator.client("ec2").describe_regions(AllRegions=True)["Regions"]
     assert [r["RegionName"] for r in regions] == list(ORG.regions)
+
+
+# --------------------------------------------------------------------------- tagging API
+
+
+@pytest.fixture
+def cbor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tagging clients made in the test speak Smithy RPC v2 CBOR (botocore 1.44 would
+    pick JSON 1.1 of the two protocols the service offers)."""
+    order = ("smithy-rpc-v2-cbor", *botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS)
+    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS", order)
+
+
+def ec2_arns(org: WireOrganization) -> list[str]:
+    """The ARN of every node of the organization, in every account and region."""
+    return [
+        f"arn:aws:ec2:{fleet.region}:{fleet.account_id}:instance/{node}"
+        for account in org.accounts
+        for fleet in account.fleets
+        for node in fleet.instance_ids
+    ]
+
+
+@pytest.mark.usefixtures("cbor")
+def test_get_resources_answers_each_account_its_own_nodes(emulator: Emulator) -> None:
+    arns = ec2_arns(ORG)
+    assert len(arns) == 20
+    for account in ORG.accounts:
+        if account.account_id == ORG.management_account_id:
+            keys: dict[str, Any] = {}
+        else:
+            credentials = assume(emulator, account.account_id)["Credentials"]
+            keys = {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"],
+            }
+        for fleet in account.fleets:
+            client = emulator.client(
+                "resourcegroupstaggingapi", region=fleet.region, config=NO_RETRIES, **keys
+            )
+            assert client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+            answer = client.get_resources(ResourceARNList=arns)["ResourceTagMappingList"]
+            expected = [
+                {
+                    "ResourceARN": f"arn:aws:ec2:{fleet.region}:{fleet.account_id}:instance/{i}",
+                    "Tags": [{"Key": k, "Value": v} for k, v in fleet.tags[i].items()],
+                }
+                for i in fleet.instance_ids
+                if i.startswith("i-") and fleet.tags.get(i)
+            ]
+            assert answer == expected and expected  # its own tagged EC2 nodes, no others
+
+
+@pytest.mark.usefixtures("cbor")
+def test_get_resources_refuses_credentials_as_ssm_does() -> None:
+    org = ORG.with_account(MEMBER, disabled_regions=("us-east-1",))
+    arns = ec2_arns(org)
+    with Emulator(organization=org) as emulator:
+        credentials = assume(emulator, MEMBER)["Credentials"]
+        west = as_member(emulator, credentials, "resourcegroupstaggingapi", region="eu-west-1")
+        assert west.get_resources(ResourceARNList=arns)["ResourceTagMappingList"]
+        east = as_member(emulator, credentials, "resourcegroupstaggingapi", region="us-east-1")
+        with pytest.raises(ClientError) as caught:
+            east.get_resources(ResourceARNList=arns)
+        assert caught.value.response["Error"] == {
+            "Code": "UnrecognizedClientException",
+            "Message": "The security token included in the request is invalid.",
+        }
+        forged = {**credentials, "SessionToken": "forged"}
+        assert (
+            code_of(
+                lambda: as_member(emulator, forged, "resourcegroupstaggingapi").get_resources(
+                    ResourceARNList=arns
+                )
+            )
+            == "UnrecognizedClientException"
+        )
+        emulator.credential_lifetime = 0
+        assert code_of(lambda: west.get_resources(ResourceARNList=arns)) == "ExpiredTokenException"
+        stats = emulator.stats
+        assert stats.expired_credentials == 1 and stats.requests["GetResources"] == 4
 
 
 # --------------------------------------------------------------------------- sessions
