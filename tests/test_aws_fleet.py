@@ -532,9 +532,9 @@ def test_tags_of_300_ec2_nodes_take_a_bounded_number_of_calls() -> None:
     with Emulator(served) as emulator:
         fleet = pf.load_fleet(client=emulator.client(), progress=False)
         calls = emulator.stats.requests
-    # Batches of 200 ids; a batch of 200 nodes with at most 4 tags each is one page.
-    bound = math.ceil(300 / 200) * math.ceil(200 * most_tags / 1000)
-    assert most_tags == 4 and calls["DescribeTags"] <= bound == 2
+    # Batches of 100 ARNs, each answered whole in one call.
+    assert most_tags == 4 and calls["GetResources"] == math.ceil(300 / 100) == 3
+    assert "DescribeTags" not in calls
     assert "ListTagsForResource" not in calls
     assert tags_of(fleet) == served.tags
     assert len(served.tags) < 300  # some nodes are untagged: no rows, no error
@@ -548,14 +548,14 @@ def test_each_hybrid_node_takes_one_call() -> None:
         fleet = pf.load_fleet(client=emulator.client(), progress=False)
         calls = emulator.stats.requests
     assert hybrid and calls["ListTagsForResource"] == len(hybrid)
-    assert calls["DescribeTags"] == 1
+    assert calls["GetResources"] == 1
     assert tags_of(fleet) == served.tags
 
 
 def test_tags_false_makes_no_tag_call(sample: Emulator) -> None:
     sample.reset_stats()
     fleet = pf.load_fleet(client=sample.client(), progress=False, tags=False)
-    assert not {"DescribeTags", "ListTagsForResource"} & set(sample.stats.requests)
+    assert not {"GetResources", "ListTagsForResource"} & set(sample.stats.requests)
     assert fleet.tags.empty and fleet.tags.columns.tolist()[-2:] == ["key", "value"]
 
 
@@ -576,13 +576,13 @@ def test_access_denied_on_tags_leaves_patches_and_nodes_as_a_load_without_tags(
     # One row per account x region and call, naming the call; no node is blamed.
     rows = fleet.errors[["account_id", "region", "operation", "error_code"]]
     assert rows.values.tolist() == [
-        ["123456789012", "eu-west-1", "DescribeTags", "UnauthorizedOperation"],
+        ["123456789012", "eu-west-1", "GetResources", "AccessDeniedException"],
         ["123456789012", "eu-west-1", "ListTagsForResource", "AccessDeniedException"],
     ]
     assert fleet.errors["instance_id"].isna().all()
     messages = [str(w.message) for w in warned]
     assert len(messages) == 2
-    assert "ec2:DescribeTags" in messages[0] and "ssm:ListTagsForResource" in messages[1]
+    assert "tag:GetResources" in messages[0] and "ssm:ListTagsForResource" in messages[1]
     assert warned[0].filename == __file__  # points at the caller of load_fleet
     assert calls["ListTagsForResource"] <= 2  # the sample's two hybrid nodes, at most
 
@@ -609,6 +609,35 @@ def test_a_tag_call_that_fails_otherwise_is_a_row_naming_its_node() -> None:
         [hybrid, "InvalidResourceId"]
     ]
     assert fleet.nodes["patch_rows"].tolist() == [0]  # its patches loaded all the same
+
+
+def test_tags_are_asked_by_arns_of_the_region_s_partition() -> None:
+    served = synthetic_fleet(6, seed=2, patches_per_node=2, region="cn-north-1")
+    with Emulator(served) as emulator:
+        fleet = pf.load_fleet(client=emulator.client(), progress=False)
+    assert fleet.errors.empty
+    assert tags_of(fleet) == served.tags
+
+
+def test_ec2_nodes_of_an_account_sts_cannot_name_get_no_tag_call() -> None:
+    """An EC2 node's tags are asked by ARN, which needs the account id: without it
+    the one error is STS's, and no tag call names a made-up account."""
+    node = "i-0123456789abcdef0"
+
+    def answer(request: tuple[str, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        operation = request[0]
+        if operation == "DescribeInstanceInformation":
+            return 200, {"InstanceInformationList": [{"InstanceId": node}]}
+        if operation == "DescribeInstancePatchStates":
+            return 200, {"InstancePatchStates": []}
+        return 200, {"Patches": []}
+
+    # STS and the Tagging API go to the SSM client's endpoint, where nothing answers.
+    client = MockSSM(answer).client(retries={"mode": "standard", "total_max_attempts": 1})
+    fleet = pf.load_fleet(client=client, progress=False)
+    assert fleet.errors["operation"].tolist() == ["GetCallerIdentity"]
+    assert fleet.tags.empty
+    assert fleet.nodes["instance_id"].tolist() == [node]
 
 
 def test_loaded_at_is_what_scan_ages_are_measured_to(sample: Emulator) -> None:
@@ -638,8 +667,8 @@ def test_a_refused_tag_call_is_not_asked_again_in_that_account_and_region() -> N
         assert len(warned) == 2
         calls = emulator.stats.requests
     assert sum(i.startswith("mi-") for i in served.instance_ids) == 6
-    assert calls["ListTagsForResource"] == 1 and calls["DescribeTags"] == 1
-    assert fleet.errors["operation"].tolist() == ["DescribeTags", "ListTagsForResource"]
+    assert calls["ListTagsForResource"] == 1 and calls["GetResources"] == 1
+    assert fleet.errors["operation"].tolist() == ["GetResources", "ListTagsForResource"]
 
 
 @pytest.mark.parametrize("client", ["ssm", None.__class__, 42])

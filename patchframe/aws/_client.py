@@ -24,14 +24,17 @@ parsed as usual.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ProfileNotFound
 
@@ -40,23 +43,28 @@ from ..exceptions import ValidationError
 if TYPE_CHECKING:
     from botocore.client import BaseClient
     from botocore.config import _RetryDict
+    from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
 __all__ = [
     "DEFAULT_CONFIG",
     "PAGE_KEY",
+    "TAGGING",
     "caller_account",
     "check_ssm_client",
     "client_config",
-    "ec2_client_like",
     "fast_patch_pages",
     "make_client",
     "make_ec2_client",
     "make_sts_client",
+    "make_tagging_client",
     "profile_session",
+    "tagging_client_like",
 ]
 
+#: boto3's name of the Resource Groups Tagging API, where EC2 nodes' tags come from.
+TAGGING: Final = "resourcegroupstaggingapi"
 #: patchframe's defaults, under whatever the user configured (see :func:`client_config`):
 #: botocore's standard retry mode (exponential backoff with full jitter, throttling
 #: and 5xx errors retried) with a larger budget, 11 attempts in all, for long loads
@@ -210,7 +218,7 @@ def make_sts_client(
 def make_ec2_client(
     *, boto3_session: boto3.Session | None = None, region: str | None = None
 ) -> BaseClient:
-    """An EC2 client with the configuration of :func:`make_client`, for node tags.
+    """An EC2 client with the configuration of :func:`make_client`, for an account's regions.
 
     Examples
     --------
@@ -221,6 +229,21 @@ def make_ec2_client(
     return client
 
 
+def make_tagging_client(
+    *, boto3_session: boto3.Session | None = None, region: str | None = None
+) -> ResourceGroupsTaggingAPIClient:
+    """A Resource Groups Tagging API client with the configuration of :func:`make_client`,
+    for EC2 nodes' tags.
+
+    Examples
+    --------
+    >>> make_tagging_client(region="eu-west-1").meta.service_model.service_name
+    'resourcegroupstaggingapi'
+    """
+    client: ResourceGroupsTaggingAPIClient = _service_client(TAGGING, boto3_session, region)
+    return client
+
+
 def _service_client(service: str, boto3_session: boto3.Session | None, region: str | None) -> Any:
     session = boto3_session or boto3.Session()
     config = client_config(boto3_session=session)
@@ -228,22 +251,23 @@ def _service_client(service: str, boto3_session: boto3.Session | None, region: s
     return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
-def ec2_client_like(client: SSMClient) -> BaseClient:
-    """An EC2 client with an SSM client's credentials, region, retries and proxies.
+def tagging_client_like(client: SSMClient) -> ResourceGroupsTaggingAPIClient:
+    """A Resource Groups Tagging API client with an SSM client's credentials, region,
+    retries and proxies.
 
-    For a fleet loaded with ``client=``: the tags of its EC2 nodes come from EC2.
-    As :func:`caller_account` does for STS, a client bound to an endpoint outside
-    AWS (the emulator) sends EC2 to that same endpoint.
+    For a fleet loaded with ``client=``: the tags of its EC2 nodes come from that
+    API. As :func:`caller_account` does for STS, a client bound to an endpoint
+    outside AWS (the emulator) sends its requests to that same endpoint.
 
     Examples
     --------
     >>> import patchframe as pf
-    >>> ec2 = ec2_client_like(pf.sample_client())
-    >>> ec2.meta.service_model.service_name, ec2.meta.region_name
-    ('ec2', 'eu-west-1')
+    >>> tagging = tagging_client_like(pf.sample_client())
+    >>> tagging.meta.service_model.service_name, tagging.meta.region_name
+    ('resourcegroupstaggingapi', 'eu-west-1')
     """
-    ec2: BaseClient = _sibling_client(client, "ec2")
-    return ec2
+    tagging: ResourceGroupsTaggingAPIClient = _sibling_client(client, TAGGING)
+    return tagging
 
 
 def caller_account(client: SSMClient) -> str:
@@ -263,6 +287,14 @@ def caller_account(client: SSMClient) -> str:
     return sts.get_caller_identity()["Account"]
 
 
+@functools.cache
+def _sibling_loader() -> botocore.loaders.Loader:
+    """One botocore data loader for every sibling client's session: the endpoints,
+    partitions and service models a new session reads (0.1 s of CPU here) are read
+    once a process, and a sibling after the first costs about 10 ms."""
+    return botocore.loaders.create_loader()
+
+
 def _sibling_client(client: SSMClient, service: str) -> Any:
     """A client of ``service`` with an SSM client's credentials, region, retries and proxies.
 
@@ -272,11 +304,14 @@ def _sibling_client(client: SSMClient, service: str) -> Any:
     # botocore has no public accessor for a client's credentials.
     credentials = client._get_credentials()  # type: ignore[attr-defined]
     frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    core = botocore.session.Session()
+    core.register_component("data_loader", _sibling_loader())
     session = boto3.Session(
         aws_access_key_id=frozen.access_key if frozen else None,
         aws_secret_access_key=frozen.secret_key if frozen else None,
         aws_session_token=frozen.token if frozen else None,
         region_name=client.meta.region_name,
+        botocore_session=core,
     )
     endpoint = client.meta.endpoint_url
     host = urlsplit(endpoint).hostname or ""

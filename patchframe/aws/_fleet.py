@@ -15,8 +15,9 @@ and region lets its clients go when its last task ends, so a load of hundreds of
 accounts holds the clients of those still loading, not all of them.
 
 Once discovery is done, the nodes' tags are asked for on the same pool (see
-:mod:`patchframe.aws._tags` for which calls and why): a few EC2 ``DescribeTags``
-calls per account and region, and one SSM ``ListTagsForResource`` per hybrid node.
+:mod:`patchframe.aws._tags` for which calls and why): one Resource Groups Tagging
+API ``GetResources`` per 100 EC2 nodes, and one SSM ``ListTagsForResource`` per
+hybrid node.
 
 Every node ends up either with all its rows or in the errors frame; the result
 is assembled in discovery order, so it does not depend on which worker finished
@@ -62,13 +63,15 @@ from .._schema import (
 from ..exceptions import AWSRequestError, NodeNotFoundError, ValidationError
 from ._checkpoints import NodeCache
 from ._client import (
+    TAGGING,
     caller_account,
     check_ssm_client,
-    ec2_client_like,
     make_client,
     make_ec2_client,
     make_sts_client,
+    make_tagging_client,
     profile_session,
+    tagging_client_like,
 )
 from ._node import (
     PatchFilters,
@@ -78,10 +81,17 @@ from ._node import (
 )
 from ._organization import Member, Organization, list_members, member_session
 from ._pacer import AdaptiveRateLimiter
-from ._tags import DENIED_CODES, PERMISSIONS, NodeTags, ec2_batches, ec2_tags, hybrid_tags
+from ._tags import (
+    DENIED_CODES,
+    PERMISSIONS,
+    NodeTags,
+    hybrid_tags,
+    instance_arn_batches,
+    instance_tags,
+)
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_ssm.type_defs import InstanceInformationStringFilterTypeDef
     from mypy_boto3_sts import STSClient
@@ -115,7 +125,7 @@ _OPERATIONS = (
     "DescribeInstanceInformation",
     "DescribeInstancePatchStates",
     "DescribeInstancePatches",
-    "DescribeTags",
+    "GetResources",
     "ListTagsForResource",
 )
 
@@ -155,8 +165,8 @@ class _Target:
     """One account and region: its clients while it has work, its pacer, its account id.
 
     Its clients are let go when its last task ends (``hold``, ``let_go``). An account's
-    session with an SSM and an EC2 client per region holds about 11,000 objects per
-    region (1.7 MiB), which every full garbage collection walks: an organization's
+    session with an SSM and a tagging client per region holds thousands of objects per
+    region, which every full garbage collection walks: an organization's
     hundreds of account x region pairs keep the few that are loading, not all of them.
     """
 
@@ -167,7 +177,7 @@ class _Target:
     limiter: AdaptiveRateLimiter = field(default_factory=AdaptiveRateLimiter)
     #: AWS's error code when listing the nodes failed; None once they are all listed.
     error_code: str | None = None
-    ec2: BaseClient | None = None
+    tagging: ResourceGroupsTaggingAPIClient | None = None
     waiting: _Waiting = field(default_factory=_Waiting, repr=False)
     #: Tasks queued or running, and one for whoever may still queue some.
     holds: int = 1
@@ -188,7 +198,7 @@ class _Target:
         with self._lock:
             self.holds -= 1
             if self.holds == 0:
-                self.ssm = self.ec2 = self.session = None
+                self.ssm = self.tagging = self.session = None
 
     @property
     def account_id(self) -> str | None:
@@ -198,15 +208,16 @@ class _Target:
     def key(self, instance_id: str | None) -> NodeKey:
         return NodeKey(instance_id or "", self.account_id, self.region)
 
-    def ec2_client(self) -> BaseClient:
-        """An EC2 client for this account and region, made once (in the calling thread)."""
-        if self.ec2 is None:
-            self.ec2 = (
-                ec2_client_like(self.client)
+    def tagging_client(self) -> ResourceGroupsTaggingAPIClient:
+        """A Resource Groups Tagging API client for this account and region, made once
+        (in the calling thread)."""
+        if self.tagging is None:
+            self.tagging = (
+                tagging_client_like(self.client)
                 if self.session is None
-                else make_ec2_client(boto3_session=self.session, region=self.region)
+                else make_tagging_client(boto3_session=self.session, region=self.region)
             )
-        return self.ec2
+        return self.tagging
 
 
 class _Found:
@@ -553,20 +564,41 @@ def _ask_for_tags(
     nodes: list[tuple[_Target, dict[str, Any]]],
     failures: _Failures,
 ) -> list[tuple[_Target, Future[NodeTags]]]:
-    """Submit the tag calls of every node found: EC2 ids in batches, hybrid ids one each."""
+    """Submit the tag calls of every node found: EC2 ids in batches, hybrid ids one each.
+
+    EC2 nodes are named by ARN, which needs the account id: where STS could not
+    tell it, that failure is already an error row, and those nodes get no tags.
+    """
     ids: dict[int, tuple[_Target, list[str]]] = {}
     for target, info in nodes:
         ids.setdefault(id(target), (target, []))[1].append(info["InstanceId"])
     calls: list[tuple[_Target, Future[NodeTags]]] = []
     for target, listed in ids.values():
-        batches = ec2_batches(listed)
+        account_id = target.account_id
+        batches = (
+            []
+            if account_id is None
+            else instance_arn_batches(
+                listed,
+                account_id=account_id,
+                region=target.region,
+                partition=target.client.meta.partition,
+            )
+        )
         if batches:
-            ec2 = target.ec2_client()  # made when the account opened
+            tagging = target.tagging_client()
             calls.extend(
                 (
                     target,
                     tasks.submit(
-                        target, _tag_call, target, failures, "DescribeTags", ec2_tags, ec2, b
+                        target,
+                        _tag_call,
+                        target,
+                        failures,
+                        "GetResources",
+                        instance_tags,
+                        tagging,
+                        b,
                     ),
                 )
                 for b in batches
@@ -686,9 +718,10 @@ def load_fleet(
         ``"collect"`` (default) reports failed nodes and calls in
         ``Fleet.errors``; ``"raise"`` raises the first failure instead.
     tags
-        Also load every node's tags into ``Fleet.tags`` (EC2 ``DescribeTags``,
-        200 nodes a call, and SSM ``ListTagsForResource`` for each hybrid node;
-        permissions ``ec2:DescribeTags`` and ``ssm:ListTagsForResource``). A
+        Also load every node's tags into ``Fleet.tags`` (the Resource Groups Tagging
+        API's ``GetResources`` for EC2 nodes, 100 a call, and SSM
+        ``ListTagsForResource`` for each hybrid node; permissions
+        ``tag:GetResources`` and ``ssm:ListTagsForResource``). A
         refused tag call is one row in ``Fleet.errors`` and a warning per account,
         region and call, never a failure, whatever ``errors`` says. False makes
         no tag call.
@@ -761,8 +794,9 @@ def load_fleet(
         opener.sts = make_sts_client(boto3_session=source, region=source.region_name)
         # Member sessions share the source's service models (member_session): read them
         # here once, not in every worker at once as the accounts open.
-        for service in ("ssm", "ec2") if tags else ("ssm",):
-            source.client(service, region_name=source.region_name)
+        source.client("ssm", region_name=source.region_name)
+        if tags:
+            source.client(TAGGING, region_name=source.region_name)
         accounts = [
             _Account(source if m.caller else None, home, member=m) for m in members if m.loadable
         ]
@@ -867,11 +901,14 @@ def load_fleet(
                 target.limiter.attach(target.client)
             discoveries = [tasks.submit(t, discover, t) for t in account.targets]
             if tags:
-                # Made while the account's first requests are in flight, in this thread
-                # (boto3 sessions make clients safely in one thread only): an EC2 client
-                # costs 20 ms of CPU and more, which made later stalls the busiest moments.
+                # Made while the account's first requests are in flight, in this thread:
+                # a boto3 session makes clients safely in one thread only. A client=
+                # load's tagging client has a session of its own, made at tag time,
+                # once STS's has read the models they share: not beside the first
+                # request, which it delayed by up to 0.2 s.
                 for target in account.targets:
-                    target.ec2_client()
+                    if target.session is not None:
+                        target.tagging_client()
             if ids is None:  # each discovery queues its targets' tasks itself
                 for target in account.targets:
                     target.let_go()
