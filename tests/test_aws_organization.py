@@ -419,9 +419,9 @@ def test_an_account_lets_its_clients_go_once_its_work_is_done() -> None:
 
 
 def test_accounts_open_a_few_at_a_time() -> None:
-    """An account's session and clients cost CPU: 16 workers open 4 accounts at once and
+    """An account's session and clients cost CPU: 16 workers open 8 accounts at once and
     take node work in between, rather than all stalling on openings together."""
-    org = synthetic_organization(9, nodes_per_account=2, regions=(EU,), seed=6)
+    org = synthetic_organization(14, nodes_per_account=2, regions=(EU,), seed=6)
     lock, in_flight, most = threading.Lock(), [0], [0]
 
     def sent(**_: Any) -> None:
@@ -442,4 +442,4 @@ def test_accounts_open_a_few_at_a_time() -> None:
             organization=organization, regions=[EU], max_workers=16, progress=False, tags=False
         )
     assert fleet.errors.empty and fleet.accounts["loaded"].all()
-    assert 2 <= most[0] <= 4
+    assert 2 <= most[0] <= 8  # of 13 members to assume a role in

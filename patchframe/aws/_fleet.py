@@ -8,8 +8,8 @@ loading starts with the first page rather than after the last. Each account and
 region has one shared client and one shared pacer, so a throttling storm slows
 every worker down rather than failing nodes.
 
-Accounts open (role assumed, session and clients made: about 70 ms of CPU each) a
-few at a time, each opening queueing the next, so that those costs fall between
+Accounts open (role assumed, session and clients made) half as many at a time as
+there are workers, each opening queueing the next, so that those costs fall between
 other accounts' requests rather than stall every worker at the start. An account
 and region lets its clients go when its last task ends, so a load of hundreds of
 accounts holds the clients of those still loading, not all of them.
@@ -914,13 +914,13 @@ def load_fleet(
                     target.let_go()
             return discoveries
 
-        # Accounts open a few at a time, each opening queueing the next when it ends, so
-        # that the CPU an account's session and clients cost (about 70 ms) is spent while
+        # Accounts open max_workers / 2 at a time, each opening queueing the next when it
+        # ends, so that the CPU an account's session and clients cost is spent while
         # other accounts' requests are in flight, not by every worker at once.
         unopened = deque(accounts)
         openings: list[Future[list[Future[None]]]] = []
         opening_lock = threading.Lock()
-        opening_at_once = max(2, max_workers // 4)
+        opening_at_once = max(2, max_workers // 2)
 
         def open_next() -> None:
             with opening_lock:
