@@ -533,3 +533,12 @@ def test_synthetic_history_refuses_nonsense() -> None:
         synthetic_history(every=dt.timedelta(0))
     with pytest.raises(ValueError, match="timezone-aware"):
         synthetic_history(start=dt.datetime(2024, 6, 14))
+
+
+def test_node_frames_of_no_node_are_typed_as_those_of_some(sample_fleet_frames: Fleet) -> None:
+    patches = sample_fleet_frames.patches
+    fewer = patches[patches["instance_id"] != patches["instance_id"].iloc[0]]
+    none, some = diff(patches, patches), diff(fewer, patches)
+    assert len(some.added_nodes) == 1 and none.added_nodes.empty
+    for name in ("added_nodes", "removed_nodes"):
+        pd.testing.assert_frame_equal(getattr(none, name), some.added_nodes.iloc[:0])
