@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -587,19 +587,28 @@ def test_access_denied_on_tags_leaves_patches_and_nodes_as_a_load_without_tags(
     assert calls["ListTagsForResource"] <= 2  # the sample's two hybrid nodes, at most
 
 
-def test_a_tag_call_that_fails_otherwise_is_a_row_naming_its_node() -> None:
-    hybrid = "mi-0123456789abcdef0"
+def one_node_without_patches(
+    node: str, **answers: tuple[int, dict[str, Any]]
+) -> Callable[[tuple[str, dict[str, Any]]], tuple[int, dict[str, Any]]]:
+    """MockSSM's answers for a fleet of one node and no patches; ``answers`` by operation."""
 
     def answer(request: tuple[str, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
         operation = request[0]
+        if operation in answers:
+            return answers[operation]
         if operation == "DescribeInstanceInformation":
-            return 200, {"InstanceInformationList": [{"InstanceId": hybrid}]}
+            return 200, {"InstanceInformationList": [{"InstanceId": node}]}
         if operation == "DescribeInstancePatchStates":
             return 200, {"InstancePatchStates": []}
-        if operation == "ListTagsForResource":
-            return 400, {"__type": "InvalidResourceId", "message": "gone"}
         return 200, {"Patches": []}
 
+    return answer
+
+
+def test_a_tag_call_that_fails_otherwise_is_a_row_naming_its_node() -> None:
+    hybrid = "mi-0123456789abcdef0"
+    gone = (400, {"__type": "InvalidResourceId", "message": "gone"})
+    answer = one_node_without_patches(hybrid, ListTagsForResource=gone)
     client = MockSSM(answer).client(retries={"mode": "standard", "total_max_attempts": 1})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not a refusal: no warning
@@ -623,16 +632,8 @@ def test_ec2_nodes_of_an_account_sts_cannot_name_get_no_tag_call() -> None:
     """An EC2 node's tags are asked by ARN, which needs the account id: without it
     the one error is STS's, and no tag call names a made-up account."""
     node = "i-0123456789abcdef0"
-
-    def answer(request: tuple[str, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        operation = request[0]
-        if operation == "DescribeInstanceInformation":
-            return 200, {"InstanceInformationList": [{"InstanceId": node}]}
-        if operation == "DescribeInstancePatchStates":
-            return 200, {"InstancePatchStates": []}
-        return 200, {"Patches": []}
-
     # STS and the Tagging API go to the SSM client's endpoint, where nothing answers.
+    answer = one_node_without_patches(node)
     client = MockSSM(answer).client(retries={"mode": "standard", "total_max_attempts": 1})
     fleet = pf.load_fleet(client=client, progress=False)
     assert fleet.errors["operation"].tolist() == ["GetCallerIdentity"]

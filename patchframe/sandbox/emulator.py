@@ -160,6 +160,11 @@ _DIGITS = re.compile(r"[0-9]+")
 _TARGET_PREFIX = "AmazonSSM."
 _ORGANIZATIONS_PREFIX = "AWSOrganizationsV20161128."
 _TAGGING_PREFIX = "ResourceGroupsTaggingAPI_20170126."
+# Each JSON service's codes for a throttled request and an internal error.
+_FAULT_CODES = {
+    "ssm": ("ThrottlingException", "InternalServerError"),
+    "tagging": ("ThrottledException", "InternalServiceException"),
+}
 _CBOR = "application/cbor"
 # Smithy RPC v2 CBOR: the service and operation are in the path, the protocol in a header.
 _RPC_V2_PATH = re.compile(r"/service/([^/?]+)/operation/([^/?]+)")
@@ -1115,22 +1120,38 @@ class Emulator:
         operation = (
             target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
         )
-        refusal = self._refusal("json", caller)
-        if refusal is not None:
-            self._receive(operation or target)
-            return _error(refusal.code, refusal.message, refusal.status)
-        fault = self._fault("ssm", operation or target, caller.account, caller.region)
-        if fault == "throttled":
-            return _error("ThrottlingException", "Rate exceeded")
-        if fault == "dropped":
-            return None
-        if fault == "error":
-            return _error("InternalServerError", "An internal error occurred.", 500)
+        go, stop = self._json_gate("ssm", operation or target, caller, _error)
+        if not go:
+            return stop
         handler = self._operations.get(operation)
         if handler is None:
             return _unknown_operation(target)
         where = self._regions.get(caller[:2]) or _Region(WireFleet(*caller[:2]))
         return self._json_call(body, lambda params: handler(self, where, params))
+
+    def _json_gate(
+        self,
+        service: Literal["ssm", "tagging"],
+        operation: str,
+        caller: _Caller,
+        error: Callable[..., _Reply],
+    ) -> tuple[bool, _Reply | None]:
+        """Whether a request of a JSON service goes on to its operation, or else the
+        answer that stops it (None: drop the connection): its credentials refused, or a
+        fault drawn. ``error`` spells an error in the request's protocol."""
+        refusal = self._refusal("json", caller)
+        if refusal is not None:
+            self._receive(operation)
+            return False, error(refusal.code, refusal.message, refusal.status)
+        fault = self._fault(service, operation, caller.account, caller.region)
+        throttled, internal = _FAULT_CODES[service]
+        if fault == "throttled":
+            return False, error(throttled, "Rate exceeded")
+        if fault == "dropped":
+            return False, None
+        if fault == "error":
+            return False, error(internal, "An internal error occurred.", 500)
+        return True, None
 
     def _json_call(self, body: bytes, call: Callable[[dict[str, Any]], bytes]) -> _Reply:
         """Answer a JSON 1.1 request: ``call`` with its parameters, or the error it raises."""
@@ -1442,17 +1463,9 @@ class Emulator:
         operation = (
             target.removeprefix(_TAGGING_PREFIX) if target.startswith(_TAGGING_PREFIX) else ""
         )
-        refusal = self._refusal("json", caller)
-        if refusal is not None:
-            self._receive(operation or target)
-            return error(refusal.code, refusal.message, refusal.status)
-        fault = self._fault("tagging", operation or target, caller.account, caller.region)
-        if fault == "throttled":
-            return error("ThrottledException", "Rate exceeded")
-        if fault == "dropped":
-            return None
-        if fault == "error":
-            return error("InternalServiceException", "An internal error occurred.", 500)
+        go, stop = self._json_gate("tagging", operation or target, caller, error)
+        if not go:
+            return stop
         if operation != "GetResources":
             unknown = "com.amazon.coral.service#UnknownOperationException"
             return error(unknown, f"Unknown operation {target}")
