@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
@@ -193,6 +194,20 @@ def member_ssm(emulator: Emulator, account_id: str) -> Any:
     source = emulator.session()
     session = member_session(source, source.client("sts"), account_id, pf.Organization(ROLE))
     return session.client("ssm", region_name=EU)
+
+
+def test_member_sessions_leave_the_source_s_model_search_paths_as_they_were() -> None:
+    """Member sessions read models through the source's loader; making one (no request
+    is sent) must not add a search path to it, or every load would lengthen the list."""
+    core = botocore.session.Session()
+    source = boto3.Session(
+        botocore_session=core, aws_access_key_id="x", aws_secret_access_key="x", region_name=EU
+    )
+    paths = list(core.get_component("data_loader").search_paths)
+    sts = source.client("sts")
+    for account in ("111122223333", "444455556666", "777788889999"):
+        member_session(source, sts, account, pf.Organization(ROLE)).client("ssm")
+    assert core.get_component("data_loader").search_paths == paths
 
 
 def test_a_member_session_speaks_for_its_account(five: WireOrganization) -> None:

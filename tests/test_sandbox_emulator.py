@@ -731,7 +731,7 @@ def expected_small() -> dict[str, list[tuple[str, str]]]:
     return {i: kb_states(SMALL.patches.get(i, [])) for i in SMALL.instance_ids}
 
 
-def test_latency_is_added_to_every_request() -> None:
+def test_latency_delays_every_request() -> None:
     with Emulator(SMALL, latency=0.25) as emulator:
         client = emulator.client()
         started = time.perf_counter()

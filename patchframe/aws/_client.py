@@ -304,15 +304,11 @@ def _sibling_client(client: SSMClient, service: str) -> Any:
     # botocore has no public accessor for a client's credentials.
     credentials = client._get_credentials()  # type: ignore[attr-defined]
     frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    # A botocore session of its own (one thread makes its client), sharing the loader.
+    # Not through boto3.Session: that appends boto3's data path to its loader's search
+    # paths, so the shared loader's list would grow by one entry per sibling client.
     core = botocore.session.Session()
     core.register_component("data_loader", _sibling_loader())
-    session = boto3.Session(
-        aws_access_key_id=frozen.access_key if frozen else None,
-        aws_secret_access_key=frozen.secret_key if frozen else None,
-        aws_session_token=frozen.token if frozen else None,
-        region_name=client.meta.region_name,
-        botocore_session=core,
-    )
     endpoint = client.meta.endpoint_url
     host = urlsplit(endpoint).hostname or ""
     custom = not (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
@@ -320,8 +316,14 @@ def _sibling_client(client: SSMClient, service: str) -> Any:
     # botocore's stubs leave out Config's attributes.
     retries, proxies = ssm.retries, ssm.proxies  # type: ignore[attr-defined]
     config = DEFAULT_CONFIG.merge(Config(retries=retries, proxies=proxies))
-    return session.client(  # type: ignore[call-overload]
-        service, endpoint_url=endpoint if custom else None, config=config
+    return core.create_client(
+        service,
+        region_name=client.meta.region_name,
+        endpoint_url=endpoint if custom else None,
+        aws_access_key_id=frozen.access_key if frozen else None,
+        aws_secret_access_key=frozen.secret_key if frozen else None,
+        aws_session_token=frozen.token if frozen else None,
+        config=config,
     )
 
 

@@ -624,10 +624,11 @@ def _ask_for_tags(
     return calls
 
 
-def _account(target: _Target) -> str:
-    if target.session is None:
+def _account(target: _Target, sts: STSClient | None) -> str:
+    """The account id of the target's credentials: ``sts`` asked, or without it a
+    client of the target's SSM client's kind (:func:`caller_account`)."""
+    if sts is None:
         return caller_account(target.client)
-    sts = make_sts_client(boto3_session=target.session, region=target.region)
     return sts.get_caller_identity()["Account"]
 
 
@@ -893,8 +894,14 @@ def load_fleet(
                 known: Future[str | None] = Future()
                 known.set_result(account.member.account_id)
             else:  # STS once per account, alongside discovery
+                # Its client made here, as every client of the account's session is.
+                sts = (
+                    None
+                    if first.session is None
+                    else make_sts_client(boto3_session=first.session, region=first.region)
+                )
                 known = tasks.submit(
-                    first, _attempt, first, failures, "GetCallerIdentity", _account, first
+                    first, _attempt, first, failures, "GetCallerIdentity", _account, first, sts
                 )
             for target in account.targets:
                 target.account = known

@@ -407,9 +407,12 @@ def member_session(
         value = base.get_config_variable(name)
         if value is not None:
             core.set_config_variable(name, value)
-    # Service models are read once, not once per account: about 0.1 s of CPU per client.
-    core.register_component("data_loader", base.get_component("data_loader"))
     core.register_component("credential_provider", CredentialResolver([_Provider(credentials)]))
     # botocore's stubs type event handlers as returning None; needs-retry's return a delay.
     core.register("needs-retry", _retry_expired(credentials))  # type: ignore[arg-type]
-    return boto3.Session(botocore_session=core, region_name=region)
+    session = boto3.Session(botocore_session=core, region_name=region)
+    # Service models are read once, not once per account: about 0.1 s of CPU per client.
+    # Shared only now: a new boto3.Session appends boto3's data folder to its loader's
+    # search paths, and the source's would grow by one entry per member account.
+    core.register_component("data_loader", base.get_component("data_loader"))
+    return session

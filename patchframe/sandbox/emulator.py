@@ -568,8 +568,9 @@ class Emulator:
         Requests per second per service (SSM, EC2, tagging), account and region, and the
         bucket's capacity; None for no limit. :attr:`rate_limit` can be changed while serving.
     error_rate, drop_rate, expire_rate
-        Shares of requests answered InternalServerError, of requests dropped without
-        an answer, and of NextTokens that have expired when used.
+        Shares of requests answered an internal error (HTTP 500: InternalServerError,
+        tagging's InternalServiceException), of requests dropped without an answer,
+        and of NextTokens that have expired when used.
     max_patch_results
         The largest MaxResults DescribeInstancePatches accepts: 100 as the model
         says, or 50 as the service has been seen to.
