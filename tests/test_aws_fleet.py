@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import threading
 import time
 import warnings
 from collections import Counter
@@ -383,6 +384,30 @@ def test_the_pacer_keeps_throttles_rare_once_it_has_measured(paced_fleet: WireFl
     later = [throttled for at, throttled in answers if at > first_throttle + 2.0]
     accepted, throttled = later.count(False), later.count(True)
     assert accepted >= 2.5 * throttled, f"{accepted} accepted, {throttled} throttled"
+
+
+def test_an_account_s_session_makes_all_its_clients_in_one_thread(
+    two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 sessions make clients safely in one thread only: SSM, STS and tagging
+    clients of a given session all come from the thread that opened its account."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
+    sessions = [boto3.Session(**two_accounts.credentials(a)) for a in (ACCOUNT_A, ACCOUNT_B)]
+    made: list[tuple[int, str]] = []
+    for number, session in enumerate(sessions):
+
+        def record(number: int = number, **_: Any) -> None:
+            made.append((number, threading.current_thread().name))
+
+        session.events.register("creating-client-class", record)
+    fleet = pf.load_fleet(
+        regions=["eu-west-1", "us-east-1"], boto3_sessions=sessions, progress=False
+    )
+    assert fleet.errors.empty and not fleet.tags.empty
+    for number in range(2):
+        threads = [thread for n, thread in made if n == number]
+        assert len(threads) == 5  # SSM and tagging clients in each region, and STS
+        assert len(set(threads)) == 1, threads
 
 
 def test_the_page_size_is_learnt_with_one_refusal_per_account_and_region(

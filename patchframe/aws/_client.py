@@ -291,8 +291,10 @@ def caller_account(client: SSMClient) -> str:
 def _sibling_loader() -> botocore.loaders.Loader:
     """One botocore data loader for every sibling client's session: the endpoints,
     partitions and service models a new session reads (0.1 s of CPU here) are read
-    once a process, and a sibling after the first costs about 10 ms."""
-    return botocore.loaders.create_loader()
+    once a process, and a sibling after the first costs about 10 ms. It is a
+    session's own, so it searches the user's ``data_path`` (``AWS_DATA_PATH``) too."""
+    loader: botocore.loaders.Loader = botocore.session.Session().get_component("data_loader")
+    return loader
 
 
 def _sibling_client(client: SSMClient, service: str) -> Any:

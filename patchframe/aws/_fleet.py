@@ -906,16 +906,13 @@ def load_fleet(
             for target in account.targets:
                 target.account = known
                 target.limiter.attach(target.client)
+                if tags and target.session is not None:
+                    # Made here, as every client of the account's session is: a boto3
+                    # session makes clients safely in one thread only (5 ms each). A
+                    # client= load's tagging client has a session of its own, made at
+                    # tag time: not beside the first request, which it delayed by 0.2 s.
+                    target.tagging_client()
             discoveries = [tasks.submit(t, discover, t) for t in account.targets]
-            if tags:
-                # Made while the account's first requests are in flight, in this thread:
-                # a boto3 session makes clients safely in one thread only. A client=
-                # load's tagging client has a session of its own, made at tag time,
-                # once STS's has read the models they share: not beside the first
-                # request, which it delayed by up to 0.2 s.
-                for target in account.targets:
-                    if target.session is not None:
-                        target.tagging_client()
             if ids is None:  # each discovery queues its targets' tasks itself
                 for target in account.targets:
                     target.let_go()

@@ -311,6 +311,46 @@ class _Reply(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()  # sent besides Content-Type and the request id
 
 
+class _Wire(NamedTuple):
+    """How a protocol of parameter maps (JSON 1.1, Smithy RPC v2 CBOR) spells a
+    request, an answer and an error."""
+
+    name: str
+    content_type: str
+    loads: Callable[[bytes], object]
+    dumps: Callable[[object], bytes]
+    malformed: tuple[type[Exception], ...]  # what ``loads`` raises for a broken body
+    map_word: str  # what a request body must be
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def error(
+        self, code: str, message: str, status: int = 400, *, reason: str | None = None
+    ) -> _Reply:
+        answer = {"__type": code, "message": message}
+        if reason is not None:
+            answer["Reason"] = reason
+        return _Reply(status, self.content_type, self.dumps(answer), headers=self.headers)
+
+
+_JSON_WIRE = _Wire(
+    "JSON",
+    _JSON,
+    json.loads,
+    lambda value: json.dumps(value).encode(),
+    (json.JSONDecodeError, UnicodeDecodeError),
+    "an object",
+)
+_CBOR_WIRE = _Wire(
+    "CBOR",
+    _CBOR,
+    cbor2.loads,
+    cbor2.dumps,
+    (cbor2.CBORDecodeError,),
+    "a CBOR map",
+    _SMITHY_HEADERS,
+)
+
+
 def _listed(values: Sequence[object]) -> str:
     # The service prints lists the way Java does.
     return "[" + ", ".join(str(v) for v in values) + "]"
@@ -1154,24 +1194,31 @@ class Emulator:
             return False, error(internal, "An internal error occurred.", 500)
         return True, None
 
-    def _json_call(self, body: bytes, call: Callable[[dict[str, Any]], bytes]) -> _Reply:
-        """Answer a JSON 1.1 request: ``call`` with its parameters, or the error it raises."""
+    def _json_call(
+        self, body: bytes, call: Callable[[dict[str, Any]], bytes], wire: _Wire = _JSON_WIRE
+    ) -> _Reply:
+        """Answer a request of a JSON-like ``wire``: ``call`` with its parameters, or the
+        error it raises."""
         try:
-            params = json.loads(body or b"{}")
+            params = wire.loads(body) if body else {}
             if not isinstance(params, dict):
-                raise _ApiError("SerializationException", "The request body must be an object")
-            return _Reply(200, _JSON, call(params))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error("SerializationException", "The request body is not valid JSON")
+                raise _ApiError(
+                    "SerializationException", f"The request body must be {wire.map_word}"
+                )
+            return _Reply(200, wire.content_type, call(params), headers=wire.headers)
+        except wire.malformed:
+            return wire.error(
+                "SerializationException", f"The request body is not valid {wire.name}"
+            )
         except _Expired as exc:
             with self._lock:
                 self._expired += 1
-            return _error(exc.code, exc.message, exc.status)
+            return wire.error(exc.code, exc.message, exc.status)
         except _ApiError as exc:
-            return _error(exc.code, exc.message, exc.status, reason=exc.reason)
+            return wire.error(exc.code, exc.message, exc.status, reason=exc.reason)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # A member of a shape no check above foresaw: an answer, never a dropped line.
-            return _error("ValidationException", f"1 validation error detected: {exc}")
+            return wire.error("ValidationException", f"1 validation error detected: {exc}")
 
     def _scope(self, where: _Region, operation: str, request: object) -> str:
         return json.dumps(
@@ -1460,7 +1507,8 @@ class Emulator:
     ) -> _Reply | None:
         """Answer the Resource Groups Tagging API: GetResources, in JSON 1.1 or, given
         the request's headers as ``rpc_v2``, in Smithy RPC v2 CBOR."""
-        error = _error if rpc_v2 is None else _cbor_error
+        wire = _JSON_WIRE if rpc_v2 is None else _CBOR_WIRE
+        error = wire.error
         operation = (
             target.removeprefix(_TAGGING_PREFIX) if target.startswith(_TAGGING_PREFIX) else ""
         )
@@ -1470,11 +1518,12 @@ class Emulator:
         if operation != "GetResources":
             unknown = "com.amazon.coral.service#UnknownOperationException"
             return error(unknown, f"Unknown operation {target}")
-        if rpc_v2 is None:
-            return self._json_call(
-                body, lambda params: json.dumps(self._get_resources(caller, params)).encode()
-            )
-        return _cbor_call(rpc_v2, body, lambda params: self._get_resources(caller, params))
+        refusal = None if rpc_v2 is None else _cbor_refusal(rpc_v2, body)
+        if refusal is not None:
+            return refusal
+        return self._json_call(
+            body, lambda params: wire.dumps(self._get_resources(caller, params)), wire
+        )
 
     def _get_resources(self, caller: _Caller, params: dict[str, Any]) -> dict[str, Any]:
         """GetResources by ResourceARNList: the tags of the EC2 nodes the ARNs name."""
@@ -1853,47 +1902,25 @@ def _sts_error(code: str, message: str, status: int = 400) -> _Reply:
     return _Reply(status, "text/xml", xml.encode(), request_id)
 
 
-def _error(code: str, message: str, status: int = 400, *, reason: str | None = None) -> _Reply:
-    answer = {"__type": code, "message": message}
-    if reason is not None:
-        answer["Reason"] = reason
-    return _Reply(status, _JSON, json.dumps(answer).encode())
+_error = _JSON_WIRE.error
 
 
-def _cbor_error(code: str, message: str, status: int = 400) -> _Reply:
-    """An error as Smithy RPC v2 CBOR spells it: a CBOR map with ``__type``."""
-    body = cbor2.dumps({"__type": code, "message": message})
-    return _Reply(status, _CBOR, body, headers=_SMITHY_HEADERS)
-
-
-def _cbor_call(
-    headers: Message, body: bytes, call: Callable[[dict[str, Any]], dict[str, Any]]
-) -> _Reply:
-    """Answer a Smithy RPC v2 CBOR request: ``call`` with its parameters, or the error."""
-    try:
-        protocol = headers.get("smithy-protocol")
-        if protocol != "rpc-v2-cbor":
-            raise _ApiError(
-                "SerializationException",
-                f"The smithy-protocol header is {protocol!r}; expected 'rpc-v2-cbor'",
-            )
-        content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if body and content_type != _CBOR:
-            raise _ApiError(
-                "SerializationException",
-                f"The Content-Type of a CBOR request is {content_type!r}; expected {_CBOR!r}",
-            )
-        params = cbor2.loads(body) if body else {}
-        if not isinstance(params, dict):
-            raise _ApiError("SerializationException", "The request body must be a CBOR map")
-        return _Reply(200, _CBOR, cbor2.dumps(call(params)), headers=_SMITHY_HEADERS)
-    except cbor2.CBORDecodeError:
-        return _cbor_error("SerializationException", "The request body is not valid CBOR")
-    except _ApiError as exc:
-        return _cbor_error(exc.code, exc.message, exc.status)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        # A member of a shape no check foresaw: an answer, never a dropped line.
-        return _cbor_error("ValidationException", f"1 validation error detected: {exc}")
+def _cbor_refusal(headers: Message, body: bytes) -> _Reply | None:
+    """The error refusing a Smithy RPC v2 CBOR request's protocol header or content
+    type, if either is wrong."""
+    protocol = headers.get("smithy-protocol")
+    if protocol != "rpc-v2-cbor":
+        return _CBOR_WIRE.error(
+            "SerializationException",
+            f"The smithy-protocol header is {protocol!r}; expected 'rpc-v2-cbor'",
+        )
+    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if body and content_type != _CBOR:
+        return _CBOR_WIRE.error(
+            "SerializationException",
+            f"The Content-Type of a CBOR request is {content_type!r}; expected {_CBOR!r}",
+        )
+    return None
 
 
 @functools.lru_cache(maxsize=64)
