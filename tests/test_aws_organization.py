@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 import patchframe as pf
+import patchframe.aws._fleet
 from patchframe.aws._organization import list_members, member_session
 from patchframe.sandbox import Emulator, synthetic_organization
 from patchframe.sandbox.organization import WireOrganization
@@ -208,6 +209,24 @@ def test_member_sessions_leave_the_source_s_model_search_paths_as_they_were() ->
     for account in ("111122223333", "444455556666", "777788889999"):
         member_session(source, sts, account, pf.Organization(ROLE)).client("ssm")
     assert core.get_component("data_loader").search_paths == paths
+
+
+def test_member_sessions_have_botocore_s_handlers_each_their_own() -> None:
+    """Member sessions copy botocore's handlers rather than register them anew: each
+    has them all (``generate_presigned_url`` is added to every client by one), and a
+    handler registered on one member session is not another's."""
+    source = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name=EU)
+    sts = source.client("sts")
+    one, two = (
+        member_session(source, sts, account, pf.Organization(ROLE))
+        for account in ("111122223333", "444455556666")
+    )
+    heard: list[str] = []
+    one.events.register("patchframe-test", lambda **_: heard.append("one"))
+    two.events.emit("patchframe-test")
+    one.events.emit("patchframe-test")
+    assert heard == ["one"]
+    assert hasattr(two.client("ssm"), "generate_presigned_url")
 
 
 def test_a_member_session_speaks_for_its_account(five: WireOrganization) -> None:
@@ -458,3 +477,30 @@ def test_accounts_open_a_few_at_a_time() -> None:
         )
     assert fleet.errors.empty and fleet.accounts["loaded"].all()
     assert 2 <= most[0] <= 8  # of 13 members to assume a role in
+
+
+def test_accounts_opening_at_once_assume_their_roles_before_making_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A session costs CPU; an AssumeRole is a round trip. The accounts that open
+    together send every AssumeRole first, so no role waits behind a session."""
+    org = synthetic_organization(5, nodes_per_account=1, regions=(EU,), seed=8)
+    steps: list[str] = []
+    make_session = patchframe.aws._fleet.role_session
+
+    def session(*args: Any, **kwargs: Any) -> Any:
+        steps.append("session")
+        return make_session(*args, **kwargs)
+
+    monkeypatch.setattr(patchframe.aws._fleet, "role_session", session)
+    with Emulator(organization=org, latency=0.1) as emulator:
+        source = emulator.session()
+        source.events.register("before-send.sts.AssumeRole", lambda **_: steps.append("assume"))
+        fleet = pf.load_fleet(
+            organization=pf.Organization(ROLE, session=source),
+            regions=[EU],
+            max_workers=8,
+            progress=False,
+        )
+    assert fleet.errors.empty and fleet.accounts["loaded"].all()
+    assert steps == ["assume"] * 4 + ["session"] * 4

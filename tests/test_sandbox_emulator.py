@@ -778,6 +778,30 @@ def test_every_answer_leaves_the_latency_after_its_request() -> None:
     assert all(latency <= t < latency + 0.15 for t in took), sorted(took)
 
 
+def test_the_latency_counts_from_the_request_line() -> None:
+    """A request whose headers come 0.3 s after its request line is answered
+    ``latency`` after the line, as a service's response time counts from the first
+    byte in, not latency after its body was read."""
+    body = json.dumps({"InstanceId": SMALL.instance_ids[0]}).encode()
+    with Emulator(SMALL, latency=0.5) as emulator:
+        host, port = emulator.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            started = time.perf_counter()
+            connection.sendall(b"POST / HTTP/1.1\r\n")
+            time.sleep(0.3)
+            connection.sendall(
+                "Host: x\r\nX-Amz-Target: AmazonSSM.DescribeInstancePatches\r\n"
+                f"Authorization: {RAW_AUTH}\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            answer = http.client.HTTPResponse(connection)
+            answer.begin()
+            took = time.perf_counter() - started
+    assert answer.status == 200
+    assert 0.5 <= took < 0.7, took
+
+
 def test_throttling_without_and_with_retries() -> None:
     with Emulator(SMALL, rate_limit=2, burst=2) as emulator:
         client = emulator.client(config=NO_RETRIES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,24 @@ def patch(**fields: Any) -> dict[str, Any]:
         "InstalledTime": 1706745600,
     }
     return {**base, **fields}
+
+
+def test_repeated_texts_are_held_once() -> None:
+    """Pages decoded apart hold equal texts as distinct objects; the columns keep
+    one of each (a fleet's titles repeat on every node)."""
+    cols = PatchColumns()
+    for _ in range(2):
+        cols.extend(json.loads(json.dumps([patch(CVEIds="CVE-2024-1")])))
+    for texts in (cols.kb_id, cols.title, cols.classification, cols.severity, cols.state):
+        assert texts[0] is texts[1]
+    assert cols.cve_ids[0] is cols.cve_ids[1]
+
+
+def test_a_value_that_is_not_text_is_left_to_the_frame() -> None:
+    cols = PatchColumns()
+    cols.extend([patch(Title=None), patch(Title="Update")])
+    assert cols.title == [None, "Update"]
+    assert build_patches([(NODE, cols)])["title"].isna().tolist() == [True, False]
 
 
 def assert_contract(df: pd.DataFrame) -> None:

@@ -79,7 +79,7 @@ from ._node import (
     fetch_node_patches,
     validate_patch_filters,
 )
-from ._organization import Member, Organization, list_members, member_session
+from ._organization import Member, Organization, list_members, role_credentials, role_session
 from ._pacer import AdaptiveRateLimiter
 from ._tags import (
     DENIED_CODES,
@@ -451,33 +451,41 @@ class _Opener:
             self.failures.add((member_id, region), failed)
             return None
 
-    def targets(self, account: _Account) -> list[_Target]:
-        """The account's targets, one per region: its role assumed and its regions found first."""
+    def regions(self, account: _Account) -> tuple[boto3.Session | None, list[str]]:
+        """The account's session and regions: its role assumed, its regions found.
+
+        A member's AssumeRole is sent before its session is made, so that the
+        accounts opening at once all have theirs in flight before any spends CPU on
+        a session. Nothing (``None, []``) where a step failed: that is an error row.
+        """
         if account.client is not None:
-            return [_Target(account.client.meta.region_name, account.client)]
+            return None, [account.client.meta.region_name]
         member = account.member
         session = account.session
         if session is None:  # a member account, reached through the role
             assert member is not None and self.organization is not None
             assert self.source is not None and self.sts is not None
-            session = member_session(self.source, self.sts, member.account_id, self.organization)
-            credentials = session.get_credentials()
-            assert credentials is not None  # the role's, made by member_session
+            credentials = role_credentials(
+                self.source, self.sts, member.account_id, self.organization
+            )
             if self._step(account, "AssumeRole", credentials.get_frozen_credentials, None) is None:
-                return []
+                return None, []
+            region = self.source.region_name or self.sts.meta.region_name
+            session = role_session(self.source, credentials, region=region)
         regions = account.regions or self._step(
             account, "DescribeRegions", lambda: _enabled_regions(session), session.region_name
         )
-        return [
-            _Target(
-                region,
-                make_client(
-                    boto3_session=session, region=region, max_pool_connections=self.pool_size
-                ),
-                session,
-            )
-            for region in regions or []
-        ]
+        return session, regions or []
+
+    def target(self, account: _Account, session: boto3.Session | None, region: str) -> _Target:
+        """The account's target in ``region``, with its SSM client."""
+        if account.client is not None:
+            return _Target(region, account.client)
+        assert session is not None
+        client = make_client(
+            boto3_session=session, region=region, max_pool_connections=self.pool_size
+        )
+        return _Target(region, client, session)
 
 
 def _describe_nodes(
@@ -886,24 +894,34 @@ def load_fleet(
                 open_next()
 
         def open_targets(account: _Account) -> list[Future[None]]:
-            account.targets = opener.targets(account)
-            if not account.targets:
-                return []
-            first = account.targets[0]
-            if account.member is not None:
-                known: Future[str | None] = Future()
-                known.set_result(account.member.account_id)
-            else:  # STS once per account, alongside discovery
-                # Its client made here, as every client of the account's session is.
-                sts = (
-                    None
-                    if first.session is None
-                    else make_sts_client(boto3_session=first.session, region=first.region)
-                )
-                known = tasks.submit(
-                    first, _attempt, first, failures, "GetCallerIdentity", _account, first, sts
-                )
-            for target in account.targets:
+            """Each region's discovery queued as soon as its clients are made, while
+            the next region's are made."""
+            session, regions = opener.regions(account)
+            known: Future[str | None] | None = None
+            discoveries: list[Future[None]] = []
+            for region in regions:
+                target = opener.target(account, session, region)
+                account.targets.append(target)
+                if known is None and account.member is not None:
+                    known = Future()
+                    known.set_result(account.member.account_id)
+                elif known is None:  # STS once per account, alongside discovery
+                    # Its client made here, as every client of the account's session is.
+                    sts = (
+                        None
+                        if session is None
+                        else make_sts_client(boto3_session=session, region=region)
+                    )
+                    known = tasks.submit(
+                        target,
+                        _attempt,
+                        target,
+                        failures,
+                        "GetCallerIdentity",
+                        _account,
+                        target,
+                        sts,
+                    )
                 target.account = known
                 target.limiter.attach(target.client)
                 if tags and target.session is not None:
@@ -912,7 +930,7 @@ def load_fleet(
                     # client= load's tagging client has a session of its own, made at
                     # tag time: not beside the first request, which it delayed by 0.2 s.
                     target.tagging_client()
-            discoveries = [tasks.submit(t, discover, t) for t in account.targets]
+                discoveries.append(tasks.submit(target, discover, target))
             if ids is None:  # each discovery queues its targets' tasks itself
                 for target in account.targets:
                     target.let_go()
