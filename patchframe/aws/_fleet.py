@@ -801,7 +801,7 @@ def load_fleet(
         members = list_members(organization)
         opener.organization, opener.source = organization, source
         opener.sts = make_sts_client(boto3_session=source, region=source.region_name)
-        # Member sessions share the source's service models (member_session): read them
+        # Member sessions share the source's service models (role_session): read them
         # here once, not in every worker at once as the accounts open.
         source.client("ssm", region_name=source.region_name)
         if tags:

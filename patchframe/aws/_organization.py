@@ -3,7 +3,9 @@
 :class:`Organization` says which accounts to load and which role to assume in
 them. :func:`list_members` asks AWS Organizations for the accounts (every page,
 units walked recursively) before any SSM call, and :func:`member_session` gives
-each account a boto3 session whose credentials come from STS ``AssumeRole``.
+each account a boto3 session whose credentials come from STS ``AssumeRole``: in
+two steps, :func:`role_credentials` and :func:`role_session`, for a caller that
+assumes the role before it spends CPU on the session.
 
 Those credentials are botocore's own :class:`~botocore.credentials.RefreshableCredentials`:
 the role is assumed on first use and again shortly before the credentials

@@ -603,8 +603,8 @@ class Emulator:
         later, as when a role session is revoked or clocks disagree; None for their
         whole DurationSeconds. Can be changed while serving.
     latency
-        Seconds from a request's arrival (its body read) to its answer, or to its
-        dropped connection, the emulator's own work included.
+        Seconds from a request's arrival (its request line read) to its answer, or to
+        its dropped connection, the emulator's own work included.
     rate_limit, burst
         Requests per second per service (SSM, EC2, tagging), account and region, and the
         bucket's capacity; None for no limit. :attr:`rate_limit` can be changed while serving.
