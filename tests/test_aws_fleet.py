@@ -410,6 +410,32 @@ def test_an_account_s_session_makes_all_its_clients_in_one_thread(
         assert len(set(threads)) == 1, threads
 
 
+def test_accounts_opening_together_make_their_clients_one_at_a_time(
+    two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client costs CPU: accounts that open at once take turns to make theirs, so
+    that the first has its requests out early rather than all of them late."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
+    sessions = [boto3.Session(**two_accounts.credentials(a)) for a in (ACCOUNT_A, ACCOUNT_B)]
+    lock, making, most = threading.Lock(), [0], [0]
+
+    def slow_client(**_: Any) -> None:  # widens the window in which two could overlap
+        with lock:
+            making[0] += 1
+            most[0] = max(most[0], making[0])
+        time.sleep(0.05)
+        with lock:
+            making[0] -= 1
+
+    for session in sessions:
+        session.events.register("creating-client-class", slow_client)
+    fleet = pf.load_fleet(
+        regions=["eu-west-1", "us-east-1"], boto3_sessions=sessions, progress=False
+    )
+    assert fleet.errors.empty and fleet.accounts["loaded"].all()
+    assert most[0] == 1
+
+
 def test_the_page_size_is_learnt_with_one_refusal_per_account_and_region(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
