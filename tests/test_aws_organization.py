@@ -495,13 +495,13 @@ def test_accounts_opening_at_once_assume_their_roles_before_making_sessions(
         return make_session(*args, **kwargs)
 
     monkeypatch.setattr(patchframe.aws._fleet, "role_session", session)
-    with Emulator(organization=org, latency=0.1) as emulator:
+    with Emulator(organization=org, latency=0.2) as emulator:
         source = emulator.session()
         source.events.register("before-send.sts.AssumeRole", lambda **_: steps.append("assume"))
         fleet = pf.load_fleet(
             organization=pf.Organization(ROLE, session=source),
             regions=[EU],
-            max_workers=8,
+            max_workers=16,  # all five accounts open at once
             progress=False,
         )
     assert fleet.errors.empty and fleet.accounts["loaded"].all()
