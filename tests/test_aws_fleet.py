@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pandas as pd
 import pytest
+from botocore.credentials import CredentialProvider, CredentialResolver, Credentials
 from mock_ssm import MockSSM
 
 import patchframe as pf
+import patchframe.aws._fleet
 from patchframe._schema import (
     PATCH_COLUMNS,
     STATE_COUNT_FIELDS,
@@ -434,6 +437,62 @@ def test_accounts_opening_together_make_their_clients_one_at_a_time(
     )
     assert fleet.errors.empty and fleet.accounts["loaded"].all()
     assert most[0] == 1
+
+
+def test_a_load_s_nodes_share_one_table_of_texts(
+    sample: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Titles and KB ids repeat across nodes: a load holds each once, in one table
+    that goes with the load."""
+    tables: list[object] = []
+    fetch = patchframe.aws._fleet.fetch_node_patches
+
+    def spy(*args: Any, texts: Any = None, **kwargs: Any) -> Any:
+        tables.append(texts)
+        return fetch(*args, texts=texts, **kwargs)
+
+    monkeypatch.setattr(patchframe.aws._fleet, "fetch_node_patches", spy)
+    pf.load_fleet(client=sample.client(), progress=False)
+    pf.load_fleet(client=sample.client(), progress=False)
+    half = len(tables) // 2
+    assert half > 1 and isinstance(tables[0], dict)
+    assert all(t is tables[0] for t in tables[:half])
+    assert tables[half] is not tables[0]
+
+
+def test_accounts_opening_together_find_their_credentials_at_once(
+    two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials may take a process or a metadata request to find: accounts look for
+    theirs side by side, not in turn behind the lock their clients are made under."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
+    lock, finding, most = threading.Lock(), [0], [0]
+
+    class Slow(CredentialProvider):
+        METHOD = "slow"
+
+        def __init__(self, account: str) -> None:
+            super().__init__()
+            self.account = account
+
+        def load(self) -> Credentials:
+            with lock:
+                finding[0] += 1
+                most[0] = max(most[0], finding[0])
+            time.sleep(0.2)
+            with lock:
+                finding[0] -= 1
+            keys = two_accounts.credentials(self.account)
+            return Credentials(keys["aws_access_key_id"], keys["aws_secret_access_key"])
+
+    sessions = []
+    for account in (ACCOUNT_A, ACCOUNT_B):
+        core = botocore.session.Session()
+        core.register_component("credential_provider", CredentialResolver([Slow(account)]))
+        sessions.append(boto3.Session(botocore_session=core, region_name="eu-west-1"))
+    fleet = pf.load_fleet(regions=["eu-west-1"], boto3_sessions=sessions, progress=False)
+    assert fleet.errors.empty and fleet.accounts["loaded"].all()
+    assert most[0] == 2
 
 
 def test_the_page_size_is_learnt_with_one_refusal_per_account_and_region(

@@ -212,9 +212,8 @@ def test_member_sessions_leave_the_source_s_model_search_paths_as_they_were() ->
 
 
 def test_member_sessions_have_botocore_s_handlers_each_their_own() -> None:
-    """Member sessions copy botocore's handlers rather than register them anew: each
-    has them all (``generate_presigned_url`` is added to every client by one), and a
-    handler registered on one member session is not another's."""
+    """Each member session has botocore's handlers (``generate_presigned_url`` is added
+    to every client by one), and a handler registered on one is not another's."""
     source = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name=EU)
     sts = source.client("sts")
     one, two = (

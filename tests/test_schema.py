@@ -78,9 +78,18 @@ def test_repeated_texts_are_held_once() -> None:
 
 def test_a_value_that_is_not_text_is_left_to_the_frame() -> None:
     cols = PatchColumns()
-    cols.extend([patch(Title=None), patch(Title="Update")])
-    assert cols.title == [None, "Update"]
-    assert build_patches([(NODE, cols)])["title"].isna().tolist() == [True, False]
+    cols.extend([patch(Title=None), patch(Title=1), patch(Title=1.0), patch(Title="Update")])
+    assert [type(t) for t in cols.title] == [type(None), int, float, str]
+    assert build_patches([(NODE, cols)])["title"].isna().tolist() == [True, False, False, False]
+
+
+def test_nodes_sharing_a_table_hold_each_text_once() -> None:
+    texts: dict[str, str] = {}
+    first, second = PatchColumns(texts=texts), PatchColumns(texts=texts)
+    first.extend(json.loads(json.dumps([patch()])))
+    second.extend(json.loads(json.dumps([patch()])))
+    assert first.title[0] is second.title[0]
+    assert PatchColumns().texts is not PatchColumns().texts  # a node's own, by default
 
 
 def assert_contract(df: pd.DataFrame) -> None:

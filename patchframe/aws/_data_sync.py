@@ -270,8 +270,14 @@ class _Collected:
             key = keys.get(node)
             if key is None:
                 continue
+            rows = {name: list(values[start:end]) for name, values in columns.items()}
             self.patches[key] = PatchColumns(
-                **{name: list(values[start:end]) for name, values in columns.items()},
+                kb_id=rows["kb_id"],
+                title=rows["title"],
+                classification=rows["classification"],
+                severity=rows["severity"],
+                state=rows["state"],
+                installed_time=rows["installed_time"],
                 cve_ids=[""] * (end - start),  # a sync carries no CVE ids: NA
             )
 

@@ -462,7 +462,11 @@ class _Opener:
             return None, [account.client.meta.region_name]
         member = account.member
         session = account.session
-        if session is None:  # a member account, reached through the role
+        if session is not None:
+            # Found now, outside the lock the clients are made under: a profile's
+            # credentials may come from a process, or from the instance's metadata.
+            session.get_credentials()
+        else:  # a member account, reached through the role
             assert member is not None and self.organization is not None
             assert self.source is not None and self.sts is not None
             credentials = role_credentials(
@@ -843,6 +847,8 @@ def load_fleet(
     state_batches: list[tuple[_Target, Future[Any]]] = []
     tag_calls: list[tuple[_Target, Future[NodeTags]]] = []
 
+    texts: dict[str, str] = {}  # the load's patch texts, each held once (PatchColumns)
+
     def load_node(target: _Target) -> tuple[_Target, str, PatchColumns | None]:
         """Load the target's largest node no worker took yet."""
         instance_id = target.waiting.take()
@@ -851,7 +857,9 @@ def load_fleet(
         if cached is not None:
             return target, instance_id, cached
         try:
-            cols = fetch_node_patches(target.client, instance_id, filters=checked_patch_filters)
+            cols = fetch_node_patches(
+                target.client, instance_id, filters=checked_patch_filters, texts=texts
+            )
         except AWSRequestError as err:
             failures.add(target, err)
             return target, instance_id, None

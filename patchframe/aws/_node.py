@@ -223,8 +223,12 @@ def fetch_node_patches(
     *,
     filters: Sequence[PatchOrchestratorFilterTypeDef] = (),
     page_size: int | None = None,
+    texts: dict[str, str] | None = None,
 ) -> PatchColumns:
     """Page DescribeInstancePatches for one node to the last page.
+
+    ``texts`` is a table of the load's texts, shared by its nodes so that each
+    distinct text is held once (:class:`PatchColumns`); None for the node's own.
 
     Arguments must already be checked. Raises :class:`AWSRequestError` once
     botocore's retries are spent, or at once for an answer that is not a page of
@@ -234,7 +238,7 @@ def fetch_node_patches(
     """
     for restart in (False, True):
         try:
-            return _page_through(client, instance_id, filters, page_size)
+            return _page_through(client, instance_id, filters, page_size, texts)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code")
             if code != "InvalidNextToken" or restart:
@@ -253,8 +257,9 @@ def _page_through(
     instance_id: str,
     filters: Sequence[PatchOrchestratorFilterTypeDef],
     page_size: int | None,
+    texts: dict[str, str] | None,
 ) -> PatchColumns:
-    columns = PatchColumns()
+    columns = PatchColumns() if texts is None else PatchColumns(texts=texts)
     request: dict[str, Any] = {"InstanceId": instance_id, "Filters": list(filters)}
     with fast_patch_pages(client):
         while True:

@@ -18,9 +18,7 @@ cause a single new AssumeRole.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -37,7 +35,6 @@ from botocore.credentials import (
     ReadOnlyCredentials,
 )
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.hooks import HierarchicalEmitter
 
 from ..exceptions import OrganizationError, ValidationError
 from ._client import client_config
@@ -349,14 +346,6 @@ class _Provider(CredentialProvider):
         return self._credentials
 
 
-@functools.cache
-def _builtin_handlers() -> HierarchicalEmitter:
-    """botocore's own event handlers, registered once; each member session copies them."""
-    events = HierarchicalEmitter()
-    botocore.session.Session(event_hooks=events)  # registers botocore's handlers in it
-    return events
-
-
 def _retry_expired(credentials: RoleCredentials) -> Callable[..., float | None]:
     def needs_retry(
         response: tuple[Any, dict[str, Any]] | None, request_dict: dict[str, Any], **_: Any
@@ -459,11 +448,7 @@ def role_session(
     >>> role_session(source, credentials, region="eu-west-1").region_name
     'eu-west-1'
     """
-    # botocore's own handlers, copied: registering them anew costs 12 ms of a new
-    # session's 15 (an organization's first accounts open at once, and wait for it).
-    core = botocore.session.Session(
-        event_hooks=copy.copy(_builtin_handlers()), include_builtin_handlers=False
-    )
+    core = botocore.session.Session()
     # The member session reads the same profile as the source: region, endpoint, retries.
     base = source._session  # boto3 has no public accessor for its botocore session
     for name in ("config_file", "credentials_file", "profile"):
