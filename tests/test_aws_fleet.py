@@ -15,6 +15,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import botocore.session
 import pandas as pd
 import pytest
 from botocore.credentials import CredentialProvider, CredentialResolver, Credentials
+from concurrency import AtOnce
 from mock_ssm import MockSSM
 
 import patchframe as pf
@@ -389,22 +391,27 @@ def test_the_pacer_keeps_throttles_rare_once_it_has_measured(paced_fleet: WireFl
     assert accepted >= 2.5 * throttled, f"{accepted} accepted, {throttled} throttled"
 
 
+@pytest.fixture
+def two_sessions(two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch) -> list[boto3.Session]:
+    """A boto3 session in each of ``two_accounts``' accounts, reaching its emulator."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
+    return [boto3.Session(**two_accounts.credentials(a)) for a in (ACCOUNT_A, ACCOUNT_B)]
+
+
 def test_an_account_s_session_makes_all_its_clients_in_one_thread(
-    two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch
+    two_sessions: list[boto3.Session],
 ) -> None:
     """boto3 sessions make clients safely in one thread only: SSM, STS and tagging
     clients of a given session all come from the thread that opened its account."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
-    sessions = [boto3.Session(**two_accounts.credentials(a)) for a in (ACCOUNT_A, ACCOUNT_B)]
     made: list[tuple[int, str]] = []
-    for number, session in enumerate(sessions):
+    for number, session in enumerate(two_sessions):
 
         def record(number: int = number, **_: Any) -> None:
             made.append((number, threading.current_thread().name))
 
         session.events.register("creating-client-class", record)
     fleet = pf.load_fleet(
-        regions=["eu-west-1", "us-east-1"], boto3_sessions=sessions, progress=False
+        regions=["eu-west-1", "us-east-1"], boto3_sessions=two_sessions, progress=False
     )
     assert fleet.errors.empty and not fleet.tags.empty
     for number in range(2):
@@ -414,29 +421,18 @@ def test_an_account_s_session_makes_all_its_clients_in_one_thread(
 
 
 def test_accounts_opening_together_make_their_clients_one_at_a_time(
-    two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch
+    two_sessions: list[boto3.Session],
 ) -> None:
     """A client costs CPU: accounts that open at once take turns to make theirs, so
     that the first has its requests out early rather than all of them late."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
-    sessions = [boto3.Session(**two_accounts.credentials(a)) for a in (ACCOUNT_A, ACCOUNT_B)]
-    lock, making, most = threading.Lock(), [0], [0]
-
-    def slow_client(**_: Any) -> None:  # widens the window in which two could overlap
-        with lock:
-            making[0] += 1
-            most[0] = max(most[0], making[0])
-        time.sleep(0.05)
-        with lock:
-            making[0] -= 1
-
-    for session in sessions:
-        session.events.register("creating-client-class", slow_client)
+    making = AtOnce()
+    for session in two_sessions:
+        session.events.register("creating-client-class", partial(making.stay, 0.05))
     fleet = pf.load_fleet(
-        regions=["eu-west-1", "us-east-1"], boto3_sessions=sessions, progress=False
+        regions=["eu-west-1", "us-east-1"], boto3_sessions=two_sessions, progress=False
     )
     assert fleet.errors.empty and fleet.accounts["loaded"].all()
-    assert most[0] == 1
+    assert making.most == 1
 
 
 def test_a_load_s_nodes_share_one_table_of_texts(
@@ -466,7 +462,7 @@ def test_accounts_opening_together_find_their_credentials_at_once(
     """Credentials may take a process or a metadata request to find: accounts look for
     theirs side by side, not in turn behind the lock their clients are made under."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
-    lock, finding, most = threading.Lock(), [0], [0]
+    finding = AtOnce()
 
     class Slow(CredentialProvider):
         METHOD = "slow"
@@ -476,12 +472,7 @@ def test_accounts_opening_together_find_their_credentials_at_once(
             self.account = account
 
         def load(self) -> Credentials:
-            with lock:
-                finding[0] += 1
-                most[0] = max(most[0], finding[0])
-            time.sleep(0.2)
-            with lock:
-                finding[0] -= 1
+            finding.stay(0.2)
             keys = two_accounts.credentials(self.account)
             return Credentials(keys["aws_access_key_id"], keys["aws_secret_access_key"])
 
@@ -492,7 +483,7 @@ def test_accounts_opening_together_find_their_credentials_at_once(
         sessions.append(boto3.Session(botocore_session=core, region_name="eu-west-1"))
     fleet = pf.load_fleet(regions=["eu-west-1"], boto3_sessions=sessions, progress=False)
     assert fleet.errors.empty and fleet.accounts["loaded"].all()
-    assert most[0] == 2
+    assert finding.most == 2
 
 
 def test_the_page_size_is_learnt_with_one_refusal_per_account_and_region(

@@ -21,6 +21,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from concurrency import AtOnce
 
 import patchframe as pf
 import patchframe.aws._fleet
@@ -457,27 +458,17 @@ def test_accounts_open_a_few_at_a_time() -> None:
     """An account's session and clients cost CPU: 16 workers open 8 accounts at once and
     take node work in between, rather than all stalling on openings together."""
     org = synthetic_organization(14, nodes_per_account=2, regions=(EU,), seed=6)
-    lock, in_flight, most = threading.Lock(), [0], [0]
-
-    def sent(**_: Any) -> None:
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-
-    def answered(**_: Any) -> None:
-        with lock:
-            in_flight[0] -= 1
-
+    in_flight = AtOnce()
     with Emulator(organization=org, latency=0.1) as emulator:
         source = emulator.session()
-        source.events.register("before-send.sts.AssumeRole", sent)
-        source.events.register("after-call.sts.AssumeRole", answered)
+        source.events.register("before-send.sts.AssumeRole", in_flight.enter)
+        source.events.register("after-call.sts.AssumeRole", in_flight.leave)
         organization = pf.Organization(ROLE, session=source)
         fleet = pf.load_fleet(
             organization=organization, regions=[EU], max_workers=16, progress=False, tags=False
         )
     assert fleet.errors.empty and fleet.accounts["loaded"].all()
-    assert 2 <= most[0] <= 8  # of 13 members to assume a role in
+    assert 2 <= in_flight.most <= 8  # of 13 members to assume a role in
 
 
 def test_accounts_opening_at_once_assume_their_roles_before_making_sessions(

@@ -908,6 +908,24 @@ def load_fleet(
         # of the 80 requests/s 16 workers carry, 87.5% without (medians of four loads).
         making_clients = threading.Lock()
 
+        def account_id(
+            account: _Account, target: _Target, session: boto3.Session | None
+        ) -> Future[str | None]:
+            """The account's id: the organization's, or STS asked once, alongside discovery."""
+            if account.member is not None:
+                known: Future[str | None] = Future()
+                known.set_result(account.member.account_id)
+                return known
+            # Its client made here, as every client of the account's session is.
+            sts = (
+                None
+                if session is None
+                else make_sts_client(boto3_session=session, region=target.region)
+            )
+            return tasks.submit(
+                target, _attempt, target, failures, "GetCallerIdentity", _account, target, sts
+            )
+
         def open_targets(account: _Account) -> list[Future[None]]:
             """Each region's discovery queued as soon as its clients are made, while
             the next region's are made."""
@@ -918,26 +936,7 @@ def load_fleet(
                 with making_clients:
                     target = opener.target(account, session, region)
                     account.targets.append(target)
-                    if known is None and account.member is not None:
-                        known = Future()
-                        known.set_result(account.member.account_id)
-                    elif known is None:  # STS once per account, alongside discovery
-                        # Its client made here, as every client of the account's session is.
-                        sts = (
-                            None
-                            if session is None
-                            else make_sts_client(boto3_session=session, region=region)
-                        )
-                        known = tasks.submit(
-                            target,
-                            _attempt,
-                            target,
-                            failures,
-                            "GetCallerIdentity",
-                            _account,
-                            target,
-                            sts,
-                        )
+                    known = known or account_id(account, target, session)
                     target.account = known
                     target.limiter.attach(target.client)
                     if tags and target.session is not None:

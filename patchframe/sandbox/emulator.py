@@ -923,17 +923,7 @@ class Emulator:
     @overload
     def client(
         self,
-        service: Literal["ec2"],
-        *,
-        account_id: str | None = None,
-        region: str | None = None,
-        **kwargs: Any,
-    ) -> BaseClient: ...
-
-    @overload
-    def client(
-        self,
-        service: Literal["resourcegroupstaggingapi"],
+        service: Literal["ec2", "resourcegroupstaggingapi"],
         *,
         account_id: str | None = None,
         region: str | None = None,
