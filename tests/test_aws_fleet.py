@@ -435,6 +435,35 @@ def test_accounts_opening_together_make_their_clients_one_at_a_time(
     assert making.most == 1
 
 
+def test_no_worker_waits_for_its_turn_to_make_clients(
+    two_sessions: list[boto3.Session],
+) -> None:
+    """While one worker makes clients, the others send requests: two workers open two
+    accounts at once, and the account whose clients come first has its first
+    discovery sent before its last client is made, not after both accounts' clients."""
+    making = AtOnce()
+    made: list[tuple[int, float]] = []  # each client made: its account, and when
+    sent: list[float] = []
+    for number, session in enumerate(two_sessions):
+
+        def slow(number: int = number, **_: Any) -> None:
+            making.stay(0.05)  # widened: a real client costs 5-17 ms of CPU
+            made.append((number, time.monotonic()))
+
+        session.events.register("creating-client-class", slow)
+        session.events.register("before-send", lambda **_: sent.append(time.monotonic()))
+    fleet = pf.load_fleet(
+        regions=["eu-west-1", "us-east-1"],
+        boto3_sessions=two_sessions,
+        progress=False,
+        max_workers=2,
+    )
+    assert fleet.errors.empty and fleet.accounts["loaded"].all()
+    first = made[0][0]
+    last_made = max(at for number, at in made if number == first)
+    assert making.most == 1 and min(sent) < last_made
+
+
 def test_a_load_s_nodes_share_one_table_of_texts(
     sample: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -783,6 +812,44 @@ def test_load_fleet_refuses_a_client_of_another_service() -> None:
     sts = boto3.client("sts", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
     with pytest.raises(pf.ValidationError, match="is not an SSM client"):
         pf.load_fleet(client=sts, progress=False)  # type: ignore[arg-type]
+
+
+def test_accounts_and_regions_share_the_workers_in_waves(
+    two_sessions: list[boto3.Session],
+) -> None:
+    """The n-th account and region listed has its k-th node loaded in wave n + k: the
+    first ones' later nodes go along with the next ones' first, so several share the
+    workers and a load ends on the small last nodes of several, not on every node of
+    the one listed last."""
+    first_pages: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if "NextToken" not in params:
+            first_pages.append(params["InstanceId"])
+
+    for session in two_sessions:
+        session.events.register("provide-client-params.ssm.DescribeInstancePatches", record)
+    # One worker takes the tasks in the order they are queued: every listing, then the
+    # nodes' patches.
+    fleet = pf.load_fleet(
+        regions=["eu-west-1", "us-east-1"],
+        boto3_sessions=two_sessions,
+        max_workers=1,
+        progress=False,
+        tags=False,
+    )
+    assert fleet.errors.empty
+    nodes = fleet.nodes[["instance_id", "account_id", "region"]]
+    where = {n: (a, r) for n, a, r in nodes.itertuples(index=False)}
+    listed: dict[tuple[str, str], int] = {}
+    taken: Counter[tuple[str, str]] = Counter()
+    waves = []
+    for node in first_pages:
+        target = where[node]
+        waves.append(listed.setdefault(target, len(listed)) + taken[target])
+        taken[target] += 1
+    assert len(taken) == 3 and sorted(taken.values()) == [3, 4, 5]
+    assert waves == sorted(waves) and waves[-1] == 6
 
 
 def test_the_largest_nodes_are_loaded_first_once_their_sizes_are_known() -> None:

@@ -10,9 +10,12 @@ every worker down rather than failing nodes.
 
 Accounts open (role assumed, session and clients made) half as many at a time as
 there are workers, each opening queueing the next, so that those costs fall between
-other accounts' requests rather than stall every worker at the start. An account
-and region lets its clients go when its last task ends, so a load of hundreds of
-accounts holds the clients of those still loading, not all of them.
+other accounts' requests rather than stall every worker at the start; one worker
+at a time makes clients, and the others send requests meanwhile. An account and
+region lets its clients go when its last task ends, so a load of hundreds of
+accounts holds the clients of those still loading, not all of them. Workers take
+nodes in waves across accounts and regions (:class:`_Waiting`), so that a load
+ends on the smallest nodes of several, not on the nodes of the one listed last.
 
 Once discovery is done, the nodes' tags are asked for on the same pool (see
 :mod:`patchframe.aws._tags` for which calls and why): one Resource Groups Tagging
@@ -130,36 +133,6 @@ _OPERATIONS = (
 )
 
 
-class _Waiting:
-    """A target's nodes that no worker took yet: the most patch rows first once their
-    patch-state counts are in, in discovery order until then, so that a load does not
-    end on one node's last pages while the other workers have nothing left to do."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._heap: list[tuple[int, int, str]] = []  # (-rows, order, node id)
-        self._rows: dict[str, int] = {}
-        self._order = itertools.count()
-
-    def add(self, ids: list[str]) -> None:
-        with self._lock:
-            for node in ids:
-                heapq.heappush(self._heap, (-self._rows.get(node, 0), next(self._order), node))
-
-    def sized(self, states: list[dict[str, Any]] | None) -> None:
-        """Take the nodes' sizes from their DescribeInstancePatchStates answers."""
-        with self._lock:
-            for state in states or []:
-                counts = (state.get(field) for field in STATE_COUNT_FIELDS.values())
-                self._rows[state["InstanceId"]] = sum(c for c in counts if isinstance(c, int))
-            self._heap = [(-self._rows.get(n, 0), order, n) for _, order, n in self._heap]
-            heapq.heapify(self._heap)
-
-    def take(self) -> str:
-        with self._lock:
-            return heapq.heappop(self._heap)[2]
-
-
 @dataclass
 class _Target:
     """One account and region: its clients while it has work, its pacer, its account id.
@@ -178,7 +151,6 @@ class _Target:
     #: AWS's error code when listing the nodes failed; None once they are all listed.
     error_code: str | None = None
     tagging: ResourceGroupsTaggingAPIClient | None = None
-    waiting: _Waiting = field(default_factory=_Waiting, repr=False)
     #: Tasks queued or running, and one for whoever may still queue some.
     holds: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -188,10 +160,10 @@ class _Target:
         assert self.ssm is not None, f"{self.region}: a task after the target's last one"
         return self.ssm
 
-    def hold(self) -> None:
-        """One more task of this target's, queued."""
+    def hold(self, tasks: int = 1) -> None:
+        """More tasks of this target's, queued."""
         with self._lock:
-            self.holds += 1
+            self.holds += tasks
 
     def let_go(self) -> None:
         """One task done; after the last, the clients and session go."""
@@ -218,6 +190,73 @@ class _Target:
                 else make_tagging_client(boto3_session=self.session, region=self.region)
             )
         return self.tagging
+
+
+_Entry = tuple[int, int, int, str, _Target]
+
+
+class _Waiting:
+    """The load's nodes that no worker took yet, in waves across its targets.
+
+    Targets (accounts and regions) are numbered as they are listed, and the n-th
+    target's k-th node goes in wave n + k. So the first targets' later nodes go
+    along with the next ones' first, several targets share the workers rather than
+    one having them all, and a load ends on the small last nodes of several targets,
+    not on every node of the one listed last started together while the other
+    workers have nothing left to do. A target still finishes a few waves after the
+    next ones start, and lets its clients go. Within a target, the most patch rows
+    first once its patch-state counts are in (discovery order until then).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # (wave, -rows, order, node, target); an entry is stale once its target's
+        # counts gave the node another wave (it is no longer the one in ``_entries``).
+        self._heap: list[_Entry] = []
+        self._entries: dict[int, dict[str, _Entry]] = {}  # by id(target), then node
+        self._next_wave: dict[int, int] = {}  # each target's next node's wave
+        self._order = itertools.count()
+
+    def add(self, target: _Target, ids: list[str]) -> None:
+        with self._lock:
+            entries = self._entries.setdefault(id(target), {})
+            wave = self._next_wave.setdefault(id(target), len(self._next_wave))
+            for node in ids:
+                entry = (wave, 0, next(self._order), node, target)
+                wave += 1
+                entries[node] = entry
+                heapq.heappush(self._heap, entry)
+            self._next_wave[id(target)] = wave
+
+    def sized(self, target: _Target, states: list[dict[str, Any]] | None) -> None:
+        """Take the nodes' sizes from their DescribeInstancePatchStates answers: the
+        target's waiting nodes keep the waves they had, the largest in the first."""
+        rows: dict[str, int] = {}
+        for state in states or []:
+            counts = (state.get(field) for field in STATE_COUNT_FIELDS.values())
+            rows[state["InstanceId"]] = sum(c for c in counts if isinstance(c, int))
+        with self._lock:
+            entries = self._entries.get(id(target), {})
+            waiting = list(entries.values())
+            sizes = {e[3]: rows.get(e[3], -e[1]) for e in waiting}
+            waves = sorted(e[0] for e in waiting)
+            by_size = sorted(waiting, key=lambda e: (-sizes[e[3]], e[2]))
+            for wave, (_, _, order, node, _) in zip(waves, by_size, strict=True):
+                if entries[node][:2] == (wave, -sizes[node]):
+                    continue
+                entry = (wave, -sizes[node], order, node, target)
+                entries[node] = entry
+                heapq.heappush(self._heap, entry)
+
+    def take(self) -> tuple[_Target, str]:
+        """The next node to load, and its target."""
+        with self._lock:
+            while True:
+                entry = heapq.heappop(self._heap)
+                entries = self._entries[id(entry[4])]
+                if entries.get(entry[3]) is entry:
+                    del entries[entry[3]]
+                    return entry[4], entry[3]
 
 
 class _Found:
@@ -550,10 +589,45 @@ def _tag_call(
     return {}
 
 
-def _sized(target: _Target, states: Future[list[dict[str, Any]] | None]) -> None:
+def _sized(
+    waiting: _Waiting, target: _Target, states: Future[list[dict[str, Any]] | None]
+) -> None:
     """A target's patch-state counts are in: its waiting nodes take their order."""
     if not states.cancelled() and states.exception() is None:
-        target.waiting.sized(states.result())
+        waiting.sized(target, states.result())
+
+
+class _OneAtATime:
+    """Jobs run one at a time, each by whichever worker is running them already.
+
+    A worker with a job adds it and, unless another worker is running jobs, runs
+    them until none is left; so no worker waits for its turn, idle, while it could
+    be sending requests.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._running = False
+
+    def run(self, job: Callable[[], _T]) -> Future[_T]:
+        """``job``'s outcome, once it ran here or in the worker running jobs."""
+        outcome: Future[_T] = Future()
+        with self._lock:
+            self._jobs.append((job, outcome))
+            if self._running:
+                return outcome
+            self._running = True
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._running = False
+                    return outcome
+                next_job, its_outcome = self._jobs.popleft()
+            try:
+                its_outcome.set_result(next_job())
+            except BaseException as exc:  # the job's caller sees it, as from a pool
+                its_outcome.set_exception(exc)
 
 
 class _Tasks:
@@ -849,23 +923,28 @@ def load_fleet(
 
     texts: dict[str, str] = {}  # the load's patch texts, each held once (PatchColumns)
 
-    def load_node(target: _Target) -> tuple[_Target, str, PatchColumns | None]:
-        """Load the target's largest node no worker took yet."""
-        instance_id = target.waiting.take()
-        key = target.key(instance_id) if cache is not None else None
-        cached = cache.get(key) if cache is not None and key is not None else None
-        if cached is not None:
-            return target, instance_id, cached
+    waiting = _Waiting()
+
+    def load_node() -> tuple[_Target, str, PatchColumns | None]:
+        """Load the next node no worker took yet (:class:`_Waiting`)."""
+        target, instance_id = waiting.take()
         try:
-            cols = fetch_node_patches(
-                target.client, instance_id, filters=checked_patch_filters, texts=texts
-            )
-        except AWSRequestError as err:
-            failures.add(target, err)
-            return target, instance_id, None
-        if cache is not None and key is not None:
-            cache.put(key, cols)
-        return target, instance_id, cols
+            key = target.key(instance_id) if cache is not None else None
+            cached = cache.get(key) if cache is not None and key is not None else None
+            if cached is not None:
+                return target, instance_id, cached
+            try:
+                cols = fetch_node_patches(
+                    target.client, instance_id, filters=checked_patch_filters, texts=texts
+                )
+            except AWSRequestError as err:
+                failures.add(target, err)
+                return target, instance_id, None
+            if cache is not None and key is not None:
+                cache.put(key, cols)
+            return target, instance_id, cols
+        finally:
+            target.let_go()
 
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
         tasks = _Tasks(pool)
@@ -886,27 +965,31 @@ def load_fleet(
                 ids,
             )
             state_batches.append((target, states))
-            states.add_done_callback(partial(_sized, target))
-            target.waiting.add(ids)
-            loads.extend(tasks.submit(target, load_node, target) for _ in ids)
+            states.add_done_callback(partial(_sized, waiting, target))
+            target.hold(len(ids))  # each node holds its target until its load ends
+            waiting.add(target, ids)
+            loads.extend(pool.submit(load_node) for _ in ids)
             load_targets.extend([target] * len(ids))
 
         found = _Found(hand_on)
 
-        def open_account(account: _Account) -> list[Future[None]]:
-            """Open an account on the pool, hand its regions' discovery to the pool, then
-            queue the next account's opening."""
+        def open_account(account: _Account) -> Future[list[Future[None]]]:
+            """Open an account on the pool: assume its role and find its regions, queue
+            the next account's opening, then make its clients in turn (below)."""
             try:
-                return open_targets(account)
+                session, regions = opener.regions(account)
             finally:
                 open_next()
+            return making_clients.run(partial(open_targets, account, session, regions))
 
         # Accounts open several at a time (below) but make their clients one at a time:
         # a client costs 5-17 ms of CPU, and eight accounts making theirs together under
         # the GIL all finish late and slow every request in flight, where one at a time
         # sends the first account's discovery 40 ms in. Measured on 20 accounts: 88.4%
         # of the 80 requests/s 16 workers carry, 87.5% without (medians of four loads).
-        making_clients = threading.Lock()
+        # The worker making clients makes those of every account whose role came back
+        # meanwhile: no other worker waits for its turn rather than send requests.
+        making_clients = _OneAtATime()
 
         def account_id(
             account: _Account, target: _Target, session: boto3.Session | None
@@ -926,25 +1009,25 @@ def load_fleet(
                 target, _attempt, target, failures, "GetCallerIdentity", _account, target, sts
             )
 
-        def open_targets(account: _Account) -> list[Future[None]]:
+        def open_targets(
+            account: _Account, session: boto3.Session | None, regions: list[str]
+        ) -> list[Future[None]]:
             """Each region's discovery queued as soon as its clients are made, while
             the next region's are made."""
-            session, regions = opener.regions(account)
             known: Future[str | None] | None = None
             discoveries: list[Future[None]] = []
             for region in regions:
-                with making_clients:
-                    target = opener.target(account, session, region)
-                    account.targets.append(target)
-                    known = known or account_id(account, target, session)
-                    target.account = known
-                    target.limiter.attach(target.client)
-                    if tags and target.session is not None:
-                        # Made here, as every client of the account's session is: a boto3
-                        # session makes clients safely in one thread only (5 ms each). A
-                        # client= load's tagging client has a session of its own, made at
-                        # tag time: not beside the first request, which it delayed by 0.2 s.
-                        target.tagging_client()
+                target = opener.target(account, session, region)
+                account.targets.append(target)
+                known = known or account_id(account, target, session)
+                target.account = known
+                target.limiter.attach(target.client)
+                if tags and target.session is not None:
+                    # Made here, as every client of the account's session is: a boto3
+                    # session makes clients safely in one thread only (5 ms each). A
+                    # client= load's tagging client has a session of its own, made at
+                    # tag time: not beside the first request, which it delayed by 0.2 s.
+                    target.tagging_client()
                 discoveries.append(tasks.submit(target, discover, target))
             if ids is None:  # each discovery queues its targets' tasks itself
                 for target in account.targets:
@@ -955,7 +1038,7 @@ def load_fleet(
         # ends, so that the CPU an account's session and clients cost is spent while
         # other accounts' requests are in flight, not by every worker at once.
         unopened = deque(accounts)
-        openings: list[Future[list[Future[None]]]] = []
+        openings: list[Future[Future[list[Future[None]]]]] = []
         opening_lock = threading.Lock()
         opening_at_once = max(2, max_workers // 2)
 
@@ -977,7 +1060,7 @@ def load_fleet(
             discoveries: list[Future[None]] = []
             done = 0
             while done < len(openings):  # each opening queues the next before it ends
-                discoveries.extend(openings[done].result())
+                discoveries.extend(openings[done].result().result())
                 done += 1
             for discovery in discoveries:
                 discovery.result()
