@@ -8,11 +8,13 @@ with options or faults run their own emulator.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import math
 import threading
 import time
 import warnings
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -462,6 +464,36 @@ def test_no_worker_waits_for_its_turn_to_make_clients(
     first = made[0][0]
     last_made = max(at for number, at in made if number == first)
     assert making.most == 1 and min(sent) < last_made
+
+
+def test_a_tagging_client_goes_once_its_calls_end(two_sessions: list[boto3.Session]) -> None:
+    """An account and region asks for its nodes' tags once: its tagging client goes
+    then, not with its SSM client after its last node."""
+    tagging: list[weakref.ref[Any]] = []
+    alive: list[bool] = []
+
+    def keep(request_signer: Any, **_: Any) -> None:
+        # A client's request signer lives exactly as long as the client does.
+        if not tagging:
+            tagging.append(weakref.ref(request_signer))
+
+    def watch(request_signer: Any, **_: Any) -> None:
+        if tagging and request_signer.region_name == "eu-west-1":
+            gc.collect()
+            alive.append(tagging[0]() is not None)
+
+    two_sessions[0].events.register("before-sign.resource-groups-tagging-api", keep)
+    two_sessions[0].events.register("before-sign.ssm", watch)
+    # One worker takes the tasks in the order they are queued: the first account and
+    # region's tag call comes after its first nodes and before its last.
+    fleet = pf.load_fleet(
+        regions=["eu-west-1", "us-east-1"],
+        boto3_sessions=two_sessions,
+        max_workers=1,
+        progress=False,
+    )
+    assert fleet.errors.empty and not fleet.tags.empty
+    assert alive and not alive[-1]
 
 
 def test_a_load_s_nodes_share_one_table_of_texts(

@@ -471,6 +471,25 @@ def test_accounts_open_a_few_at_a_time() -> None:
     assert 2 <= in_flight.most <= 8  # of 13 members to assume a role in
 
 
+def test_the_source_s_clients_are_made_while_the_organization_is_listed() -> None:
+    """A client costs CPU; listing the organization is a round trip. The source
+    session's clients, whose service models the member sessions share, are made
+    while the listing is in flight, not after its answer."""
+    org = synthetic_organization(2, nodes_per_account=1, regions=(EU,), seed=8)
+    steps: list[str] = []
+    with Emulator(organization=org, latency=0.2) as emulator:
+        source = emulator.session()
+        source.events.register("creating-client-class.ssm", lambda **_: steps.append("ssm"))
+        source.events.register(
+            "after-call.organizations.ListAccounts", lambda **_: steps.append("listed")
+        )
+        fleet = pf.load_fleet(
+            organization=pf.Organization(ROLE, session=source), regions=[EU], progress=False
+        )
+    assert fleet.errors.empty and fleet.accounts["loaded"].all()
+    assert steps.index("ssm") < steps.index("listed")
+
+
 def test_accounts_opening_at_once_assume_their_roles_before_making_sessions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

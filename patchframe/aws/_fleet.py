@@ -689,6 +689,9 @@ def _ask_for_tags(
                 )
                 for b in batches
             )
+        # Its calls hold the tagging client until they end; the target needs it no more
+        # (about 1,000 objects an account and region for every full collection to walk).
+        target.tagging = None
         calls.extend(
             (
                 target,
@@ -876,14 +879,18 @@ def load_fleet(
             )
         source = organization.session or boto3.Session()
         home = _home_region(source, named_regions, regions == "enabled")
-        members = list_members(organization)
+
+        def prepare() -> None:
+            """The source's STS client; and the service models that member sessions
+            share (role_session), read here once, not in every worker at once as
+            the accounts open. While the organization is listed."""
+            opener.sts = make_sts_client(boto3_session=source, region=source.region_name)
+            source.client("ssm", region_name=source.region_name)
+            if tags:
+                source.client(TAGGING, region_name=source.region_name)
+
+        members = list_members(organization, meanwhile=prepare)
         opener.organization, opener.source = organization, source
-        opener.sts = make_sts_client(boto3_session=source, region=source.region_name)
-        # Member sessions share the source's service models (role_session): read them
-        # here once, not in every worker at once as the accounts open.
-        source.client("ssm", region_name=source.region_name)
-        if tags:
-            source.client(TAGGING, region_name=source.region_name)
         accounts = [
             _Account(source if m.caller else None, home, member=m) for m in members if m.loadable
         ]

@@ -231,14 +231,18 @@ def _unit_accounts(client: OrganizationsClient, units: Sequence[str]) -> list[An
     return accounts
 
 
-def list_members(organization: Organization) -> list[Member]:
+def list_members(
+    organization: Organization, *, meanwhile: Callable[[], object] | None = None
+) -> list[Member]:
     """The accounts to load, as the organization lists them; before any SSM call.
 
     With ``units``: ListAccountsForParent and ListOrganizationalUnitsForParent,
     walked recursively; otherwise ListAccounts. Every page is read. An account's
     ``State`` decides whether it is loaded (ACTIVE only); older answers have only
     ``Status``, read where ``State`` is absent. Named ``accounts`` the organization
-    does not list are members with no state, reported by the load.
+    does not list are members with no state, reported by the load. ``meanwhile``
+    runs in the calling thread while the listing is in flight (the listing itself
+    is sent from another thread, so all clients are made in the caller's).
 
     Raises
     ------
@@ -265,13 +269,17 @@ def list_members(organization: Organization) -> list[Member]:
     )
     operation = "ListAccountsForParent" if organization.units else "ListAccounts"
     # Who the caller is, asked while the organization is listed: one round trip less.
-    with ThreadPoolExecutor(1, thread_name_prefix="patchframe") as one:
-        identity = one.submit(sts.get_caller_identity)
+    with ThreadPoolExecutor(2, thread_name_prefix="patchframe") as two:
+        identity = two.submit(sts.get_caller_identity)
+        listing = (
+            two.submit(_unit_accounts, client, organization.units)
+            if organization.units
+            else two.submit(_pages, client, "list_accounts", "Accounts")
+        )
+        if meanwhile is not None:
+            meanwhile()
         try:
-            if organization.units:
-                listed = _unit_accounts(client, organization.units)
-            else:
-                listed = _pages(client, "list_accounts", "Accounts")
+            listed = listing.result()
             error: ClientError | BotoCoreError | None = None
         except (ClientError, BotoCoreError) as err:
             error = err
