@@ -607,22 +607,24 @@ def build_nodes(
             [states[k].get(field_name, 0) if k in states else None for k in keys],
             dtype="Int64",
         )
-    frame = pd.DataFrame(data, columns=[c for c in NODE_COLUMNS if c in data])
+    # Each column typed from its raw values, before the frame is made: through an
+    # untyped frame, botocore's datetimes would become tz-aware Timestamps first.
     text = (
         "account_id",
         "account_name",
         "region",
         *_NODE_FIELDS.values(),
         *_STATE_FIELDS.values(),
+        "operation",
     )
     for column in text:
         if column in ("name", "ip_address"):
-            frame[column] = frame[column].astype("str")
+            data[column] = pd.array(data[column], dtype="str")
         else:
-            frame[column] = _text_category(list(frame[column]))
-    frame["operation"] = _text_category(list(frame["operation"]))
+            data[column] = _text_category(data[column])
     for column in ("last_ping_time", "operation_end_time"):
-        frame[column] = _times(list(frame[column]))
+        data[column] = _times(data[column])
+    frame = pd.DataFrame(data, columns=[c for c in NODE_COLUMNS if c in data])
     scanned = np.array([k in states for k in keys], dtype=bool)
     non_compliant = frame[_NON_COMPLIANT_COUNTS].fillna(0).sum(axis=1).to_numpy() > 0
     frame["compliance"] = pd.Categorical(
