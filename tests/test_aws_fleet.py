@@ -466,34 +466,68 @@ def test_no_worker_waits_for_its_turn_to_make_clients(
     assert making.most == 1 and min(sent) < last_made
 
 
-def test_a_tagging_client_goes_once_its_calls_end(two_sessions: list[boto3.Session]) -> None:
-    """An account and region asks for its nodes' tags once: its tagging client goes
-    then, not with its SSM client after its last node."""
-    tagging: list[weakref.ref[Any]] = []
-    alive: list[bool] = []
+def test_an_account_and_region_s_tags_are_asked_for_once_its_last_node_is_taken(
+    two_sessions: list[boto3.Session],
+) -> None:
+    """Tag calls are one request each: asked for when an account and region's last
+    node is taken, the last ones fill the workers left idle at the end of a load."""
+    events: list[tuple[str, Any]] = []
+    for number, session in enumerate(two_sessions):
 
-    def keep(request_signer: Any, **_: Any) -> None:
-        # A client's request signer lives exactly as long as the client does.
-        if not tagging:
-            tagging.append(weakref.ref(request_signer))
+        def page(params: dict[str, Any], **_: Any) -> None:
+            if "NextToken" not in params:
+                events.append(("node", params["InstanceId"]))
 
-    def watch(request_signer: Any, **_: Any) -> None:
-        if tagging and request_signer.region_name == "eu-west-1":
-            gc.collect()
-            alive.append(tagging[0]() is not None)
+        def tags(request_signer: Any, number: int = number, **_: Any) -> None:
+            events.append(("tags", (number, request_signer.region_name)))
 
-    two_sessions[0].events.register("before-sign.resource-groups-tagging-api", keep)
-    two_sessions[0].events.register("before-sign.ssm", watch)
-    # One worker takes the tasks in the order they are queued: the first account and
-    # region's tag call comes after its first nodes and before its last.
+        session.events.register("provide-client-params.ssm.DescribeInstancePatches", page)
+        session.events.register("before-sign.resource-groups-tagging-api.GetResources", tags)
+    # One worker takes the tasks in the order they are queued.
     fleet = pf.load_fleet(
         regions=["eu-west-1", "us-east-1"],
         boto3_sessions=two_sessions,
         max_workers=1,
         progress=False,
     )
-    assert fleet.errors.empty and not fleet.tags.empty
-    assert alive and not alive[-1]
+    assert fleet.errors.empty and len(fleet.tags) > 0
+    account = {ACCOUNT_A: 0, ACCOUNT_B: 1}
+    nodes = fleet.nodes[["instance_id", "account_id", "region"]]
+    where = {n: (account[a], r) for n, a, r in nodes.itertuples(index=False)}
+    asked = {target: at for at, (kind, target) in enumerate(events) if kind == "tags"}
+    assert len(asked) == 3
+    for at, (kind, node) in enumerate(events):
+        if kind == "node":
+            assert at < asked[where[node]], (node, events)
+
+
+def test_tags_are_asked_for_beside_the_last_node_and_their_client_goes_after() -> None:
+    """An account and region's tags are asked for once its last node is taken, beside
+    that node's pages rather than after them; its tagging client goes once the tag
+    call ends, not with its SSM client after the last page."""
+    served = synthetic_fleet(3, seed=2, account_id=ACCOUNT_A, region="eu-west-1")
+    assert all(i.startswith("i-") and len(p) > 300 for i, p in served.patches.items())
+    tagging: list[weakref.ref[Any]] = []
+    alive: list[bool] = []  # at each SSM request once the tag call was sent
+
+    def keep(request_signer: Any, **_: Any) -> None:
+        # A client's request signer lives exactly as long as the client does.
+        tagging.append(weakref.ref(request_signer))
+
+    def watch(**_: Any) -> None:
+        if tagging:
+            gc.collect()
+            alive.append(tagging[0]() is not None)
+
+    with Emulator(served, latency=0.05) as emulator:
+        session = emulator.session(ACCOUNT_A, region="eu-west-1")
+        session.events.register("before-sign.resource-groups-tagging-api", keep)
+        session.events.register("before-sign.ssm.DescribeInstancePatches", watch)
+        # Two workers take the two largest nodes; the one that ends first takes the
+        # last (4 pages), and the other the tag call.
+        fleet = pf.load_fleet(boto3_sessions=[session], max_workers=2, progress=False)
+    assert fleet.errors.empty and len(fleet.tags) > 0
+    assert len(tagging) == 1 and len(alive) >= 2 and not alive[-1]
 
 
 def test_a_load_s_nodes_share_one_table_of_texts(

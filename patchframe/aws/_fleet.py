@@ -17,10 +17,11 @@ accounts holds the clients of those still loading, not all of them. Workers take
 nodes in waves across accounts and regions (:class:`_Waiting`), so that a load
 ends on the smallest nodes of several, not on the nodes of the one listed last.
 
-Once discovery is done, the nodes' tags are asked for on the same pool (see
-:mod:`patchframe.aws._tags` for which calls and why): one Resource Groups Tagging
-API ``GetResources`` per 100 EC2 nodes, and one SSM ``ListTagsForResource`` per
-hybrid node.
+Once an account and region is listed and its last node taken, its nodes' tags are
+asked for on the same pool (see :mod:`patchframe.aws._tags` for which calls and
+why): one Resource Groups Tagging API ``GetResources`` per 100 EC2 nodes, and one
+SSM ``ListTagsForResource`` per hybrid node. Near the end of a load these
+one-request calls fill the workers that the last nodes' pages leave idle.
 
 Every node ends up either with all its rows or in the errors frame; the result
 is assembled in discovery order, so it does not depend on which worker finished
@@ -206,6 +207,10 @@ class _Waiting:
     workers have nothing left to do. A target still finishes a few waves after the
     next ones start, and lets its clients go. Within a target, the most patch rows
     first once its patch-state counts are in (discovery order until then).
+
+    It also tells when a target's tags are due: once its listing ended and its last
+    node was taken. Tag calls are one request each, so the last targets' fill the
+    workers their last nodes' pages leave idle at the end of a load.
     """
 
     def __init__(self) -> None:
@@ -216,6 +221,9 @@ class _Waiting:
         self._entries: dict[int, dict[str, _Entry]] = {}  # by id(target), then node
         self._next_wave: dict[int, int] = {}  # each target's next node's wave
         self._order = itertools.count()
+        self._waiting = 0
+        self._listed: set[int] = set()  # targets whose listing ended
+        self._tags_due: set[int] = set()  # targets whose tags were said to be due
 
     def add(self, target: _Target, ids: list[str]) -> None:
         with self._lock:
@@ -227,6 +235,7 @@ class _Waiting:
                 entries[node] = entry
                 heapq.heappush(self._heap, entry)
             self._next_wave[id(target)] = wave
+            self._waiting += len(ids)
 
     def sized(self, target: _Target, states: list[dict[str, Any]] | None) -> None:
         """Take the nodes' sizes from their DescribeInstancePatchStates answers: the
@@ -248,15 +257,37 @@ class _Waiting:
                 entries[node] = entry
                 heapq.heappush(self._heap, entry)
 
-    def take(self) -> tuple[_Target, str]:
-        """The next node to load, and its target."""
+    def take(self) -> tuple[_Target, str, bool]:
+        """The next node to load, its target, and whether the target's tags are due."""
         with self._lock:
             while True:
                 entry = heapq.heappop(self._heap)
                 entries = self._entries[id(entry[4])]
                 if entries.get(entry[3]) is entry:
                     del entries[entry[3]]
-                    return entry[4], entry[3]
+                    self._waiting -= 1
+                    return entry[4], entry[3], self._due(entry[4])
+
+    def count(self) -> int:
+        """How many nodes wait."""
+        with self._lock:
+            return self._waiting
+
+    def listed(self, target: _Target) -> bool:
+        """The target's listing ended; whether its tags are due (no node waits)."""
+        with self._lock:
+            self._listed.add(id(target))
+            return self._due(target)
+
+    def _due(self, target: _Target) -> bool:
+        due = (
+            id(target) in self._listed
+            and not self._entries.get(id(target))
+            and id(target) not in self._tags_due
+        )
+        if due:
+            self._tags_due.add(id(target))
+        return due
 
 
 class _Found:
@@ -630,6 +661,20 @@ class _OneAtATime:
                 its_outcome.set_exception(exc)
 
 
+class _Now:
+    """Runs each task at once, in the calling thread, where :class:`_Tasks` would queue it."""
+
+    def submit(
+        self, target: _Target, call: Callable[..., _T], /, *args: Any, **kwargs: Any
+    ) -> Future[_T]:
+        outcome: Future[_T] = Future()
+        try:
+            outcome.set_result(call(*args, **kwargs))
+        except BaseException as exc:  # the caller sees it, as from a pool
+            outcome.set_exception(exc)
+        return outcome
+
+
 class _Tasks:
     """The pool, each task counted against its target until it ends (``_Target.hold``)."""
 
@@ -646,7 +691,7 @@ class _Tasks:
 
 
 def _ask_for_tags(
-    tasks: _Tasks,
+    tasks: _Tasks | _Now,
     nodes: list[tuple[_Target, dict[str, Any]]],
     failures: _Failures,
 ) -> list[tuple[_Target, Future[NodeTags]]]:
@@ -930,32 +975,46 @@ def load_fleet(
 
     texts: dict[str, str] = {}  # the load's patch texts, each held once (PatchColumns)
 
-    waiting = _Waiting()
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
+        tasks = _Tasks(pool)
+        stopping = threading.Event()
 
-    def load_node() -> tuple[_Target, str, PatchColumns | None]:
-        """Load the next node no worker took yet (:class:`_Waiting`)."""
-        target, instance_id = waiting.take()
-        try:
+        waiting = _Waiting()
+
+        def load_node() -> tuple[_Target, str, PatchColumns | None]:
+            """Load the next node no worker took yet (:class:`_Waiting`), and ask for its
+            target's tags if they are due: near the end of the load, queued before the
+            node's pages, so that their one-request calls fill the workers the last
+            nodes leave idle; before, by this worker once the node is loaded, so that
+            the target lets its clients go then, not after the queue's length."""
+            target, instance_id, tags_due = waiting.take()
+            now = tags_due and waiting.count() > max_workers
+            try:
+                if tags_due and not now:
+                    ask_for_tags(target, tasks)
+                cols = fetch(target, instance_id)
+                if now:
+                    ask_for_tags(target, _Now())
+                return target, instance_id, cols
+            finally:
+                target.let_go()
+
+        def fetch(target: _Target, instance_id: str) -> PatchColumns | None:
+            """A node's patches, from the checkpoint cache or the service; None if it failed."""
             key = target.key(instance_id) if cache is not None else None
             cached = cache.get(key) if cache is not None and key is not None else None
             if cached is not None:
-                return target, instance_id, cached
+                return cached
             try:
                 cols = fetch_node_patches(
                     target.client, instance_id, filters=checked_patch_filters, texts=texts
                 )
             except AWSRequestError as err:
                 failures.add(target, err)
-                return target, instance_id, None
+                return None
             if cache is not None and key is not None:
                 cache.put(key, cols)
-            return target, instance_id, cols
-        finally:
-            target.let_go()
-
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
-        tasks = _Tasks(pool)
-        stopping = threading.Event()
+            return cols
 
         def hand_on(target: _Target, ids: list[str]) -> None:
             """A page of new nodes: their patch-state counts and their patches, to the pool."""
@@ -1055,11 +1114,16 @@ def load_fleet(
                     openings.append(pool.submit(open_account, unopened.popleft()))
 
         def discover(target: _Target) -> None:
-            """List a target's nodes, then ask for their tags: queued among the node
-            loads, not after them, so the load does not end waiting for tags."""
+            """List a target's nodes; ask for their tags if none waits (see below)."""
             _discover(target, checked_node_filters, ids, failures, found)
+            if waiting.listed(target):
+                ask_for_tags(target, tasks)
+
+        def ask_for_tags(target: _Target, runner: _Tasks | _Now) -> None:
+            """Ask for a target's tags, once its listing ended and its last node was
+            taken (:class:`_Waiting`)."""
             if tags and ids is None and not stopping.is_set():
-                tag_calls.extend(_ask_for_tags(tasks, found.nodes([target]), failures))
+                tag_calls.extend(_ask_for_tags(runner, found.nodes([target]), failures))
 
         try:
             for _ in range(min(len(accounts), opening_at_once)):
