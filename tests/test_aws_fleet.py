@@ -472,28 +472,15 @@ def test_an_account_and_region_s_tags_are_asked_for_once_its_last_node_is_taken(
     """Tag calls are one request each: asked for when an account and region's last
     node is taken, the last ones fill the workers left idle at the end of a load."""
     events: list[tuple[str, Any]] = []
-    for number, session in enumerate(two_sessions):
+    for account, session in zip((ACCOUNT_A, ACCOUNT_B), two_sessions, strict=True):
 
-        def page(params: dict[str, Any], **_: Any) -> None:
-            if "NextToken" not in params:
-                events.append(("node", params["InstanceId"]))
+        def tags(request_signer: Any, account: str = account, **_: Any) -> None:
+            events.append(("tags", (account, request_signer.region_name)))
 
-        def tags(request_signer: Any, number: int = number, **_: Any) -> None:
-            events.append(("tags", (number, request_signer.region_name)))
-
-        session.events.register("provide-client-params.ssm.DescribeInstancePatches", page)
         session.events.register("before-sign.resource-groups-tagging-api.GetResources", tags)
-    # One worker takes the tasks in the order they are queued.
-    fleet = pf.load_fleet(
-        regions=["eu-west-1", "us-east-1"],
-        boto3_sessions=two_sessions,
-        max_workers=1,
-        progress=False,
-    )
-    assert fleet.errors.empty and len(fleet.tags) > 0
-    account = {ACCOUNT_A: 0, ACCOUNT_B: 1}
-    nodes = fleet.nodes[["instance_id", "account_id", "region"]]
-    where = {n: (account[a], r) for n, a, r in nodes.itertuples(index=False)}
+    fleet = load_one_by_one(two_sessions, lambda node: events.append(("node", node)), tags=True)
+    assert len(fleet.tags) > 0
+    where = node_targets(fleet)
     asked = {target: at for at, (kind, target) in enumerate(events) if kind == "tags"}
     assert len(asked) == 3
     for at, (kind, node) in enumerate(events):
@@ -880,6 +867,36 @@ def test_load_fleet_refuses_a_client_of_another_service() -> None:
         pf.load_fleet(client=sts, progress=False)  # type: ignore[arg-type]
 
 
+def load_one_by_one(
+    sessions: list[boto3.Session], first_page: Callable[[str], None], *, tags: bool
+) -> pf.Fleet:
+    """Load both regions of ``sessions`` with one worker, which takes the tasks in the
+    order they are queued (every listing, then the nodes' patches), telling
+    ``first_page`` each node whose first page is asked for."""
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if "NextToken" not in params:
+            first_page(params["InstanceId"])
+
+    for session in sessions:
+        session.events.register("provide-client-params.ssm.DescribeInstancePatches", record)
+    fleet = pf.load_fleet(
+        regions=["eu-west-1", "us-east-1"],
+        boto3_sessions=sessions,
+        max_workers=1,
+        progress=False,
+        tags=tags,
+    )
+    assert fleet.errors.empty
+    return fleet
+
+
+def node_targets(fleet: pf.Fleet) -> dict[str, tuple[str, str]]:
+    """Each node's account and region."""
+    nodes = fleet.nodes[["instance_id", "account_id", "region"]]
+    return {n: (a, r) for n, a, r in nodes.itertuples(index=False)}
+
+
 def test_accounts_and_regions_share_the_workers_in_waves(
     two_sessions: list[boto3.Session],
 ) -> None:
@@ -888,25 +905,7 @@ def test_accounts_and_regions_share_the_workers_in_waves(
     workers and a load ends on the small last nodes of several, not on every node of
     the one listed last."""
     first_pages: list[str] = []
-
-    def record(params: dict[str, Any], **_: Any) -> None:
-        if "NextToken" not in params:
-            first_pages.append(params["InstanceId"])
-
-    for session in two_sessions:
-        session.events.register("provide-client-params.ssm.DescribeInstancePatches", record)
-    # One worker takes the tasks in the order they are queued: every listing, then the
-    # nodes' patches.
-    fleet = pf.load_fleet(
-        regions=["eu-west-1", "us-east-1"],
-        boto3_sessions=two_sessions,
-        max_workers=1,
-        progress=False,
-        tags=False,
-    )
-    assert fleet.errors.empty
-    nodes = fleet.nodes[["instance_id", "account_id", "region"]]
-    where = {n: (a, r) for n, a, r in nodes.itertuples(index=False)}
+    where = node_targets(load_one_by_one(two_sessions, first_pages.append, tags=False))
     listed: dict[tuple[str, str], int] = {}
     taken: Counter[tuple[str, str]] = Counter()
     waves = []
