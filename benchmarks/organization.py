@@ -6,10 +6,10 @@ so at most 16 / 0.2 s = 80 requests a second can be answered. The emulator serve
 in a child process; the client reaches it through ``AWS_ENDPOINT_URL``, as any
 boto3 session would, and assumes the role in every member account.
 
-The target is judged on the second load of the process: its first also pays for
-what any process pays once (importing ``patchframe.aws``, botocore reading its
-endpoint rules and service models), and is printed too. Each load starts with the
-previous one's garbage collected.
+The target is judged on the process's second organization load: the first also
+pays for what a process pays once (run alone: importing ``patchframe.aws``,
+botocore reading its endpoint rules and service models), and is printed too.
+Each load starts with the previous one's garbage collected.
 
 For reference, the same emulator is also asked by the simplest client that keeps 16
 requests in flight: 16 threads each calling DescribeInstancePatches in a loop. On
@@ -170,8 +170,9 @@ def bench_organization() -> str:
         "",
         f"The load kept its {WORKERS} workers busy for {share:.1%} of the {CARRIED:.0f} "
         f"requests/s they can carry (target 90%: {'met' if share >= 0.9 else 'NOT met'}); "
-        f"the process's first load {first:.1%}, as it also imports patchframe.aws and has "
-        f"botocore read its endpoint rules and models (about 0.3 s here); the bare loop, "
+        f"the process's first load {first:.1%} (which, run alone, also imports "
+        f"patchframe.aws and has botocore read its endpoint rules and models, about 0.3 s "
+        f"here); the bare loop, "
         f"the most this machine gives, {rows[3][2] / rows[3][1] / CARRIED:.1%}.",
     ]
     return "\n".join(lines)

@@ -917,6 +917,19 @@ def test_accounts_and_regions_share_the_workers_in_waves(
     assert waves == sorted(waves) and waves[-1] == 6
 
 
+def test_waiting_nodes_go_in_waves_largest_first_whenever_their_sizes_come() -> None:
+    """Sizes may come before their nodes are listed (a state call answered at once)."""
+    Waiting, Target = patchframe.aws._fleet._Waiting, patchframe.aws._fleet._Target
+    first, second = Target("eu-west-1", None), Target("us-east-1", None)
+    waiting = Waiting()
+    waiting.sized(first, [{"InstanceId": "i-1", "InstalledCount": 5}])
+    waiting.add(first, ["i-0", "i-1", "i-2"])
+    waiting.add(second, ["i-3", "i-4"])
+    waiting.sized(first, [{"InstanceId": "i-2", "MissingCount": 9}])
+    taken = [waiting.take()[1] for _ in range(5)]
+    assert taken == ["i-2", "i-1", "i-3", "i-0", "i-4"] and waiting.count() == 0
+
+
 def test_the_largest_nodes_are_loaded_first_once_their_sizes_are_known() -> None:
     """A load ends on the last pages of small nodes, not on one large node's pages
     while the other workers have nothing left to do."""

@@ -21,7 +21,9 @@ Once an account and region is listed and its last node taken, its nodes' tags ar
 asked for on the same pool (see :mod:`patchframe.aws._tags` for which calls and
 why): one Resource Groups Tagging API ``GetResources`` per 100 EC2 nodes, and one
 SSM ``ListTagsForResource`` per hybrid node. Near the end of a load these
-one-request calls fill the workers that the last nodes' pages leave idle.
+one-request calls fill the workers that the last nodes' pages leave idle; before
+that, one or two calls are made by the worker that loaded the last node, right
+after it, so that the account and region lets its clients go then.
 
 Every node ends up either with all its rows or in the errors frame; the result
 is assembled in discovery order, so it does not depend on which worker finished
@@ -44,7 +46,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import boto3
 import pandas as pd
@@ -86,6 +88,7 @@ from ._node import (
 from ._organization import Member, Organization, list_members, role_credentials, role_session
 from ._pacer import AdaptiveRateLimiter
 from ._tags import (
+    ARNS_PER_CALL,
     DENIED_CODES,
     PERMISSIONS,
     NodeTags,
@@ -193,20 +196,18 @@ class _Target:
         return self.tagging
 
 
-_Entry = tuple[int, int, int, str, _Target]
-
-
 class _Waiting:
     """The load's nodes that no worker took yet, in waves across its targets.
 
-    Targets (accounts and regions) are numbered as they are listed, and the n-th
-    target's k-th node goes in wave n + k. So the first targets' later nodes go
-    along with the next ones' first, several targets share the workers rather than
-    one having them all, and a load ends on the small last nodes of several targets,
-    not on every node of the one listed last started together while the other
-    workers have nothing left to do. A target still finishes a few waves after the
-    next ones start, and lets its clients go. Within a target, the most patch rows
-    first once its patch-state counts are in (discovery order until then).
+    Targets (accounts and regions) are numbered as their first nodes are listed, and
+    the n-th target's k-th node taken goes in wave n + k. So the first targets'
+    later nodes go along with the next ones' first, several targets share the
+    workers rather than one having them all, and a load ends on the small last
+    nodes of several targets, not on every node of the one listed last started
+    together while the other workers have nothing left to do. A target still
+    finishes a few waves after the next ones start, and lets its clients go. Within
+    a target, the most patch rows first once its patch-state counts are in
+    (discovery order until then).
 
     It also tells when a target's tags are due: once its listing ended and its last
     node was taken. Tag calls are one request each, so the last targets' fill the
@@ -215,63 +216,74 @@ class _Waiting:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # (wave, -rows, order, node, target); an entry is stale once its target's
-        # counts gave the node another wave (it is no longer the one in ``_entries``).
-        self._heap: list[_Entry] = []
-        self._entries: dict[int, dict[str, _Entry]] = {}  # by id(target), then node
-        self._next_wave: dict[int, int] = {}  # each target's next node's wave
+        # Targets with nodes waiting: (wave of the next node taken, number, target).
+        self._targets: list[tuple[int, int, _Target]] = []
+        # Per target: (-rows, order, node); an entry is stale once the node was
+        # taken or its size changed (``_rows`` tells).
+        self._nodes: dict[int, list[tuple[int, int, str]]] = {}
+        self._rows: dict[tuple[int, str], int] = {}  # by (id(target), node), sizes known early
+        self._waiting: dict[int, set[str]] = {}  # by id(target)
+        self._wave: dict[int, int] = {}  # each target's next node's wave
+        self._number: dict[int, int] = {}
         self._order = itertools.count()
-        self._waiting = 0
         self._listed: set[int] = set()  # targets whose listing ended
         self._tags_due: set[int] = set()  # targets whose tags were said to be due
+        self._count = 0
 
     def add(self, target: _Target, ids: list[str]) -> None:
+        key = id(target)
         with self._lock:
-            entries = self._entries.setdefault(id(target), {})
-            wave = self._next_wave.setdefault(id(target), len(self._next_wave))
+            waiting = self._waiting.setdefault(key, set())
+            idle = not waiting
+            nodes = self._nodes.setdefault(key, [])
+            self._count += len(ids)
             for node in ids:
-                entry = (wave, 0, next(self._order), node, target)
-                wave += 1
-                entries[node] = entry
-                heapq.heappush(self._heap, entry)
-            self._next_wave[id(target)] = wave
-            self._waiting += len(ids)
+                waiting.add(node)
+                rows = self._rows.get((key, node), 0)
+                heapq.heappush(nodes, (-rows, next(self._order), node))
+            if key not in self._number:
+                self._number[key] = len(self._number)
+                self._wave[key] = self._number[key]
+            if idle and waiting:  # the target was out of the heap of targets
+                heapq.heappush(self._targets, (self._wave[key], self._number[key], target))
 
     def sized(self, target: _Target, states: list[dict[str, Any]] | None) -> None:
-        """Take the nodes' sizes from their DescribeInstancePatchStates answers: the
-        target's waiting nodes keep the waves they had, the largest in the first."""
-        rows: dict[str, int] = {}
-        for state in states or []:
-            counts = (state.get(field) for field in STATE_COUNT_FIELDS.values())
-            rows[state["InstanceId"]] = sum(c for c in counts if isinstance(c, int))
+        """Take the nodes' sizes from their DescribeInstancePatchStates answers."""
+        key = id(target)
         with self._lock:
-            entries = self._entries.get(id(target), {})
-            waiting = list(entries.values())
-            sizes = {e[3]: rows.get(e[3], -e[1]) for e in waiting}
-            waves = sorted(e[0] for e in waiting)
-            by_size = sorted(waiting, key=lambda e: (-sizes[e[3]], e[2]))
-            for wave, (_, _, order, node, _) in zip(waves, by_size, strict=True):
-                if entries[node][:2] == (wave, -sizes[node]):
-                    continue
-                entry = (wave, -sizes[node], order, node, target)
-                entries[node] = entry
-                heapq.heappush(self._heap, entry)
+            waiting = self._waiting.get(key, set())
+            nodes = self._nodes.setdefault(key, [])
+            for state in states or []:
+                counts = (state.get(field) for field in STATE_COUNT_FIELDS.values())
+                rows = sum(c for c in counts if isinstance(c, int))
+                node = state["InstanceId"]
+                self._rows[key, node] = rows
+                if node in waiting:  # its entry of size 0 goes stale
+                    heapq.heappush(nodes, (-rows, next(self._order), node))
 
     def take(self) -> tuple[_Target, str, bool]:
         """The next node to load, its target, and whether the target's tags are due."""
         with self._lock:
+            wave, number, target = heapq.heappop(self._targets)
+            key = id(target)
+            nodes, waiting = self._nodes[key], self._waiting[key]
             while True:
-                entry = heapq.heappop(self._heap)
-                entries = self._entries[id(entry[4])]
-                if entries.get(entry[3]) is entry:
-                    del entries[entry[3]]
-                    self._waiting -= 1
-                    return entry[4], entry[3], self._due(entry[4])
+                minus_rows, _, node = heapq.heappop(nodes)
+                if node in waiting and -minus_rows == self._rows.get((key, node), 0):
+                    break
+            waiting.discard(node)
+            self._count -= 1
+            self._wave[key] = wave + 1
+            if waiting:
+                heapq.heappush(self._targets, (wave + 1, number, target))
+            else:
+                nodes.clear()  # stale entries only
+            return target, node, self._due(target)
 
     def count(self) -> int:
         """How many nodes wait."""
         with self._lock:
-            return self._waiting
+            return self._count
 
     def listed(self, target: _Target) -> bool:
         """The target's listing ended; whether its tags are due (no node waits)."""
@@ -282,7 +294,7 @@ class _Waiting:
     def _due(self, target: _Target) -> bool:
         due = (
             id(target) in self._listed
-            and not self._entries.get(id(target))
+            and not self._waiting.get(id(target))
             and id(target) not in self._tags_due
         )
         if due:
@@ -655,23 +667,40 @@ class _OneAtATime:
                     self._running = False
                     return outcome
                 next_job, its_outcome = self._jobs.popleft()
-            try:
-                its_outcome.set_result(next_job())
-            except BaseException as exc:  # the job's caller sees it, as from a pool
-                its_outcome.set_exception(exc)
+            _run_into(its_outcome, next_job)
+
+
+def _run_into(outcome: Future[_T], call: Callable[[], _T]) -> None:
+    """Run ``call``, its result or exception into ``outcome``, as a pool would."""
+    try:
+        outcome.set_result(call())
+    except BaseException as exc:  # the outcome's reader sees it
+        outcome.set_exception(exc)
+
+
+class _Runner(Protocol):
+    """Where a target's tasks run: :class:`_Tasks` or :class:`_Now`."""
+
+    def submit(
+        self, target: _Target, call: Callable[..., _T], /, *args: Any, **kwargs: Any
+    ) -> Future[_T]: ...
 
 
 class _Now:
-    """Runs each task at once, in the calling thread, where :class:`_Tasks` would queue it."""
+    """Runs each task at once, in the calling thread, where :class:`_Tasks` would queue
+    it; none once the load is stopping (their outcomes cancelled, as queued tasks are)."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
 
     def submit(
         self, target: _Target, call: Callable[..., _T], /, *args: Any, **kwargs: Any
     ) -> Future[_T]:
         outcome: Future[_T] = Future()
-        try:
-            outcome.set_result(call(*args, **kwargs))
-        except BaseException as exc:  # the caller sees it, as from a pool
-            outcome.set_exception(exc)
+        if self._stopping.is_set():
+            outcome.cancel()
+        else:
+            _run_into(outcome, partial(call, *args, **kwargs))
         return outcome
 
 
@@ -690,8 +719,14 @@ class _Tasks:
         return future
 
 
+def _tag_calls(nodes: list[tuple[_Target, dict[str, Any]]]) -> int:
+    """How many tag calls :func:`_ask_for_tags` makes for ``nodes`` of one target, at most."""
+    hybrid = sum(str(info["InstanceId"]).startswith("mi-") for _, info in nodes)
+    return -(-(len(nodes) - hybrid) // ARNS_PER_CALL) + hybrid
+
+
 def _ask_for_tags(
-    tasks: _Tasks | _Now,
+    tasks: _Runner,
     nodes: list[tuple[_Target, dict[str, Any]]],
     failures: _Failures,
 ) -> list[tuple[_Target, Future[NodeTags]]]:
@@ -969,7 +1004,7 @@ def load_fleet(
     # What scan ages are measured to: the start of the load, before any node is listed.
     loaded_at = pd.Timestamp.now(tz="UTC")
     loads: list[Future[tuple[_Target, str, PatchColumns | None]]] = []
-    load_targets: list[_Target] = []  # each load's target, in the same order
+    load_targets: list[_Target] = []  # each node's target, as handed on (counted per account)
     state_batches: list[tuple[_Target, Future[Any]]] = []
     tag_calls: list[tuple[_Target, Future[NodeTags]]] = []
 
@@ -991,10 +1026,10 @@ def load_fleet(
             now = tags_due and waiting.count() > max_workers
             try:
                 if tags_due and not now:
-                    ask_for_tags(target, tasks)
+                    ask_for_tags(target)
                 cols = fetch(target, instance_id)
                 if now:
-                    ask_for_tags(target, _Now())
+                    ask_for_tags(target, here=True)
                 return target, instance_id, cols
             finally:
                 target.let_go()
@@ -1020,6 +1055,9 @@ def load_fleet(
             """A page of new nodes: their patch-state counts and their patches, to the pool."""
             if stopping.is_set():
                 return
+            # Waiting before their counts are asked for, which may come back at once.
+            target.hold(len(ids))  # each node holds its target until its load ends
+            waiting.add(target, ids)
             states = tasks.submit(
                 target,
                 _attempt,
@@ -1032,20 +1070,20 @@ def load_fleet(
             )
             state_batches.append((target, states))
             states.add_done_callback(partial(_sized, waiting, target))
-            target.hold(len(ids))  # each node holds its target until its load ends
-            waiting.add(target, ids)
             loads.extend(pool.submit(load_node) for _ in ids)
             load_targets.extend([target] * len(ids))
 
         found = _Found(hand_on)
 
         def open_account(account: _Account) -> Future[list[Future[None]]]:
-            """Open an account on the pool: assume its role and find its regions, queue
-            the next account's opening, then make its clients in turn (below)."""
+            """Open an account on the pool: assume its role and find its regions, then
+            make its clients in turn (below); the next account's opening is queued
+            once they are made."""
             try:
                 session, regions = opener.regions(account)
-            finally:
+            except BaseException:
                 open_next()
+                raise
             return making_clients.run(partial(open_targets, account, session, regions))
 
         # Accounts open several at a time (below) but make their clients one at a time:
@@ -1079,7 +1117,17 @@ def load_fleet(
             account: _Account, session: boto3.Session | None, regions: list[str]
         ) -> list[Future[None]]:
             """Each region's discovery queued as soon as its clients are made, while
-            the next region's are made."""
+            the next region's are made; then the next account's opening, before this
+            one's outcome is set (which the caller waits for)."""
+            try:
+                return open_regions(account, session, regions)
+            finally:
+                open_next()
+
+        def open_regions(
+            account: _Account, session: boto3.Session | None, regions: list[str]
+        ) -> list[Future[None]]:
+            """:func:`open_targets` without the next opening."""
             known: Future[str | None] | None = None
             discoveries: list[Future[None]] = []
             for region in regions:
@@ -1117,13 +1165,17 @@ def load_fleet(
             """List a target's nodes; ask for their tags if none waits (see below)."""
             _discover(target, checked_node_filters, ids, failures, found)
             if waiting.listed(target):
-                ask_for_tags(target, tasks)
+                ask_for_tags(target)
 
-        def ask_for_tags(target: _Target, runner: _Tasks | _Now) -> None:
+        def ask_for_tags(target: _Target, *, here: bool = False) -> None:
             """Ask for a target's tags, once its listing ended and its last node was
-            taken (:class:`_Waiting`)."""
+            taken (:class:`_Waiting`): ``here``, in this worker if they are one or two
+            calls, else on the pool."""
             if tags and ids is None and not stopping.is_set():
-                tag_calls.extend(_ask_for_tags(runner, found.nodes([target]), failures))
+                nodes = found.nodes([target])
+                calls = _tag_calls(nodes)
+                runner = _Now(stopping) if here and calls <= 2 else tasks
+                tag_calls.extend(_ask_for_tags(runner, nodes, failures))
 
         try:
             for _ in range(min(len(accounts), opening_at_once)):
