@@ -542,7 +542,7 @@ def test_accounts_opening_together_find_their_credentials_at_once(
     two_accounts: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Credentials may take a process or a metadata request to find: accounts look for
-    theirs side by side, not in turn behind the lock their clients are made under."""
+    theirs side by side, not in turn as their clients are made (one worker at a time)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", two_accounts.url)
     finding = AtOnce()
 

@@ -545,8 +545,8 @@ class _Opener:
         member = account.member
         session = account.session
         if session is not None:
-            # Found now, outside the lock the clients are made under: a profile's
-            # credentials may come from a process, or from the instance's metadata.
+            # Found now, before its clients are made in turn (one worker at a time): a
+            # profile's credentials may come from a process, or from instance metadata.
             session.get_credentials()
         else:  # a member account, reached through the role
             assert member is not None and self.organization is not None
@@ -1023,12 +1023,12 @@ def load_fleet(
             nodes leave idle; before, by this worker once the node is loaded, so that
             the target lets its clients go then, not after the queue's length."""
             target, instance_id, tags_due = waiting.take()
-            now = tags_due and waiting.count() > max_workers
+            after_node = tags_due and waiting.count() > max_workers
             try:
-                if tags_due and not now:
+                if tags_due and not after_node:
                     ask_for_tags(target)
                 cols = fetch(target, instance_id)
-                if now:
+                if after_node:
                     ask_for_tags(target, here=True)
                 return target, instance_id, cols
             finally:
@@ -1120,33 +1120,27 @@ def load_fleet(
             the next region's are made; then the next account's opening, before this
             one's outcome is set (which the caller waits for)."""
             try:
-                return open_regions(account, session, regions)
+                known: Future[str | None] | None = None
+                discoveries: list[Future[None]] = []
+                for region in regions:
+                    target = opener.target(account, session, region)
+                    account.targets.append(target)
+                    known = known or account_id(account, target, session)
+                    target.account = known
+                    target.limiter.attach(target.client)
+                    if tags and target.session is not None:
+                        # Made here, as every client of the account's session is: a boto3
+                        # session makes clients safely in one thread only (5 ms each). A
+                        # client= load's tagging client has a session of its own, made at
+                        # tag time: not beside the first request, which it delayed by 0.2 s.
+                        target.tagging_client()
+                    discoveries.append(tasks.submit(target, discover, target))
+                if ids is None:  # each discovery queues its targets' tasks itself
+                    for target in account.targets:
+                        target.let_go()
+                return discoveries
             finally:
                 open_next()
-
-        def open_regions(
-            account: _Account, session: boto3.Session | None, regions: list[str]
-        ) -> list[Future[None]]:
-            """:func:`open_targets` without the next opening."""
-            known: Future[str | None] | None = None
-            discoveries: list[Future[None]] = []
-            for region in regions:
-                target = opener.target(account, session, region)
-                account.targets.append(target)
-                known = known or account_id(account, target, session)
-                target.account = known
-                target.limiter.attach(target.client)
-                if tags and target.session is not None:
-                    # Made here, as every client of the account's session is: a boto3
-                    # session makes clients safely in one thread only (5 ms each). A
-                    # client= load's tagging client has a session of its own, made at
-                    # tag time: not beside the first request, which it delayed by 0.2 s.
-                    target.tagging_client()
-                discoveries.append(tasks.submit(target, discover, target))
-            if ids is None:  # each discovery queues its targets' tasks itself
-                for target in account.targets:
-                    target.let_go()
-            return discoveries
 
         # Accounts open max_workers / 2 at a time, each opening queueing the next when it
         # ends, so that the CPU an account's session and clients cost is spent while

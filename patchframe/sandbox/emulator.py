@@ -66,11 +66,10 @@ Organizations
 Faults
     Every answer, and every dropped connection, leaves ``latency`` seconds after its
     request line arrived, the emulator's own work included (reading the headers and
-    body too), as a
-    service's response time is seen by its client; concurrent requests wait side by
-    side. ``rate_limit`` is a token bucket of ``burst`` requests per service, account
-    and region (SSM, EC2 and tagging apart, as AWS limits each API on its own),
-    shared by all connections; a request beyond it
+    body too), as a service's response time is seen by its client; concurrent
+    requests wait side by side. ``rate_limit`` is a token bucket of ``burst``
+    requests per service, account and region (SSM, EC2 and tagging apart, as AWS
+    limits each API on its own), shared by all connections; a request beyond it
     gets ``ThrottlingException``; it can be changed while serving. ``error_rate``
     answers a share of requests with ``InternalServerError`` (HTTP 500), ``drop_rate``
     closes the connection of a share without answering, and ``expire_rate`` makes a
