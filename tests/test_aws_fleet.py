@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.retries.standard
 import botocore.session
 import pandas as pd
 import pytest
@@ -801,6 +802,27 @@ def test_a_tag_call_that_fails_otherwise_is_a_row_naming_its_node() -> None:
         [hybrid, "InvalidResourceId"]
     ]
     assert fleet.nodes["patch_rows"].tolist() == [0]  # its patches loaded all the same
+
+
+def test_a_load_leaves_the_client_it_was_given_unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load's pacer goes with the load: a throttle that comes later is botocore's
+    to back off from, not answered by an old pacer, load after load."""
+    backoff = botocore.retries.standard.ExponentialBackoff
+    monkeypatch.setattr(backoff, "delay_amount", lambda *_: 0.5)  # botocore's, fixed
+    slept: list[float] = []
+    monkeypatch.setattr("botocore.endpoint.time.sleep", slept.append)
+    later: list[tuple[int, dict[str, Any]]] = []
+    answer = one_node_without_patches("i-0123456789abcdef0")
+    ssm = MockSSM(lambda request: later.pop(0) if later else answer(request))
+    client = ssm.client(retries={"mode": "standard", "total_max_attempts": 3})
+    for _ in range(2):
+        assert pf.load_fleet(client=client, progress=False, tags=False).nodes.shape[0] == 1
+    slept.clear()
+    later[:] = [(400, {"__type": "ThrottlingException"}), (200, {"Patches": []})]
+    client.describe_instance_patches(InstanceId="i-0123456789abcdef0")
+    # botocore's own backoff. A pacer left attached would answer first, with a share
+    # of the round trip: about 0 here.
+    assert slept == [0.5]
 
 
 def test_tags_are_asked_by_arns_of_the_region_s_partition() -> None:

@@ -44,6 +44,7 @@ import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -1010,7 +1011,11 @@ def load_fleet(
 
     texts: dict[str, str] = {}  # the load's patch texts, each held once (PatchColumns)
 
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool:
+    # ``undo`` runs once the pool's threads are done (it exits after the pool).
+    with (
+        ExitStack() as undo,
+        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="patchframe") as pool,
+    ):
         tasks = _Tasks(pool)
         stopping = threading.Event()
 
@@ -1128,6 +1133,8 @@ def load_fleet(
                     known = known or account_id(account, target, session)
                     target.account = known
                     target.limiter.attach(target.client)
+                    if account.client is not None:  # the caller's: left as it was given
+                        undo.callback(target.limiter.detach, account.client)
                     if tags and target.session is not None:
                         # Made here, as every client of the account's session is: a boto3
                         # session makes clients safely in one thread only (5 ms each). A

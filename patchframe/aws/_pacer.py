@@ -230,6 +230,17 @@ class AdaptiveRateLimiter:
             unique_id=f"pf-throttle-{id(self)}",
         )
 
+    def detach(self, client: Any) -> None:
+        """Stop pacing a client's requests: what :meth:`attach` registered goes.
+
+        A load detaches its pacer from a client it was given, so that the next
+        load on that client, and the user's own calls, are not paced by it too.
+        """
+        events = client.meta.events
+        service = client.meta.service_model.service_id.hyphenize()
+        events.unregister("before-send", unique_id=f"pf-pace-{id(self)}")
+        events.unregister(f"needs-retry.{service}", unique_id=f"pf-throttle-{id(self)}")
+
     def _wait(self, **_: Any) -> None:
         self.acquire()
         self._sent.at = self._clock()
