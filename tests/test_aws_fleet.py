@@ -646,6 +646,30 @@ def test_loading_starts_with_the_first_page_of_nodes() -> None:
     assert loaded_fleet.nodes["instance_id"].tolist() == fleet.instance_ids  # in listed order
 
 
+def test_a_client_load_makes_its_sts_and_tagging_clients_once_the_listing_went_out(
+    sample: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their botocore sessions cost 20 ms of CPU (0.15 s in a process's first load):
+    spent during the listing's round trip, they delay no request."""
+    made: list[tuple[float, str]] = []
+    create = botocore.session.Session.create_client
+
+    def record(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        made.append((time.monotonic(), service))
+        return create(self, service, *args, **kwargs)
+
+    client = sample.client()
+    monkeypatch.setattr(botocore.session.Session, "create_client", record)
+    listing: list[float] = []
+    client.meta.events.register(
+        "before-send.ssm.DescribeInstanceInformation", lambda **_: listing.append(time.monotonic())
+    )
+    fleet = pf.load_fleet(client=client, progress=False)
+    assert fleet.errors.empty and not fleet.tags.empty
+    assert sorted(service for _, service in made) == ["resourcegroupstaggingapi", "sts"]
+    assert all(at > listing[0] for at, _ in made), (listing, made)
+
+
 def test_a_listing_restarted_after_an_expired_token_lists_each_node_once() -> None:
     page_one = [{"InstanceId": f"i-{n:017x}"} for n in range(50)]
     page_two = [{"InstanceId": f"i-{n:017x}"} for n in range(50, 55)]
