@@ -45,6 +45,8 @@ BIG_NODE_PATCHES = 4000
 #: pages of 100 refused (50 is the largest it accepts).
 SERVICE = {"latency": 0.2, "rate_limit": 40.0, "burst": 4, "max_patch_results": 50}
 SHORT_LOAD_NODES = 80
+#: Loads of the short-load case; the median is judged (the first is the process's first).
+SHORT_LOAD_RUNS = 3
 #: The dropping-limit case: the limit in force from each second of the load on.
 LIMITS = ((0.0, 40.0), (6.0, 20.0), (12.0, 40.0))
 DROPPING_LOAD_NODES = 190
@@ -172,7 +174,7 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
 
 
 def verdict(ratio: float, target: float) -> str:
-    return f"{ratio:.1f}x (target {target:g}x: {'met' if ratio >= target else 'NOT met'})"
+    return f"{ratio:.2f}x (target {target:g}x: {'met' if ratio >= target else 'NOT met'})"
 
 
 # --- 1. client CPU per row --------------------------------------------------------
@@ -326,51 +328,74 @@ def sequential_load(ssm: Any) -> int:
     return sum(len(naive_node(ssm, i, page_size=50)) for i in ids)
 
 
-def bench_short_load() -> str:
-    s = SERVICE
-    limit = s["rate_limit"]
-    served_fleet = scenario_fleet("short-load")[0]
-    expected_rows = served_fleet.n_patches
+@dataclass
+class ShortLoad:
+    """One load_fleet of the short-load scenario, on a server of its own."""
+
+    wall_s: float
+    rows: int
+    answers: Answers
+
+    @property
+    def sustained(self) -> float:
+        """Accepted answers a second, from the first request sent to the last answer."""
+        assert self.answers.first_sent is not None
+        return len(self.answers.accepted) / (self.answers.accepted[-1] - self.answers.first_sent)
+
+
+def short_load() -> ShortLoad:
     with server("short-load") as served:
         ssm = client(served.url, pool=WORKERS)
         answers = Answers(ssm)
         fleet_s, fleet = wall(
             lambda: pf.load_fleet(client=ssm, max_workers=WORKERS, progress=False)
         )
-        assert answers.first_sent is not None
-        span = answers.accepted[-1] - answers.first_sent
-        sustained = len(answers.accepted) / span
+    assert fleet.errors.empty
+    return ShortLoad(fleet_s, len(fleet.patches), answers)
+
+
+def bench_short_load() -> str:
+    s = SERVICE
+    limit = s["rate_limit"]
+    expected_rows = scenario_fleet("short-load")[0].n_patches
+    # The process's first load pays one-time costs too (imports, botocore's models):
+    # it is the first of the runs, and the median is judged.
+    loads = [short_load() for _ in range(SHORT_LOAD_RUNS)]
+    with server("short-load") as served:
         naive_s, naive_rows = wall(lambda: sequential_load(client(served.url)))
-    assert naive_rows == expected_rows == len(fleet.patches) and fleet.errors.empty
-    share, speedup = sustained / limit, naive_s / fleet_s
-    requests = len(answers.accepted) + len(answers.throttled)
+    assert naive_rows == expected_rows and all(load.rows == expected_rows for load in loads)
+    share = statistics.median(load.sustained for load in loads) / limit
+    fleet_s = statistics.median(load.wall_s for load in loads)
+    speedup = naive_s / fleet_s
+    refused = max(load.answers.refused_pages for load in loads)
+    rows = [["sequential paginator loop (pages of 50)", f"{naive_s:.1f}", f"{naive_rows:,}"]]
+    rows[0] += ["", "", ""]
+    for number, load in enumerate(loads, start=1):
+        accepted, throttled = len(load.answers.accepted), len(load.answers.throttled)
+        rows.append(
+            [
+                f"patchframe.load_fleet ({WORKERS} workers), run {number}",
+                f"{load.wall_s:.2f}",
+                f"{load.rows:,}",
+                f"{accepted + throttled} ({throttled} throttled)",
+                f"{load.sustained:.1f}",
+                f"{load.sustained / limit:.1%}",
+            ]
+        )
+    rows.append(["median of the runs", f"{fleet_s:.2f}", "", "", "", f"{share:.1%}"])
     return table(
         f"3. Short load: {SHORT_LOAD_NODES} nodes of 1-3 pages, "
         f"{s['latency'] * 1000:.0f} ms latency, {limit:.0f} requests/s (burst {s['burst']}), "
         "pages of 100 refused",
         ["", "wall time (s)", "rows", "SSM requests", "accepted/s", "vs limit"],
-        [
-            [
-                "sequential paginator loop (pages of 50)",
-                f"{naive_s:.1f}",
-                f"{naive_rows:,}",
-                *["", "", ""],
-            ],
-            [
-                f"patchframe.load_fleet ({WORKERS} workers)",
-                f"{fleet_s:.1f}",
-                f"{len(fleet.patches):,}",
-                f"{requests} ({len(answers.throttled)} throttled)",
-                f"{sustained:.1f}",
-                f"{share:.0%}",
-            ],
-        ],
+        rows,
     ) + (
         f"\n\nOver the whole load (first request sent to last answer) load_fleet sustains "
-        f"{share:.0%} of the limit (target 90%: {'met' if share >= 0.9 else 'NOT met'}) "
-        f"and is {verdict(speedup, 7)} faster than the sequential loop; it learnt the page "
-        f"size with {answers.refused_pages} refused request for its one account and region "
-        f"(target at most 1: {'met' if answers.refused_pages <= 1 else 'NOT met'})."
+        f"{share:.1%} of the limit in the median of {len(loads)} runs (target 90%: "
+        f"{'met' if share >= 0.9 else 'NOT met'}) and is {verdict(speedup, 7)} faster than "
+        f"the sequential loop; it learnt the page size with at most {refused} refused "
+        f"request for its one account and region (target at most 1: "
+        f"{'met' if refused <= 1 else 'NOT met'})."
     )
 
 
