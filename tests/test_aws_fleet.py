@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import botocore.retries.standard
 import botocore.session
 import pandas as pd
@@ -32,6 +33,7 @@ from mock_ssm import MockSSM
 
 import patchframe as pf
 import patchframe.aws._fleet
+import patchframe.aws._pacer
 from patchframe._schema import (
     PATCH_COLUMNS,
     STATE_COUNT_FIELDS,
@@ -649,8 +651,10 @@ def test_loading_starts_with_the_first_page_of_nodes() -> None:
 def test_a_client_load_makes_its_sts_and_tagging_clients_once_the_listing_went_out(
     sample: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Their botocore sessions cost 20 ms of CPU (0.15 s in a process's first load):
-    spent during the listing's round trip, they delay no request."""
+    """Their botocore sessions cost about 20 ms of CPU each (more than 0.1 s for the
+    first in a process): spent during the listing's round trip, they delay no request.
+    The listing is held back 0.1 s before it is sent, so that a lookup that did not
+    wait for it would make its clients first."""
     made: list[tuple[float, str]] = []
     create = botocore.session.Session.create_client
 
@@ -661,6 +665,9 @@ def test_a_client_load_makes_its_sts_and_tagging_clients_once_the_listing_went_o
     client = sample.client()
     monkeypatch.setattr(botocore.session.Session, "create_client", record)
     listing: list[float] = []
+    client.meta.events.register(
+        "before-call.ssm.DescribeInstanceInformation", lambda **_: time.sleep(0.1)
+    )
     client.meta.events.register(
         "before-send.ssm.DescribeInstanceInformation", lambda **_: listing.append(time.monotonic())
     )
@@ -829,8 +836,23 @@ def test_a_tag_call_that_fails_otherwise_is_a_row_naming_its_node() -> None:
 
 
 def test_a_load_leaves_the_client_it_was_given_unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The load's pacer goes with the load: a throttle that comes later is botocore's
-    to back off from, not answered by an old pacer, load after load."""
+    """The load's pacer and its watch on the listing go with the load: a later call
+    meets none of their handlers, and a throttle that comes later is botocore's to
+    back off from, not answered by an old pacer, load after load."""
+    handled: list[str] = []
+    pacer_wait = patchframe.aws._pacer.AdaptiveRateLimiter._wait
+    flag = patchframe.aws._fleet._flag
+
+    def waited(self: Any, **kwargs: Any) -> None:
+        handled.append("pace")
+        pacer_wait(self, **kwargs)
+
+    def flagged(event: threading.Event, **kwargs: Any) -> None:
+        handled.append("listing")
+        flag(event, **kwargs)
+
+    monkeypatch.setattr(patchframe.aws._pacer.AdaptiveRateLimiter, "_wait", waited)
+    monkeypatch.setattr(patchframe.aws._fleet, "_flag", flagged)
     backoff = botocore.retries.standard.ExponentialBackoff
     monkeypatch.setattr(backoff, "delay_amount", lambda *_: 0.5)  # botocore's, fixed
     slept: list[float] = []
@@ -841,12 +863,42 @@ def test_a_load_leaves_the_client_it_was_given_unpaced(monkeypatch: pytest.Monke
     client = ssm.client(retries={"mode": "standard", "total_max_attempts": 3})
     for _ in range(2):
         assert pf.load_fleet(client=client, progress=False, tags=False).nodes.shape[0] == 1
+    assert {"pace", "listing"} <= set(handled)  # both were there during the loads
+    handled.clear()
+    client.describe_instance_information()
+    assert handled == []
     slept.clear()
     later[:] = [(400, {"__type": "ThrottlingException"}), (200, {"Patches": []})]
     client.describe_instance_patches(InstanceId="i-0123456789abcdef0")
     # botocore's own backoff. A pacer left attached would answer first, with a share
     # of the round trip: about 0 here.
     assert slept == [0.5]
+
+
+def test_a_tagging_client_that_cannot_be_made_fails_the_load_rather_than_hang(
+    sample: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made as the listing goes out, it fails there first: the account's id is still
+    resolved, and the failure comes again at tag time, as the load's error."""
+
+    def refuse(client: Any) -> Any:
+        raise botocore.exceptions.CredentialRetrievalError(provider="test", error_msg="expired")
+
+    monkeypatch.setattr(patchframe.aws._fleet, "tagging_client_like", refuse)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            pf.load_fleet(client=sample.client(), progress=False)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    loading = threading.Thread(target=load, daemon=True)
+    loading.start()
+    loading.join(timeout=60)
+    assert not loading.is_alive(), "the load hangs"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], botocore.exceptions.CredentialRetrievalError)
 
 
 def test_tags_are_asked_by_arns_of_the_region_s_partition() -> None:

@@ -1,7 +1,8 @@
 """Loading a whole fleet: every node in every account and region, concurrently.
 
-Everything runs on one thread pool. For every account and region: the account
-id (STS) and the nodes (DescribeInstanceInformation); each page of nodes, as it
+Everything runs on one thread pool. For every account: its id (the organization's,
+or STS's as its first listing goes out); for every account and region: the nodes
+(DescribeInstanceInformation); each page of nodes, as it
 arrives, hands its nodes' patch-state counts (DescribeInstancePatchStates, 50
 ids a call) and each node's patches (DescribeInstancePatches) to the pool, so
 loading starts with the first page rather than after the last. Each account and
@@ -156,7 +157,8 @@ class _Target:
     #: AWS's error code when listing the nodes failed; None once they are all listed.
     error_code: str | None = None
     tagging: ResourceGroupsTaggingAPIClient | None = None
-    #: Set once its listing's first request has gone out, or the listing ended.
+    #: Set as its listing's first request is sent (watched on an account's first
+    #: target only, where its id is looked up), or once the listing ended.
     sent: threading.Event = field(default_factory=threading.Event, repr=False)
     #: Tasks queued or running, and one for whoever may still queue some.
     holds: int = 1
@@ -796,15 +798,16 @@ def _ask_for_tags(
     return calls
 
 
-#: The event a target's listing request fires as it goes out (:func:`_while_listing`).
+#: The event a target's listing request fires as it is sent (:func:`_look_up_account`).
 _LISTING_SENT = "before-send.ssm.DescribeInstanceInformation"
 
 
-def _set(flag: threading.Event, **_: Any) -> None:
+def _flag(flag: threading.Event, **_: Any) -> None:
+    """A botocore event handler that sets ``flag``."""
     flag.set()
 
 
-def _while_listing(
+def _look_up_account(
     target: _Target,
     failures: _Failures,
     known: Future[str | None],
@@ -812,21 +815,25 @@ def _while_listing(
     *,
     tags: bool,
 ) -> None:
-    """Ask STS for the account's id into ``known`` once the target's listing request
-    has gone out, as the load's first request: nothing else is sent before its
-    answer, and the CPU is idle for its round trip.
+    """Once the target's listing is being sent, make a ``client=`` load's tagging client
+    (with tags), then ask STS for the account's id into ``known``.
 
     A ``client=`` load's STS and tagging clients each have a botocore session of
-    their own (:func:`caller_account`): 20 ms of CPU, 0.15 s in a process's first
-    load, which reads botocore's endpoint data. Made as the listing was, they
-    delayed it: the benchmark's short load sent it 0.12-0.16 s in, now 0.02-0.03 s.
+    their own (:func:`caller_account`): about 20 ms of CPU each, more than 0.1 s for
+    the first in a process. The listing is such a load's first request and nothing
+    else can be sent before its answer: made during its round trip, they delay no
+    request; made before it was sent, they delayed it (benchmark part 3 prints when
+    the first request left). ``known`` is resolved whatever happens: a tagging
+    client that cannot be made here is tried again, and fails, at tag time.
     """
     target.sent.wait()
-    if tags and target.session is None:
-        target.tagging_client()
-    _run_into(
-        known, partial(_attempt, target, failures, "GetCallerIdentity", _account, target, sts)
-    )
+    try:
+        if tags and target.session is None:
+            target.tagging_client()
+    finally:
+        _run_into(
+            known, partial(_attempt, target, failures, "GetCallerIdentity", _account, target, sts)
+        )
 
 
 def _account(target: _Target, sts: STSClient | None) -> str:
@@ -1135,11 +1142,11 @@ def load_fleet(
         # meanwhile: no other worker waits for its turn rather than send requests.
         making_clients = _OneAtATime()
 
-        def look_up_account(
+        def account_lookup(
             account: _Account, target: _Target, session: boto3.Session | None
         ) -> tuple[Future[str | None], Callable[[], None] | None]:
-            """The account's id: the organization's, or STS's answer to a lookup that the
-            target's discovery queues once it starts (:func:`_while_listing`)."""
+            """The account's id, to come: the organization's, or STS's, asked by the
+            task returned, to be queued behind the target's discovery."""
             known: Future[str | None] = Future()
             if account.member is not None:
                 known.set_result(account.member.account_id)
@@ -1150,12 +1157,12 @@ def load_fleet(
                 if session is None
                 else make_sts_client(boto3_session=session, region=target.region)
             )
-            events = target.client.meta.events
-            signal, sent_id = partial(_set, target.sent), f"pf-sent-{id(target)}"
-            events.register(_LISTING_SENT, signal, unique_id=sent_id)
-            if account.client is not None:  # the caller's: left as it was given
-                undo.callback(events.unregister, _LISTING_SENT, unique_id=sent_id)
-            return known, partial(_while_listing, target, failures, known, sts, tags=tags)
+            # Watched before the discovery is queued, so that its first send is seen.
+            events, handler_id = target.client.meta.events, f"pf-sent-{id(target)}"
+            events.register(_LISTING_SENT, partial(_flag, target.sent), unique_id=handler_id)
+            if account.client is not None:  # the caller's: not watched after the load
+                undo.callback(events.unregister, _LISTING_SENT, unique_id=handler_id)
+            return known, partial(_look_up_account, target, failures, known, sts, tags=tags)
 
         def open_targets(
             account: _Account, session: boto3.Session | None, regions: list[str]
@@ -1170,7 +1177,7 @@ def load_fleet(
                     target = opener.target(account, session, region)
                     account.targets.append(target)
                     target.limiter.attach(target.client)
-                    if account.client is not None:  # the caller's: left as it was given
+                    if account.client is not None:  # the caller's: not paced after the load
                         undo.callback(target.limiter.detach, account.client)
                     if tags and target.session is not None:
                         # Made here, as every client of the account's session is: a boto3
@@ -1178,9 +1185,11 @@ def load_fleet(
                         target.tagging_client()
                     lookup = None
                     if known is None:
-                        known, lookup = look_up_account(account, target, session)
+                        known, lookup = account_lookup(account, target, session)
                     target.account = known
-                    discoveries.append(tasks.submit(target, discover, target, lookup))
+                    discoveries.append(tasks.submit(target, discover, target))
+                    if lookup is not None:  # behind the discovery: one worker runs both in turn
+                        tasks.submit(target, lookup)
                 if ids is None:  # each discovery queues its targets' tasks itself
                     for target in account.targets:
                         target.let_go()
@@ -1201,11 +1210,8 @@ def load_fleet(
                 if unopened and not stopping.is_set():
                     openings.append(pool.submit(open_account, unopened.popleft()))
 
-        def discover(target: _Target, lookup: Callable[[], None] | None) -> None:
-            """List a target's nodes, its account's ``lookup`` queued meanwhile; ask for
-            their tags if none waits (see below)."""
-            if lookup is not None:  # queued behind this task: one worker runs both in turn
-                tasks.submit(target, lookup)
+        def discover(target: _Target) -> None:
+            """List a target's nodes; ask for their tags if none waits (see below)."""
             try:
                 _discover(target, checked_node_filters, ids, failures, found)
             finally:
