@@ -24,12 +24,6 @@ class AtOnce:
             self._inside += 1
             self.most = max(self.most, self._inside)
 
-    @property
-    def inside(self) -> int:
-        """The threads inside now."""
-        with self._lock:
-            return self._inside
-
     def leave(self, **_: Any) -> None:
         with self._lock:
             self._inside -= 1

@@ -474,14 +474,7 @@ def test_an_account_and_region_s_tags_are_asked_for_once_its_last_node_is_taken(
 ) -> None:
     """Tag calls are one request each: asked for when an account and region's last
     node is taken, the last ones fill the workers left idle at the end of a load."""
-    events: list[tuple[str, Any]] = []
-    for account, session in zip((ACCOUNT_A, ACCOUNT_B), two_sessions, strict=True):
-
-        def tags(request_signer: Any, account: str = account, **_: Any) -> None:
-            events.append(("tags", (account, request_signer.region_name)))
-
-        session.events.register("before-sign.resource-groups-tagging-api.GetResources", tags)
-    fleet = load_one_by_one(two_sessions, lambda node: events.append(("node", node)), tags=True)
+    fleet, events = tags_and_first_pages(two_sessions)
     assert len(fleet.tags) > 0
     where = node_targets(fleet)
     asked = {target: at for at, (kind, target) in enumerate(events) if kind == "tags"}
@@ -489,6 +482,51 @@ def test_an_account_and_region_s_tags_are_asked_for_once_its_last_node_is_taken(
     for at, (kind, node) in enumerate(events):
         if kind == "node":
             assert at < asked[where[node]], (node, events)
+
+
+def test_an_account_and_region_done_early_has_its_tags_asked_by_its_last_node_s_worker(
+    two_sessions: list[boto3.Session],
+) -> None:
+    """While other nodes still wait, the worker that loaded an account and region's last
+    node makes its one tag call right after it, so that the account and region lets
+    its clients go then, not after every node queued meanwhile."""
+    fleet, events = tags_and_first_pages(two_sessions)
+    where = node_targets(fleet)
+    first = next(at for at, (kind, _) in enumerate(events) if kind == "tags")
+    kind, node = events[first - 1]
+    assert kind == "node" and where[node] == events[first][1], events
+    assert any(kind == "node" for kind, _ in events[first + 1 :]), events
+
+
+def test_more_than_two_tag_calls_go_to_the_pool_not_to_the_last_node_s_worker() -> None:
+    """Three or more calls (two GetResources batches and the hybrid nodes' calls here)
+    are queued: one worker making them one after the other would hold back the nodes
+    that wait."""
+    done_early, later = (
+        synthetic_fleet(n, seed=n, patches_per_node=1, account_id=ACCOUNT_A, region=region)
+        for n, region in ((201, "eu-west-1"), (210, "us-east-1"))
+    )
+    events: list[tuple[str, str]] = []
+
+    def first_page(params: dict[str, Any], **_: Any) -> None:
+        if "NextToken" not in params:
+            events.append(("node", params["InstanceId"]))
+
+    def tags(request_signer: Any, **_: Any) -> None:
+        events.append(("tags", request_signer.region_name))
+
+    with Emulator([done_early, later]) as emulator:
+        session = emulator.session(ACCOUNT_A, region="eu-west-1")
+        session.events.register("provide-client-params.ssm.DescribeInstancePatches", first_page)
+        session.events.register("before-sign.resource-groups-tagging-api.GetResources", tags)
+        fleet = pf.load_fleet(
+            regions=["eu-west-1", "us-east-1"], boto3_sessions=[session], max_workers=1
+        )
+    assert fleet.errors.empty
+    first = [at for at, event in enumerate(events) if event == ("tags", "eu-west-1")]
+    hybrid = sum(i.startswith("mi-") for i in done_early.instance_ids)
+    assert first and len(first) + hybrid > 2  # the first region's, done while nodes wait
+    assert all(kind == "tags" for kind, _ in events[first[0] :]), "asked before nodes that waited"
 
 
 def test_tags_are_asked_for_beside_the_last_node_and_their_client_goes_after() -> None:
@@ -987,6 +1025,23 @@ def load_one_by_one(
     )
     assert fleet.errors.empty
     return fleet
+
+
+def tags_and_first_pages(
+    sessions: list[boto3.Session],
+) -> tuple[pf.Fleet, list[tuple[str, Any]]]:
+    """A one-worker load with tags (:func:`load_one_by_one`), and in order each tag
+    call's ``("tags", (account, region))`` and each node's ``("node", id)`` as its
+    first page is asked for."""
+    events: list[tuple[str, Any]] = []
+    for account, session in zip((ACCOUNT_A, ACCOUNT_B), sessions, strict=True):
+
+        def tags(request_signer: Any, account: str = account, **_: Any) -> None:
+            events.append(("tags", (account, request_signer.region_name)))
+
+        session.events.register("before-sign.resource-groups-tagging-api.GetResources", tags)
+    fleet = load_one_by_one(sessions, lambda node: events.append(("node", node)), tags=True)
+    return fleet, events
 
 
 def node_targets(fleet: pf.Fleet) -> dict[str, tuple[str, str]]:

@@ -307,7 +307,7 @@ def test_attached_it_paces_every_attempt_and_counts_throttles() -> None:
     limiter = pacer(clock)
     storm(limiter, clock, limit=10)
     assert limiter.rate is not None
-    ssm = MockSSM([error("InternalServerError", "boom", 500)] * 2 + [page([])])
+    ssm = MockSSM([error("InternalServerError", "boom", 500)] * 2 + [page([])] * 2)
     client = ssm.client(retries={"mode": "standard", "total_max_attempts": 3})
     limiter.attach(client)
     limiter.attach(client)  # attaching twice changes nothing
@@ -315,6 +315,10 @@ def test_attached_it_paces_every_attempt_and_counts_throttles() -> None:
     client.describe_instance_patches(InstanceId=NODE)
     assert len(ssm.requests) == 3
     assert clock.now - started == pytest.approx(2 / limiter.rate)  # three evenly spaced slots
+    limiter.detach(client)  # the requests that follow are not paced
+    started = clock.now
+    client.describe_instance_patches(InstanceId=NODE)
+    assert clock.now == started
     throttles = limiter.throttles
     once = MockSSM([error("ThrottlingException", "Rate exceeded")])
     stingy = once.client(retries={"mode": "standard", "total_max_attempts": 1})

@@ -48,7 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 import pandas as pd
@@ -90,7 +90,6 @@ from ._node import (
 from ._organization import Member, Organization, list_members, role_credentials, role_session
 from ._pacer import AdaptiveRateLimiter
 from ._tags import (
-    ARNS_PER_CALL,
     DENIED_CODES,
     PERMISSIONS,
     NodeTags,
@@ -232,7 +231,6 @@ class _Waiting:
         self._number: dict[int, int] = {}
         self._order = itertools.count()
         self._listed: set[int] = set()  # targets whose listing ended
-        self._tags_due: set[int] = set()  # targets whose tags were said to be due
         self._count = 0
 
     def add(self, target: _Target, ids: list[str]) -> None:
@@ -297,14 +295,9 @@ class _Waiting:
             return self._due(target)
 
     def _due(self, target: _Target) -> bool:
-        due = (
-            id(target) in self._listed
-            and not self._waiting.get(id(target))
-            and id(target) not in self._tags_due
-        )
-        if due:
-            self._tags_due.add(id(target))
-        return due
+        # True once per target: its listing ends once, and no node is added after;
+        # it is asked when the listing ends and when a node is taken, so once empty.
+        return id(target) in self._listed and not self._waiting.get(id(target))
 
 
 class _Found:
@@ -683,32 +676,6 @@ def _run_into(outcome: Future[_T], call: Callable[[], _T]) -> None:
         outcome.set_exception(exc)
 
 
-class _Runner(Protocol):
-    """Where a target's tasks run: :class:`_Tasks` or :class:`_Now`."""
-
-    def submit(
-        self, target: _Target, call: Callable[..., _T], /, *args: Any, **kwargs: Any
-    ) -> Future[_T]: ...
-
-
-class _Now:
-    """Runs each task at once, in the calling thread, where :class:`_Tasks` would queue
-    it; none once the load is stopping (their outcomes cancelled, as queued tasks are)."""
-
-    def __init__(self, stopping: threading.Event) -> None:
-        self._stopping = stopping
-
-    def submit(
-        self, target: _Target, call: Callable[..., _T], /, *args: Any, **kwargs: Any
-    ) -> Future[_T]:
-        outcome: Future[_T] = Future()
-        if self._stopping.is_set():
-            outcome.cancel()
-        else:
-            _run_into(outcome, partial(call, *args, **kwargs))
-        return outcome
-
-
 class _Tasks:
     """The pool, each task counted against its target until it ends (``_Target.hold``)."""
 
@@ -724,18 +691,11 @@ class _Tasks:
         return future
 
 
-def _tag_calls(nodes: list[tuple[_Target, dict[str, Any]]]) -> int:
-    """How many tag calls :func:`_ask_for_tags` makes for ``nodes`` of one target, at most."""
-    hybrid = sum(str(info["InstanceId"]).startswith("mi-") for _, info in nodes)
-    return -(-(len(nodes) - hybrid) // ARNS_PER_CALL) + hybrid
-
-
-def _ask_for_tags(
-    tasks: _Runner,
-    nodes: list[tuple[_Target, dict[str, Any]]],
-    failures: _Failures,
-) -> list[tuple[_Target, Future[NodeTags]]]:
-    """Submit the tag calls of every node found: EC2 ids in batches, hybrid ids one each.
+def _tag_calls(
+    nodes: list[tuple[_Target, dict[str, Any]]], failures: _Failures
+) -> list[tuple[_Target, Callable[[], NodeTags]]]:
+    """The tag calls of every node found, each with its target: EC2 ids in batches,
+    hybrid ids one each.
 
     EC2 nodes are named by ARN, which needs the account id: where STS could not
     tell it, that failure is already an error row, and those nodes get no tags.
@@ -743,7 +703,7 @@ def _ask_for_tags(
     ids: dict[int, tuple[_Target, list[str]]] = {}
     for target, info in nodes:
         ids.setdefault(id(target), (target, []))[1].append(info["InstanceId"])
-    calls: list[tuple[_Target, Future[NodeTags]]] = []
+    calls: list[tuple[_Target, Callable[[], NodeTags]]] = []
     for target, listed in ids.values():
         account_id = target.account_id
         batches = (
@@ -757,31 +717,16 @@ def _ask_for_tags(
             )
         )
         if batches:
+            ask = partial(_tag_call, target, failures, "GetResources", instance_tags)
             tagging = target.tagging_client()
-            calls.extend(
-                (
-                    target,
-                    tasks.submit(
-                        target,
-                        _tag_call,
-                        target,
-                        failures,
-                        "GetResources",
-                        instance_tags,
-                        tagging,
-                        b,
-                    ),
-                )
-                for b in batches
-            )
+            calls.extend((target, partial(ask, tagging, b)) for b in batches)
         # Its calls hold the tagging client until they end; the target needs it no more
         # (about 1,000 objects an account and region for every full collection to walk).
         target.tagging = None
         calls.extend(
             (
                 target,
-                tasks.submit(
-                    target,
+                partial(
                     _tag_call,
                     target,
                     failures,
@@ -1047,7 +992,6 @@ def load_fleet(
     # What scan ages are measured to: the start of the load, before any node is listed.
     loaded_at = pd.Timestamp.now(tz="UTC")
     loads: list[Future[tuple[_Target, str, PatchColumns | None]]] = []
-    load_targets: list[_Target] = []  # each node's target, as handed on (counted per account)
     state_batches: list[tuple[_Target, Future[Any]]] = []
     tag_calls: list[tuple[_Target, Future[NodeTags]]] = []
 
@@ -1118,7 +1062,6 @@ def load_fleet(
             state_batches.append((target, states))
             states.add_done_callback(partial(_sized, waiting, target))
             loads.extend(pool.submit(load_node) for _ in ids)
-            load_targets.extend([target] * len(ids))
 
         found = _Found(hand_on)
 
@@ -1224,10 +1167,15 @@ def load_fleet(
             taken (:class:`_Waiting`): ``here``, in this worker if they are one or two
             calls, else on the pool."""
             if tags and ids is None and not stopping.is_set():
-                nodes = found.nodes([target])
-                calls = _tag_calls(nodes)
-                runner = _Now(stopping) if here and calls <= 2 else tasks
-                tag_calls.extend(_ask_for_tags(runner, nodes, failures))
+                calls = _tag_calls(found.nodes([target]), failures)
+                inline = here and len(calls) <= 2
+                for owner, call in calls:
+                    if inline:
+                        outcome: Future[NodeTags] = Future()
+                        _run_into(outcome, call)
+                    else:
+                        outcome = tasks.submit(owner, call)
+                    tag_calls.append((owner, outcome))
 
         try:
             for _ in range(min(len(accounts), opening_at_once)):
@@ -1244,11 +1192,11 @@ def load_fleet(
             if ids is not None and targets:
                 _report_unknown(ids, nodes, targets[0], failures)
             if tags and ids is not None:  # the named nodes found, in any account and region
-                tag_calls = _ask_for_tags(tasks, nodes, failures)
+                tag_calls = [(t, tasks.submit(t, call)) for t, call in _tag_calls(nodes, failures)]
             if ids is not None:  # nothing more is queued for any target
                 for target in targets:
                     target.let_go()
-            columns = _gather(loads, load_targets, failures, accounts, progress)
+            columns = _gather(loads, nodes, failures, accounts, progress)
             states = {
                 target.key(s["InstanceId"]): s
                 for target, future in state_batches
@@ -1309,7 +1257,7 @@ def _account_rows(accounts: list[_Account], members: list[Member] | None) -> lis
 
 def _gather(
     loads: list[Future[tuple[_Target, str, PatchColumns | None]]],
-    load_targets: list[_Target],
+    nodes: list[tuple[_Target, dict[str, Any]]],
     failures: _Failures,
     accounts: list[_Account],
     progress: bool | None,
@@ -1319,7 +1267,7 @@ def _gather(
     owner = {id(t): n for n, a in enumerate(accounts) for t in a.targets}
     targets = [t for a in accounts for t in a.targets]
     # An account is done when its last node is; one without nodes already is.
-    pending = Counter(owner[id(t)] for t in load_targets)
+    pending = Counter(owner[id(t)] for t, _ in nodes)
     done = len(accounts) - len(pending)
     with progress_bar(len(loads), description="patches", unit="node", progress=progress) as bar:
         rows = 0

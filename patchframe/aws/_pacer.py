@@ -209,8 +209,8 @@ class AdaptiveRateLimiter:
 
     def attach(self, client: Any) -> None:
         """Make every request of a boto3 client wait for this limiter."""
+        (send, pace_id), (retry, throttle_id) = self._hooks(client)
         events = client.meta.events
-        service = client.meta.service_model.service_id.hyphenize()
         budget = (client.meta.config.retries or {}).get("total_max_attempts")
         # before-send fires once per attempt, retries included, after signing and
         # right before the request leaves, so the pacer spaces requests as the
@@ -218,16 +218,16 @@ class AdaptiveRateLimiter:
         # on before-send, fires earlier, when botocore builds the request. A
         # handler that answers on before-send in-process (as tests do) is paced
         # too: botocore calls every before-send handler.
-        events.register("before-send", self._wait, unique_id=f"pf-pace-{id(self)}")
+        events.register(send, self._wait, unique_id=pace_id)
         # Called before botocore's retry handler, whose answer botocore would
         # otherwise take: a throttled request waits for the pacer, not for a
         # backoff of up to seconds. It still counts against the client's attempts
         # (botocore's default for standard mode if the client sets none; legacy
         # mode allows more).
         events.register_first(
-            f"needs-retry.{service}",
+            retry,
             partial(self._needs_retry, budget=budget or DEFAULT_MAX_ATTEMPTS),
-            unique_id=f"pf-throttle-{id(self)}",
+            unique_id=throttle_id,
         )
 
     def detach(self, client: Any) -> None:
@@ -236,10 +236,16 @@ class AdaptiveRateLimiter:
         A load detaches its pacer from a client it was given, so that the next
         load on that client, and the user's own calls, are not paced by it too.
         """
-        events = client.meta.events
+        for event, unique_id in self._hooks(client):
+            client.meta.events.unregister(event, unique_id=unique_id)
+
+    def _hooks(self, client: Any) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The event and unique id of each handler :meth:`attach` registers."""
         service = client.meta.service_model.service_id.hyphenize()
-        events.unregister("before-send", unique_id=f"pf-pace-{id(self)}")
-        events.unregister(f"needs-retry.{service}", unique_id=f"pf-throttle-{id(self)}")
+        return ("before-send", f"pf-pace-{id(self)}"), (
+            f"needs-retry.{service}",
+            f"pf-throttle-{id(self)}",
+        )
 
     def _wait(self, **_: Any) -> None:
         self.acquire()
