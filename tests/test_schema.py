@@ -68,7 +68,7 @@ def patch(**fields: Any) -> dict[str, Any]:
 def test_repeated_texts_are_held_once() -> None:
     """Pages decoded apart hold equal texts as distinct objects; the columns keep
     one of each (a fleet's titles repeat on every node)."""
-    cols = PatchColumns()
+    cols = PatchColumns(texts={})
     for _ in range(2):
         cols.extend(json.loads(json.dumps([patch(CVEIds="CVE-2024-1")])))
     for texts in (cols.kb_id, cols.title, cols.classification, cols.severity, cols.state):
@@ -77,7 +77,7 @@ def test_repeated_texts_are_held_once() -> None:
 
 
 def test_a_value_that_is_not_text_is_left_to_the_frame() -> None:
-    cols = PatchColumns()
+    cols = PatchColumns(texts={})
     cols.extend([patch(Title=None), patch(Title=1), patch(Title=1.0), patch(Title="Update")])
     assert [type(t) for t in cols.title] == [type(None), int, float, str]
     assert build_patches([(NODE, cols)])["title"].isna().tolist() == [True, False, False, False]
@@ -89,7 +89,13 @@ def test_nodes_sharing_a_table_hold_each_text_once() -> None:
     first.extend(json.loads(json.dumps([patch()])))
     second.extend(json.loads(json.dumps([patch()])))
     assert first.title[0] is second.title[0]
-    assert PatchColumns().texts is not PatchColumns().texts  # a node's own, by default
+
+
+def test_without_a_table_texts_are_kept_as_the_page_holds_them() -> None:
+    page = json.loads(json.dumps([patch(), patch()]))
+    cols = PatchColumns()
+    cols.extend(page)
+    assert cols.title[0] is page[0]["Title"] and cols.title[1] is page[1]["Title"]
 
 
 def assert_contract(df: pd.DataFrame) -> None:
