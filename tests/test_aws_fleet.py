@@ -16,7 +16,7 @@ import time
 import warnings
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -506,24 +506,10 @@ def test_more_than_two_tag_calls_go_to_the_pool_not_to_the_last_node_s_worker() 
         synthetic_fleet(n, seed=n, patches_per_node=1, account_id=ACCOUNT_A, region=region)
         for n, region in ((201, "eu-west-1"), (210, "us-east-1"))
     )
-    events: list[tuple[str, str]] = []
-
-    def first_page(params: dict[str, Any], **_: Any) -> None:
-        if "NextToken" not in params:
-            events.append(("node", params["InstanceId"]))
-
-    def tags(request_signer: Any, **_: Any) -> None:
-        events.append(("tags", request_signer.region_name))
-
     with Emulator([done_early, later]) as emulator:
         session = emulator.session(ACCOUNT_A, region="eu-west-1")
-        session.events.register("provide-client-params.ssm.DescribeInstancePatches", first_page)
-        session.events.register("before-sign.resource-groups-tagging-api.GetResources", tags)
-        fleet = pf.load_fleet(
-            regions=["eu-west-1", "us-east-1"], boto3_sessions=[session], max_workers=1
-        )
-    assert fleet.errors.empty
-    first = [at for at, event in enumerate(events) if event == ("tags", "eu-west-1")]
+        _, events = tags_and_first_pages([session], accounts=[ACCOUNT_A])
+    first = [at for at, event in enumerate(events) if event == ("tags", (ACCOUNT_A, "eu-west-1"))]
     hybrid = sum(i.startswith("mi-") for i in done_early.instance_ids)
     assert first and len(first) + hybrid > 2  # the first region's, done while nodes wait
     assert all(kind == "tags" for kind, _ in events[first[0] :]), "asked before nodes that waited"
@@ -1028,13 +1014,13 @@ def load_one_by_one(
 
 
 def tags_and_first_pages(
-    sessions: list[boto3.Session],
+    sessions: list[boto3.Session], *, accounts: Sequence[str] = (ACCOUNT_A, ACCOUNT_B)
 ) -> tuple[pf.Fleet, list[tuple[str, Any]]]:
-    """A one-worker load with tags (:func:`load_one_by_one`), and in order each tag
-    call's ``("tags", (account, region))`` and each node's ``("node", id)`` as its
-    first page is asked for."""
+    """A one-worker load with tags (:func:`load_one_by_one`) of the ``accounts``' sessions,
+    and in order each tag call's ``("tags", (account, region))`` and each node's
+    ``("node", id)`` as its first page is asked for."""
     events: list[tuple[str, Any]] = []
-    for account, session in zip((ACCOUNT_A, ACCOUNT_B), sessions, strict=True):
+    for account, session in zip(accounts, sessions, strict=True):
 
         def tags(request_signer: Any, account: str = account, **_: Any) -> None:
             events.append(("tags", (account, request_signer.region_name)))

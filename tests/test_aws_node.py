@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from mock_ssm import REGION, MockSSM, Request, error, page
 
 import patchframe as pf
+from patchframe.aws._node import fetch_node_patches
 from patchframe.exceptions import (
     AWSRequestError,
     NodeNotFoundError,
@@ -95,6 +96,16 @@ def test_pages_to_the_last_page() -> None:
     assert df["instance_id"].unique().tolist() == [NODE]
     assert df["region"].unique().tolist() == [REGION]
     assert str(df["installed_time"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_one_node_keeps_its_texts_as_sent_and_a_fleet_s_nodes_share_a_table() -> None:
+    """A table holding each text once pays in a fleet, whose nodes repeat them; one
+    node's columns become its frame at once, so it makes none."""
+    ssm = MockSSM([page(patches(3)), page(patches(3))])
+    assert fetch_node_patches(ssm.client(), NODE).texts is None
+    table: dict[str, str] = {}
+    shared = fetch_node_patches(ssm.client(), NODE, texts=table)
+    assert shared.texts is table and len(table) > 3
 
 
 def test_dict_and_list_filters_send_the_same_request() -> None:

@@ -1,7 +1,7 @@
 """Loading a whole fleet: every node in every account and region, concurrently.
 
 Everything runs on one thread pool. For every account: its id (the organization's,
-or STS's as its first listing goes out); for every account and region: the nodes
+or STS's, asked beside its first listing); for every account and region: the nodes
 (DescribeInstanceInformation); each page of nodes, as it
 arrives, hands its nodes' patch-state counts (DescribeInstancePatchStates, 50
 ids a call) and each node's patches (DescribeInstancePatches) to the pool, so
@@ -156,8 +156,8 @@ class _Target:
     #: AWS's error code when listing the nodes failed; None once they are all listed.
     error_code: str | None = None
     tagging: ResourceGroupsTaggingAPIClient | None = None
-    #: Set as its listing's first request is sent (watched on an account's first
-    #: target only, where its id is looked up), or once the listing ended.
+    #: Set as its listing's first request is sent (watched on a ``client=`` load's
+    #: target only, where the account's id is looked up), or once the listing ended.
     sent: threading.Event = field(default_factory=threading.Event, repr=False)
     #: Tasks queued or running, and one for whoever may still queue some.
     holds: int = 1
@@ -753,32 +753,26 @@ def _flag(flag: threading.Event, **_: Any) -> None:
 
 
 def _look_up_account(
-    target: _Target,
-    failures: _Failures,
-    known: Future[str | None],
-    sts: STSClient | None,
-    *,
-    tags: bool,
+    target: _Target, known: Future[str | None], ask: Callable[[], str | None], *, tags: bool
 ) -> None:
-    """Once the target's listing is being sent, make a ``client=`` load's tagging client
-    (with tags), then ask STS for the account's id into ``known``.
+    """Once a ``client=`` load's listing is being sent, make its tagging client (with
+    tags), then ``ask`` STS for the account's id into ``known``.
 
-    A ``client=`` load's STS and tagging clients each have a botocore session of
-    their own (:func:`caller_account`): about 20 ms of CPU each, more than 0.1 s for
-    the first in a process. The listing is such a load's first request and nothing
-    else can be sent before its answer: made during its round trip, they delay no
-    request; made before it was sent, they delayed it (benchmark part 3 prints when
-    the first request left). ``known`` is resolved whatever happens: a tagging
-    client that cannot be made here is tried again, and fails, at tag time.
+    Such a load's STS and tagging clients each have a botocore session of their own
+    (:func:`caller_account`): about 20 ms of CPU each, more than 0.1 s for the first
+    in a process. The listing is the load's first request and nothing else can be
+    sent before its answer: made during its round trip, they delay no request; made
+    before it was sent, they delayed it (benchmark part 3 prints when the first
+    request left). The tagging client is made even if no EC2 node is listed, then
+    for nothing. ``known`` is resolved whatever happens: a tagging client that cannot
+    be made here is tried again, and fails, at tag time.
     """
     target.sent.wait()
     try:
-        if tags and target.session is None:
+        if tags:
             target.tagging_client()
     finally:
-        _run_into(
-            known, partial(_attempt, target, failures, "GetCallerIdentity", _account, target, sts)
-        )
+        _run_into(known, ask)
 
 
 def _account(target: _Target, sts: STSClient | None) -> str:
@@ -1076,17 +1070,17 @@ def load_fleet(
                 raise
             return making_clients.run(partial(open_targets, account, session, regions))
 
-        # Accounts open several at a time (below) but make their clients one at a time:
-        # a client costs 5-17 ms of CPU, and eight accounts making theirs together under
-        # the GIL all finish late and slow every request in flight, where one at a time
-        # sends the first account's discovery 40 ms in. Measured on 20 accounts: 88.4%
-        # of the 80 requests/s 16 workers carry, 87.5% without (medians of four loads).
-        # The worker making clients makes those of every account whose role came back
-        # meanwhile: no other worker waits for its turn rather than send requests. A
-        # one-thread executor carries as much (90.1% both, medians of six loads each),
-        # but it makes clients beside the workers rather than in one, so a region's
-        # discovery may be queued after the previous region's nodes were taken, and
-        # accounts and regions no longer share the workers in waves.
+        # Accounts open several at a time (below) but make their clients one at a time: a
+        # client costs 5-17 ms of CPU, and eight accounts making theirs together under the
+        # GIL all finish late and slow every request in flight, where one at a time sends
+        # the first account's discovery 40 ms in. Measured on 20 accounts, on an earlier
+        # day: 88.4% of the 80 requests/s 16 workers carry, 87.5% without (medians of four
+        # loads). The worker making clients makes those of every account whose role came
+        # back meanwhile: no other worker waits for its turn rather than send requests. A
+        # one-thread executor carries as much (90.1% both, medians of six loads each), but
+        # it makes clients beside the workers rather than in one, so a region's discovery
+        # may be queued after the previous region's nodes were taken, and accounts and
+        # regions no longer share the workers in waves.
         making_clients = _OneAtATime()
 
         def account_lookup(
@@ -1098,18 +1092,17 @@ def load_fleet(
             if account.member is not None:
                 known.set_result(account.member.account_id)
                 return known, None
-            # Its client made here, as every client of the account's session is.
-            sts = (
-                None
-                if session is None
-                else make_sts_client(boto3_session=session, region=target.region)
-            )
-            # Watched before the discovery is queued, so that its first send is seen.
+            ask = partial(_attempt, target, failures, "GetCallerIdentity", _account, target)
+            if session is not None:
+                # Its client made here, as every client of the account's session is.
+                sts = make_sts_client(boto3_session=session, region=target.region)
+                return known, partial(_run_into, known, partial(ask, sts))
+            # A client= load's lookup waits for its listing to be sent. Watched before the
+            # discovery is queued, so that its first send is seen; not after the load.
             events, handler_id = target.client.meta.events, f"pf-sent-{id(target)}"
             events.register(_LISTING_SENT, partial(_flag, target.sent), unique_id=handler_id)
-            if account.client is not None:  # the caller's: not watched after the load
-                undo.callback(events.unregister, _LISTING_SENT, unique_id=handler_id)
-            return known, partial(_look_up_account, target, failures, known, sts, tags=tags)
+            undo.callback(events.unregister, _LISTING_SENT, unique_id=handler_id)
+            return known, partial(_look_up_account, target, known, partial(ask, None), tags=tags)
 
         def open_targets(
             account: _Account, session: boto3.Session | None, regions: list[str]
@@ -1135,7 +1128,7 @@ def load_fleet(
                         known, lookup = account_lookup(account, target, session)
                     target.account = known
                     discoveries.append(tasks.submit(target, discover, target))
-                    if lookup is not None:  # behind the discovery: one worker runs both in turn
+                    if lookup is not None:  # queued after the discovery, which it never waits on
                         tasks.submit(target, lookup)
                 if ids is None:  # each discovery queues its targets' tasks itself
                     for target in account.targets:

@@ -9,8 +9,8 @@ loaded instances' ARNs, 100 a call, one call a batch.
   page (it may not be combined with paging). An ARN that names no tagged
   resource is left out of the answer, not an error: an untagged node has no tags.
 - The ARN needs the account id, which a load knows from the organization or from
-  STS (asked once per account, as its first listing goes out), and the partition,
-  which the client knows.
+  STS (asked once per account, beside its first listing), and the partition, which
+  the client knows.
 - EC2 ``DescribeTags`` filtered on ``resource-id`` (200 ids a call) was used first.
   Its client is what a load pays for: botocore builds each client's class from its
   service model, and EC2's is the largest there is. Measured here, an EC2 client
